@@ -1,20 +1,21 @@
-"""Where the files that ship with Jiritsu live, in a source checkout and in an installed wheel."""
+"""Where the files that ship with Jiritsu live.
+
+Jiritsu runs from its checkout (the Docker image copies the checkout too), so config.toml and
+migrations/ sit at the repository root, two levels above this package.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-_PKG = Path(__file__).resolve().parent
-_CHECKOUT = _PKG.parent.parent  # lib/jiritsu -> repository root
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def default_config_path() -> Path:
     """The embedded default configuration (config.toml at the repository root)."""
-    packaged = _PKG / "default_config.toml"
-    return packaged if packaged.exists() else _CHECKOUT / "config.toml"
+    return ROOT / "config.toml"
 
 
 def migrations_dir() -> Path:
     """The Alembic environment (migrations/ at the repository root)."""
-    packaged = _PKG / "_migrations"
-    return packaged if packaged.exists() else _CHECKOUT / "migrations"
+    return ROOT / "migrations"

@@ -1,0 +1,81 @@
+"""Shared fixtures: every test gets its own data dir, and database tests run on SQLite AND
+PostgreSQL (JIRITSU_TEST_PG_URL, else a private server started with pgserver)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jiritsu import redact
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point all state at a temp dir and drop any JIRITSU_* settings of the machine."""
+    for key in list(os.environ):
+        if key.startswith("JIRITSU_") and key != "JIRITSU_TEST_PG_URL":
+            monkeypatch.delenv(key, raising=False)
+    data = tmp_path / "data"
+    monkeypatch.setenv("JIRITSU_GENERAL__DATA_DIR", str(data))
+    monkeypatch.chdir(tmp_path)
+    redact.clear_secrets()
+    return data
+
+
+def _pg_url_from_env() -> str | None:
+    url = os.environ.get("JIRITSU_TEST_PG_URL")
+    if url and url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a PostgreSQL server for the whole session (never skipped)."""
+    url = _pg_url_from_env()
+    if url:
+        yield url
+        return
+    import pgserver
+
+    root = tmp_path_factory.mktemp("pg")
+    server = pgserver.get_server(root, cleanup_mode="stop")
+    uri = server.get_uri()
+    yield "postgresql+psycopg://" + uri[len("postgresql://") :]
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    import sqlalchemy as sa
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = sa.create_engine(pg_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base, sep, query = pg_server_url.partition("?")
+    head, _, _ = base.rpartition("/")
+    yield f"{head}/{name}{sep}{query}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'jiritsu.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Run the test once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("pg_url")
