@@ -28,7 +28,9 @@ def _uv_path() -> Path:
 
 
 def _fetch_pip_wheel(dest: Path) -> Path:
-    req = urllib.request.Request(
+    if not INDEX.startswith("https://"):
+        raise SystemExit(f"refusing a non-https package index: {INDEX}")
+    req = urllib.request.Request(  # noqa: S310 - https checked above
         f"{INDEX}/pip/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
     )
     with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - fixed https index
