@@ -36,19 +36,27 @@ def _pg_url_from_env() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """URL of a PostgreSQL server for the whole session (never skipped)."""
     url = _pg_url_from_env()
     if url:
         yield url
         return
+    import shutil
+    import tempfile
+
     import pgserver
 
-    root = tmp_path_factory.mktemp("pg")
+    # Not under pytest's basetemp: pytest prunes old basetemps, and a concurrent session would
+    # delete the data directory of a server that is still running.
+    root = Path(tempfile.mkdtemp(prefix="jiritsu-test-pg-"))
     server = pgserver.get_server(root, cleanup_mode="stop")
     uri = server.get_uri()
-    yield "postgresql+psycopg://" + uri[len("postgresql://") :]
-    server.cleanup()
+    try:
+        yield "postgresql+psycopg://" + uri[len("postgresql://") :]
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
