@@ -1,0 +1,142 @@
+"""The one interface everything that touches an exchange goes through.
+
+Two implementations: :mod:`jiritsu.exchange.bybit` (mainnet, testnet, demo trading through
+pybit) and :mod:`jiritsu.exchange.paper` (the offline default). The bots and the master layer
+only ever see this class, so paper trading, live trading and replays run the same code.
+
+Contracts every implementation keeps:
+- ``place_order`` is idempotent by ``client_order_id``: placing an id that already exists
+  returns that order's current state and never creates a second order.
+- ``transfer`` is idempotent by ``transfer_id`` likewise.
+- Quantities and prices are Decimal, already rounded with :meth:`Instrument.round_qty` /
+  :meth:`Instrument.round_price`; an order the instrument would refuse raises
+  :class:`~jiritsu.exchange.errors.OrderRejected` before anything is sent.
+- Every network call has a timeout and bounded retries; failures surface as the typed errors of
+  :mod:`jiritsu.exchange.errors`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from jiritsu.exchange.types import (
+    Balance,
+    Category,
+    Fill,
+    Instrument,
+    OrderRequest,
+    OrderState,
+    Position,
+    SubAccount,
+    Ticker,
+    TransferRequest,
+    TransferResult,
+)
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+class Exchange(ABC):
+    """Accounts are addressed by name: a sub-bot's name, or ``MAIN`` for the master account."""
+
+    name: str = "exchange"
+
+    @abstractmethod
+    def server_time(self) -> datetime: ...
+
+    @abstractmethod
+    def instrument(self, symbol: str, category: Category = "linear") -> Instrument:
+        """Trading rules of a symbol (cached by implementations)."""
+
+    @abstractmethod
+    def ticker(self, symbol: str, category: Category = "linear") -> Ticker: ...
+
+    @abstractmethod
+    def klines(
+        self,
+        symbol: str,
+        interval: str,
+        *,
+        category: Category = "linear",
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = 1000,
+    ) -> pl.DataFrame:
+        """One page of bars in the canonical candle frame (ts ascending, float OHLCV)."""
+
+    @abstractmethod
+    def balance(self, account: str, coin: str = "USDT") -> Balance: ...
+
+    @abstractmethod
+    def place_order(self, account: str, category: Category, request: OrderRequest) -> OrderState:
+        """Send an order; idempotent by ``request.client_order_id``."""
+
+    @abstractmethod
+    def cancel_order(
+        self,
+        account: str,
+        category: Category,
+        symbol: str,
+        *,
+        client_order_id: str | None = None,
+        exchange_order_id: str | None = None,
+    ) -> OrderState | None:
+        """Cancel an open order; None when it no longer exists or is already final."""
+
+    @abstractmethod
+    def get_order(
+        self, account: str, category: Category, symbol: str, client_order_id: str
+    ) -> OrderState | None:
+        """An order by client id, open or recently closed; None when the exchange never had it."""
+
+    @abstractmethod
+    def open_orders(
+        self, account: str, category: Category, symbol: str | None = None
+    ) -> list[OrderState]: ...
+
+    @abstractmethod
+    def executions(
+        self,
+        account: str,
+        category: Category,
+        *,
+        symbol: str | None = None,
+        since: datetime | None = None,
+    ) -> list[Fill]:
+        """Fills since ``since`` (all pages), oldest first."""
+
+    @abstractmethod
+    def positions(
+        self, account: str, category: Category, symbol: str | None = None
+    ) -> list[Position]:
+        """Open positions; spot holdings are reported as long positions of the base coin."""
+
+    @abstractmethod
+    def set_trading_stop(
+        self,
+        account: str,
+        category: Category,
+        symbol: str,
+        *,
+        take_profit: Decimal | None,
+        stop_loss: Decimal | None,
+    ) -> None:
+        """Set (or with None, cancel) the position's exchange-side TP/SL."""
+
+    @abstractmethod
+    def transfer(self, request: TransferRequest) -> TransferResult:
+        """Move funds between accounts; idempotent by ``request.transfer_id``."""
+
+    @abstractmethod
+    def get_transfer(self, transfer_id: str) -> TransferResult | None:
+        """Look a transfer up (settles a crash between request and database update)."""
+
+    @abstractmethod
+    def sub_accounts(self) -> list[SubAccount]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
