@@ -1,0 +1,77 @@
+"""The shipped config.toml is complete, valid and identical to the built-in defaults."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from jiritsu.config import Settings, load_config
+from jiritsu.config.loader import flatten_settings
+from jiritsu.config.models import format_path
+from tests.config.conftest import REPO_CONFIG
+
+
+def test_default_config_loads_for_paper_trading_on_sqlite(isolated_env: Path) -> None:
+    loaded = load_config(REPO_CONFIG)
+    s = loaded.settings
+    assert loaded.path == REPO_CONFIG.resolve()
+    assert s.general.environment == "paper"
+    assert s.general.data_dir == isolated_env  # JIRITSU_GENERAL__DATA_DIR from the fixture
+    assert loaded.db_url == f"sqlite:///{isolated_env / 'jiritsu.db'}"
+    assert loaded.overlay_path == isolated_env / "tuned.toml"
+    assert s.bot_names == ["SubBot-A", "SubBot-B", "SubBot-C"]
+    assert s.news_sentiment.scorer == "lexicon"
+
+
+def test_without_arguments_the_shipped_file_is_used_when_cwd_has_none() -> None:
+    assert load_config().path == REPO_CONFIG.resolve()
+
+
+def test_every_key_is_written_in_config_toml() -> None:
+    """Origins are 'file' everywhere except keys whose default is 'not set' (TOML has no null)."""
+    loaded = load_config(REPO_CONFIG)
+    values = {format_path(p): v for p, v in flatten_settings(loaded.settings)}
+    not_in_file = {k for k, origin in loaded.origins.items() if origin != "file"}
+    assert not_in_file == {k for k, v in values.items() if v is None} | {"general.data_dir"}
+    assert loaded.origins["general.data_dir"] == "env"
+
+
+def test_built_in_defaults_equal_the_shipped_file() -> None:
+    loaded = load_config(REPO_CONFIG)
+    skip = {"general": {"data_dir"}}
+    assert loaded.settings.model_dump(exclude=skip) == Settings().model_dump(exclude=skip)
+
+
+def test_money_is_decimal_without_binary_noise() -> None:
+    s = load_config(REPO_CONFIG).settings
+    assert s.bot("SubBot-A").base_lot == Decimal("50")
+    assert s.paper.starting_balances == {
+        "SubBot-A": Decimal("3000"),
+        "SubBot-B": Decimal("4000"),
+        "SubBot-C": Decimal("3000"),
+    }
+    assert s.master_bot.allocations.ranging["SubBot-C"] == Decimal("0.2")
+    assert s.exchange.taker_fee == Decimal("0.00055")
+    assert sum(s.master_bot.allocations.weak_bull.values()) == Decimal("1")
+
+
+def test_the_three_bots_differ_as_designed() -> None:
+    s = load_config(REPO_CONFIG).settings
+    a, b, c = s.sub_bots
+    assert (a.category, a.allow_short, a.strategy_params.rule) == ("spot", False, "ema_cross")
+    assert (c.category, c.allow_short, c.strategy_params.rule) == ("linear", True, "rsi_reversion")
+    assert a.base_lot < b.base_lot < c.base_lot
+    assert a.strategy_params.sl_ratio > b.strategy_params.sl_ratio > c.strategy_params.sl_ratio
+    assert b.api_key_env == "BYBIT_SUBBOT_B_API_KEY"
+
+
+def test_design_grid_is_16_by_11_exact_values() -> None:
+    grid = load_config(REPO_CONFIG).settings.param_grid()
+    sl = grid["SubBot-B.strategy_params.sl_ratio"]
+    atr = grid["SubBot-B.dynamic_sizing.atr_period"]
+    assert len(sl) * len(atr) == 176
+    assert sl[0] == Decimal("0.5")
+    assert sl[-1] == Decimal("2.0")
+    assert Decimal("1.2") in sl
+    assert atr == [10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30]
+    assert all(type(v) is int for v in atr)
