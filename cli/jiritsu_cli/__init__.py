@@ -1,0 +1,1 @@
+"""The ``jiritsu`` command line: thin Typer commands over the :mod:`jiritsu` library."""

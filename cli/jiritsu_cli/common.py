@@ -1,0 +1,132 @@
+"""What every command shares: global options, config loading and error -> exit code mapping.
+
+Commands stay thin: parse, call the library, render. Heavy imports happen inside the command
+functions, never at module level, because systemd timers start this CLI every minute.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from jiritsu.errors import ExitCode, JiritsuError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class AppState:
+    """Per-invocation state set by the root callback."""
+
+    config_path: Path | None = None
+    debug: bool = False
+    _loaded: Any = field(default=None, repr=False)
+
+    def loaded(self) -> Any:
+        """The validated configuration (``jiritsu.config.LoadedConfig``), loaded once."""
+        if self._loaded is None:
+            from jiritsu.config import load_config
+            from jiritsu.log import setup_file_logging
+
+            self._loaded = load_config(self.config_path)
+            general = self._loaded.settings.general
+            setup_file_logging(
+                general.data_dir,
+                retention_days=general.log_retention_days,
+                level="DEBUG" if self.debug or general.debug_mode else general.log_level,
+            )
+        return self._loaded
+
+    def settings(self) -> Any:
+        return self.loaded().settings
+
+
+def state(ctx: typer.Context) -> AppState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppState):
+        root.obj = AppState()
+    return root.obj
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: ExitCode = ExitCode.FAILURE) -> typer.Exit:
+    """Print an error line to stderr and return the Exit to raise."""
+    from rich.markup import escape
+
+    from jiritsu.redact import redact
+
+    console(stderr=True).print(f"[bold red]error:[/] {escape(redact(message))}", markup=True)
+    return typer.Exit(int(code))
+
+
+def _render_error(exc: JiritsuError) -> None:
+    from rich.markup import escape
+
+    from jiritsu.errors import ConfigError
+    from jiritsu.redact import redact
+
+    err = console(stderr=True)
+    if isinstance(exc, ConfigError):
+        where = f" ({escape(exc.source)})" if exc.source else ""
+        err.print(f"[bold red]error:[/] invalid configuration{where}", markup=True)
+        for key, msg in exc.problems:
+            err.print(f"  [yellow]{escape(redact(key))}[/]: {escape(redact(msg))}", markup=True)
+        return
+    err.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", markup=True)
+
+
+def handle_errors(func: F) -> F:
+    """Map the error hierarchy to exit codes; user errors never show a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except JiritsuError as exc:
+            if exc.exit_code == ExitCode.DB_UNREACHABLE:
+                import logging
+
+                logging.getLogger("jiritsu.cli").critical("database unreachable: %s", exc)
+            _render_error(exc)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            console(stderr=True).print("interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # the last line of defence: log it, exit 1
+            import logging
+
+            logging.getLogger("jiritsu.cli").exception("unexpected error")
+            ctx_debug = any(a.debug for a in args if isinstance(a, AppState))
+            if ctx_debug or "--debug" in sys.argv:
+                raise
+            from rich.markup import escape
+
+            from jiritsu.redact import redact
+
+            console(stderr=True).print(
+                f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(redact(str(exc)))} "
+                "(details in the log; rerun with --debug for a traceback)",
+                markup=True,
+            )
+            raise typer.Exit(int(ExitCode.FAILURE)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def not_implemented(name: str) -> None:
+    """Placeholder body for subcommands whose capability has not landed yet."""
+    console(stderr=True).print(f"jiritsu {name}: not implemented yet")
+    raise typer.Exit(int(ExitCode.FAILURE))
