@@ -15,6 +15,7 @@ UV="$(python3 scripts/bootstrap.py | tail -n 1)"
 export UV_PYTHON_DOWNLOADS=never
 extras=()
 for e in "$@"; do extras+=(--extra "$e"); done
-"$UV" sync --locked --quiet --python python3 "${extras[@]}"
+# --inexact: a runtime-only sync (the demo) must not uninstall the test/dev tools
+"$UV" sync --locked --inexact --quiet --python python3 "${extras[@]}"
 export PATH="$ROOT/.venv/bin:$PATH"
 export JIRITSU="$ROOT/.venv/bin/jiritsu"

@@ -42,9 +42,7 @@ def upgrade(
     from jiritsu.db.engine import mask_url
 
     url = _reachable_url(ctx)
-    before = migrate.current(url)
-    migrate.upgrade(url, revision)
-    after = migrate.current(url)
+    before, after = migrate.upgrade_recorded(url, revision)
     out = console()
     if before == after:
         out.print(f"{mask_url(url)}: already at {after or 'base'}", markup=False)

@@ -64,6 +64,29 @@ def upgrade(url: str, revision: str = "head") -> None:
     _run_command(url, lambda cfg: command.upgrade(cfg, revision))
 
 
+def upgrade_recorded(url: str, revision: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade and, when the revision moved, leave a MIGRATION event; returns (before, after)."""
+    from jiritsu.db.engine import make_engine
+    from jiritsu.events import EventType, record_event
+
+    before = current(url)
+    upgrade(url, revision)
+    after = current(url)
+    if before != after:
+        engine = make_engine(url)
+        try:
+            record_event(
+                engine,
+                "INFO",
+                EventType.MIGRATION,
+                f"schema upgraded {before or 'base'} -> {after or 'base'}",
+                {"before": before, "after": after},
+            )
+        finally:
+            engine.dispose()
+    return before, after
+
+
 def downgrade(url: str, revision: str) -> None:
     """Migrate down to ``revision`` (``"base"`` drops every table, with its data)."""
     from alembic import command
