@@ -51,7 +51,6 @@ def test_models_cover_the_design_tables() -> None:
 
 def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert migrate.current(db_url) is None
-    assert migrate.head() == "0001"
 
     migrate.upgrade(db_url)
     assert migrate.current(db_url) == migrate.head()
