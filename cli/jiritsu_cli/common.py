@@ -47,6 +47,16 @@ class AppState:
         return self.loaded().settings
 
 
+def new_app(help: str, **kwargs: Any) -> typer.Typer:
+    """A Typer app (root or group) with plain-text help.
+
+    Typer's Rich help formatter imports rich.markdown and markdown-it (~200 ms); timers start
+    this CLI every minute and operators read help over SSH, so plain Click formatting it is.
+    """
+    kwargs.setdefault("no_args_is_help", True)
+    return typer.Typer(help=help, rich_markup_mode=None, **kwargs)
+
+
 def state(ctx: typer.Context) -> AppState:
     root = ctx.find_root()
     if not isinstance(root.obj, AppState):

@@ -11,11 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
-from jiritsu_cli.common import console, handle_errors, state
+from jiritsu_cli.common import console, handle_errors, new_app, state
 
-app = typer.Typer(
-    help="Check the configuration and show its effective values.", no_args_is_help=True
-)
+app = new_app("Check the configuration and show its effective values.")
 
 ConfigOption = Annotated[
     Path | None,

@@ -10,11 +10,9 @@ from typing import Annotated
 
 import typer
 
-from jiritsu_cli.common import console, handle_errors, state
+from jiritsu_cli.common import console, handle_errors, new_app, state
 
-app = typer.Typer(
-    help="Database schema: migrate, inspect and check for drift.", no_args_is_help=True
-)
+app = new_app("Database schema: migrate, inspect and check for drift.")
 
 
 def _reachable_url(ctx: typer.Context) -> str:

@@ -15,12 +15,11 @@ import typer
 
 from jiritsu import __version__
 from jiritsu_cli import config_cmd, db_cmd, status_cmd
-from jiritsu_cli.common import AppState, not_implemented
+from jiritsu_cli.common import AppState, new_app, not_implemented
 
-app = typer.Typer(
+app = new_app(
+    "Jiritsu (自律): a self-optimising crypto portfolio on Bybit, run unattended.",
     name="jiritsu",
-    help="Jiritsu (自律): a self-optimising crypto portfolio on Bybit, run unattended.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -116,7 +115,7 @@ for _name, _help in _PENDING.items():
         _placeholder(_name)
     )
 for _group, (_help, _subs) in _PENDING_GROUPS.items():
-    _sub = typer.Typer(help=_help, no_args_is_help=True)
+    _sub = new_app(_help)
     for _name, _shelp in _subs.items():
         _sub.command(_name, help=f"{_shelp} (not implemented yet)", context_settings=_LENIENT)(
             _placeholder(f"{_group} {_name}")

@@ -96,3 +96,19 @@ def test_console_script_help_and_version() -> None:
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=False)
     assert version.returncode == 0
     assert version.stdout.startswith("jiritsu ")
+
+
+def test_rendering_help_loads_no_heavy_module() -> None:
+    """`jiritsu --help` is what timers and operators hit most; keep it to plain formatting."""
+    code = (
+        "import sys, json\n"
+        "from jiritsu_cli.main import app\n"
+        "sys.argv = ['jiritsu', '--help']\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        f"heavy = {(*HEAVY, 'markdown_it')!r}\n"
+        "loaded = {m.split('.')[0] for m in sys.modules}\n"
+        "print(json.dumps(sorted(loaded & set(heavy))), file=sys.stderr)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Commands:" in out.stdout
+    assert json.loads(out.stderr.strip().splitlines()[-1]) == []
