@@ -7,10 +7,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from jiritsu import redact
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -87,3 +91,15 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on a freshly migrated database, once per backend."""
+    from jiritsu.db import migrate
+    from jiritsu.db.engine import make_engine
+
+    migrate.upgrade(db_url)
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from jiritsu import __version__
-from jiritsu_cli import config_cmd, db_cmd, status_cmd
+from jiritsu_cli import config_cmd, data_cmd, db_cmd, status_cmd
 from jiritsu_cli.common import AppState, new_app, not_implemented
 
 app = new_app(
@@ -61,6 +61,7 @@ def root(
 
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(data_cmd.app, name="data")
 app.command("status", help=status_cmd.status.__doc__)(status_cmd.status)
 
 # Subcommands whose capability has not landed yet: registered now so that the CLI surface, the
@@ -82,16 +83,6 @@ _PENDING: dict[str, str] = {
     "phase": "Classify the current market phase.",
 }
 _PENDING_GROUPS: dict[str, tuple[str, dict[str, str]]] = {
-    "data": (
-        "Market data: backfill, import, synthesise, inspect and export candles.",
-        {
-            "backfill": "Download candles from the exchange.",
-            "import": "Import candles from a CSV or Parquet file.",
-            "synth": "Generate synthetic candles for offline demos.",
-            "info": "Show stored candles per symbol and interval.",
-            "export": "Export stored candles to a file.",
-        },
-    ),
     "dashboard": (
         "The read-only Datasette dashboard.",
         {
@@ -114,6 +105,11 @@ for _name, _help in _PENDING.items():
     app.command(_name, help=f"{_help} (not implemented yet)", context_settings=_LENIENT)(
         _placeholder(_name)
     )
+data_cmd.app.command(
+    "backfill",
+    help="Download candles from the exchange. (not implemented yet)",
+    context_settings=_LENIENT,
+)(_placeholder("data backfill"))
 for _group, (_help, _subs) in _PENDING_GROUPS.items():
     _sub = new_app(_help)
     for _name, _shelp in _subs.items():

@@ -1,0 +1,191 @@
+"""``jiritsu data``: candles in and out of the store (database + Parquet cache)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from jiritsu_cli.common import console, handle_errors, new_app, state
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from jiritsu.market.store import CandleStore
+
+app = new_app("Market data: backfill, import, synthesise, inspect and export candles.")
+
+SymbolOpt = Annotated[
+    str | None,
+    typer.Option("--symbol", "-s", help="Symbol, e.g. BTCUSDT or BTC/USDT (default: index)."),
+]
+IntervalOpt = Annotated[str, typer.Option("--interval", "-i", help="Bybit interval (1, 5, 60…).")]
+
+
+@contextmanager
+def _store(ctx: typer.Context) -> Iterator[tuple[CandleStore, Any]]:
+    from jiritsu.db.engine import connect
+    from jiritsu.db.migrate import ensure_schema
+    from jiritsu.market.store import CandleStore, cache_root
+
+    loaded = state(ctx).loaded()
+    db = loaded.settings.database
+    engine = connect(
+        loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
+    )
+    try:
+        ensure_schema(loaded.db_url)
+        yield CandleStore(engine, cache_root(loaded.settings.general.data_dir)), loaded
+    finally:
+        engine.dispose()
+
+
+def _symbol(symbol: str | None, loaded: Any) -> str:
+    from jiritsu.market.symbols import normalize_symbol
+
+    return normalize_symbol(symbol or loaded.settings.master_bot.index_symbol)
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console(stderr=True), transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _ms(text: str | None) -> int | None:
+    if not text:
+        return None
+    from jiritsu.errors import UsageError
+
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"not a date: {text!r} (use YYYY-MM-DD or ISO 8601)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp() * 1000)
+
+
+def _report(stored: Any, gaps: Any, source: str) -> None:
+    out = console()
+    out.print(
+        f"{source}: [bold]{stored.inserted:,}[/] new bars stored, "
+        f"{stored.already_stored:,} already present"
+    )
+    if gaps is not None:
+        out.print(f"gaps: {gaps.summary()}", markup=False)
+
+
+@app.command("import")
+@handle_errors
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV (optionally .gz) or Parquet file.")],
+    symbol: SymbolOpt = None,
+    interval: IntervalOpt = "1",
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Import the good rows of a file with bad rows.")
+    ] = False,
+) -> None:
+    """Import candles (ts,open,high,low,close,volume; ts in UTC ms or ISO 8601)."""
+    from jiritsu.market.frames import interval_ms
+    from jiritsu.market.gaps import GapReport
+    from jiritsu.market.importer import read_candle_file
+
+    with _store(ctx) as (store, loaded):
+        result = read_candle_file(file, skip_bad=skip_bad)
+        if result.bad_rows:
+            console(stderr=True).print(
+                f"skipped {len(result.bad_rows)} bad rows (first: line {result.bad_rows[0].line}:"
+                f" {result.bad_rows[0].reason})",
+                markup=False,
+            )
+        with _progress("storing") as progress:
+            stats = store.write(_symbol(symbol, loaded), interval, result.frame, progress=progress)
+        gaps = GapReport.from_ts(result.frame["ts"].to_numpy(), interval_ms(interval))
+        _report(stats, gaps, str(file))
+
+
+@app.command()
+@handle_errors
+def synth(
+    ctx: typer.Context,
+    symbol: SymbolOpt = None,
+    days: Annotated[int, typer.Option("--days", min=1, max=3660, help="Days of bars.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same market.")] = 42,
+    start: Annotated[
+        str | None, typer.Option("--start", help="First bar (UTC date), default 2024-01-01.")
+    ] = None,
+) -> None:
+    """Generate deterministic synthetic 1-minute candles (trends, ranges, crashes)."""
+    from jiritsu.market.synth import synth_candles
+
+    when = None
+    if start:
+        when = datetime.fromtimestamp(_ms(start) / 1000, tz=timezone.utc)  # type: ignore[operator]
+    with _store(ctx) as (store, loaded):
+        frame = synth_candles(days=days, seed=seed, start=when)
+        with _progress("storing") as progress:
+            stats = store.write(_symbol(symbol, loaded), "1", frame, progress=progress)
+        _report(stats, None, f"synthetic (seed {seed}, {days} days)")
+
+
+@app.command()
+@handle_errors
+def info(
+    ctx: typer.Context,
+    gaps: Annotated[bool, typer.Option("--gaps/--no-gaps", help="Compute gap reports.")] = True,
+) -> None:
+    """Stored candles per symbol and interval, with their gaps."""
+    from rich.table import Table
+
+    with _store(ctx) as (store, _):
+        series = store.info(with_gaps=gaps)
+    if not series:
+        console().print("no candles stored yet: try `jiritsu data synth` or `jiritsu data import`")
+        return
+    table = Table(title="Stored candles", title_justify="left")
+    for col in ("symbol", "interval", "bars", "first (UTC)", "last (UTC)", "cached", "gaps"):
+        table.add_column(col)
+
+    def fmt(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+    for s in series:
+        gap_text = "-" if s.gaps is None else f"{s.gaps.count:,} ({s.gaps.missing_bars:,} bars)"
+        table.add_row(
+            s.symbol, s.interval, f"{s.rows:,}", fmt(s.first_ts), fmt(s.last_ts),
+            f"{s.cached_rows:,}", gap_text,
+        )  # fmt: skip
+    console().print(table)
+
+
+@app.command()
+@handle_errors
+def export(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Target .csv, .csv.gz or .parquet file.")],
+    symbol: SymbolOpt = None,
+    interval: IntervalOpt = "1",
+    from_: Annotated[str | None, typer.Option("--from", help="First bar (UTC).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="End (UTC, exclusive).")] = None,
+) -> None:
+    """Export stored candles to a file."""
+    with _store(ctx) as (store, loaded):
+        rows = store.export(
+            _symbol(symbol, loaded), interval, file, start_ms=_ms(from_), end_ms=_ms(to)
+        )
+    console().print(f"wrote {rows:,} bars to {file}", markup=False)
