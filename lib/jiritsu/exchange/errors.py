@@ -26,7 +26,16 @@ class ExchangeUnavailable(ExchangeError, TemporaryError):
 
 
 class RateLimited(ExchangeUnavailable):
-    """Rate limited and the wait the server asked for exceeded our bound."""
+    """Rate limited and the wait the server asked for exceeded our bound (or an IP ban).
+
+    ``retry_after`` (seconds, when known) tells the caller how long to leave the exchange alone.
+    """
+
+    def __init__(
+        self, message: str, *, code: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class AuthError(ExchangeError):

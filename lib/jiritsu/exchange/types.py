@@ -160,6 +160,7 @@ class Fill:
     time: datetime
     is_maker: bool = False
     fee_rate: Decimal | None = None
+    fee_currency: str | None = None  # coin the fee is in; spot buys pay in the BASE coin
 
 
 @dataclass(frozen=True)

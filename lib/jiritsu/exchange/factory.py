@@ -1,0 +1,46 @@
+"""Pick the exchange implementation for the configured environment.
+
+Everything that trades or reads account state calls :func:`build_exchange`, so the choice
+between paper trading and a real Bybit host lives in exactly one place. Imports are lazy: pybit
+and polars are heavy, and the CLI starts every minute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jiritsu.config import LoadedConfig
+    from jiritsu.exchange.base import Exchange
+
+
+def build_exchange(
+    loaded: LoadedConfig,
+    *,
+    require_keys: bool = True,
+    verify: str | bool | None = None,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Exchange:
+    """paper -> the simulated exchange; testnet/demo/production -> Bybit on that host (or on
+    ``exchange.base_url``).
+
+    ``require_keys=False`` is for commands that only read market data: a missing key is then
+    reported when that account is first used instead of up front. ``verify``/``sleep``/``clock``
+    are for tests against the loopback fake.
+    """
+    environment = loaded.settings.general.environment
+    if environment == "paper":
+        return _paper(loaded)
+    from jiritsu.exchange.bybit import BybitExchange
+
+    return BybitExchange.from_config(
+        loaded, require_keys=require_keys, verify=verify, sleep=sleep, clock=clock
+    )
+
+
+def _paper(loaded: LoadedConfig) -> Exchange:
+    from jiritsu.exchange.paper import PaperExchange
+
+    return PaperExchange.from_config(loaded)
