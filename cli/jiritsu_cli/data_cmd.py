@@ -189,3 +189,39 @@ def export(
             _symbol(symbol, loaded), interval, file, start_ms=_ms(from_), end_ms=_ms(to)
         )
     console().print(f"wrote {rows:,} bars to {file}", markup=False)
+
+
+@app.command()
+@handle_errors
+def backfill(
+    ctx: typer.Context,
+    symbol: SymbolOpt = None,
+    interval: IntervalOpt = "1",
+    days: Annotated[float, typer.Option("--days", min=0.001, max=3660, help="Days back.")] = 30,
+    category: Annotated[
+        str, typer.Option("--category", help="linear or spot market data.")
+    ] = "linear",
+) -> None:
+    """Download candles from Bybit's public API; resumes an interrupted run."""
+    from jiritsu.errors import UsageError
+    from jiritsu.exchange.factory import build_market_data_exchange
+    from jiritsu.market.backfill import backfill as run_backfill
+
+    if category not in ("linear", "spot"):
+        raise UsageError(f"--category must be linear or spot, not {category!r}")
+    with _store(ctx) as (store, loaded):
+        exchange = build_market_data_exchange(loaded)
+        try:
+            with _progress("backfilling") as progress:
+                result = run_backfill(
+                    exchange, store, _symbol(symbol, loaded), interval,
+                    days=days, category=category, progress=progress,  # type: ignore[arg-type]
+                )  # fmt: skip
+        finally:
+            exchange.close()
+    out = console()
+    out.print(
+        f"{result.symbol} {result.interval}: {result.pages} pages, [bold]{result.inserted:,}[/] "
+        f"new bars, {result.already_stored:,} already stored"
+    )
+    out.print(f"gaps: {result.gaps.summary()}", markup=False)

@@ -105,11 +105,6 @@ for _name, _help in _PENDING.items():
     app.command(_name, help=f"{_help} (not implemented yet)", context_settings=_LENIENT)(
         _placeholder(_name)
     )
-data_cmd.app.command(
-    "backfill",
-    help="Download candles from the exchange. (not implemented yet)",
-    context_settings=_LENIENT,
-)(_placeholder("data backfill"))
 for _group, (_help, _subs) in _PENDING_GROUPS.items():
     _sub = new_app(_help)
     for _name, _shelp in _subs.items():

@@ -370,6 +370,9 @@ class ExchangeSettings(_Model):
     request_timeout_seconds: Float = Field(default=10, gt=0)
     max_retries: Int = Field(default=3, ge=0)
     base_url: str = ""
+    # A CA bundle for the exchange's TLS certificate (a TLS-inspecting proxy, or the tests'
+    # loopback fake). pybit ignores REQUESTS_CA_BUNDLE, so it has to be passed explicitly.
+    ca_file: str = ""
     recv_window_ms: Int = Field(default=5000, ge=1, le=60_000)
 
     @field_validator("base_url")
