@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from jiritsu import __version__
-from jiritsu_cli import config_cmd, data_cmd, db_cmd, status_cmd
+from jiritsu_cli import config_cmd, data_cmd, db_cmd, reconcile_cmd, status_cmd
 from jiritsu_cli.common import AppState, new_app, not_implemented
 
 app = new_app(
@@ -63,6 +63,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(data_cmd.app, name="data")
 app.command("status", help=status_cmd.status.__doc__)(status_cmd.status)
+app.command("reconcile", help=reconcile_cmd.reconcile.__doc__)(reconcile_cmd.reconcile)
 
 # Subcommands whose capability has not landed yet: registered now so that the CLI surface, the
 # systemd units and the README can be written against it; each says so and exits 1.
@@ -79,7 +80,6 @@ _PENDING: dict[str, str] = {
     "halt": "Halt trading globally or for one bot.",
     "resume": "Lift a halt.",
     "flatten": "Cancel every open order and close every position at market.",
-    "reconcile": "Reconcile orders, fills and positions with the exchange.",
     "phase": "Classify the current market phase.",
 }
 _PENDING_GROUPS: dict[str, tuple[str, dict[str, str]]] = {

@@ -6,12 +6,24 @@ Importing this package is cheap (``requests`` is loaded only when a Discord noti
 from __future__ import annotations
 
 import logging
+import socket
+from typing import TYPE_CHECKING
 
 from jiritsu.notify.base import LogNotifier, Notifier
 from jiritsu.notify.discord import DiscordNotifier
 from jiritsu.notify.limits import Message
 
-__all__ = ["DiscordNotifier", "LogNotifier", "Message", "Notifier", "build_notifier"]
+__all__ = [
+    "DiscordNotifier",
+    "LogNotifier",
+    "Message",
+    "Notifier",
+    "build_notifier",
+    "notifier_from_config",
+]
+
+if TYPE_CHECKING:
+    from jiritsu.config import LoadedConfig
 
 log = logging.getLogger("jiritsu.notify")
 
@@ -35,4 +47,18 @@ def build_notifier(
         return LogNotifier()
     return DiscordNotifier(
         webhook_url, timeout=timeout, username=username, min_level=min_level, footer=footer
+    )
+
+
+def notifier_from_config(loaded: LoadedConfig) -> Notifier:
+    """The notifier of ``[notifications]`` and the webhook secret; every command uses this."""
+    settings = loaded.settings
+    cfg = settings.notifications
+    return build_notifier(
+        loaded.secrets.discord_webhook(),
+        enabled=cfg.enabled,
+        timeout=cfg.timeout_seconds,
+        username=cfg.username,
+        min_level=cfg.min_level,
+        footer=f"{settings.general.environment} @ {socket.gethostname()}",
     )

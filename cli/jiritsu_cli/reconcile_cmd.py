@@ -1,0 +1,59 @@
+"""``jiritsu reconcile``: make the database agree with the exchange and show the differences."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from jiritsu_cli.common import console, handle_errors, state
+
+
+@handle_errors
+def reconcile(
+    ctx: typer.Context,
+    bot: Annotated[str | None, typer.Option("--bot", help="Only this bot.")] = None,
+) -> None:
+    """Reconcile orders, fills and positions with the exchange (safe to run any time)."""
+    from rich.table import Table
+
+    from jiritsu.db.engine import connect
+    from jiritsu.db.migrate import ensure_schema
+    from jiritsu.exchange.factory import build_exchange
+    from jiritsu.exchange.reconcile import bot_accounts
+    from jiritsu.exchange.reconcile import reconcile as run
+    from jiritsu.notify import notifier_from_config
+
+    loaded = state(ctx).loaded()
+    settings = loaded.settings
+    db = settings.database
+    accounts = bot_accounts(settings, bot)
+    engine = connect(
+        loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
+    )
+    try:
+        ensure_schema(loaded.db_url)
+        exchange = build_exchange(loaded)
+        notifier = notifier_from_config(loaded)
+        try:
+            report = run(
+                engine,
+                exchange,
+                accounts,
+                environment=settings.general.environment,
+                notifier=notifier,
+            )
+        finally:
+            exchange.close()
+    finally:
+        engine.dispose()
+    out = console()
+    if report.clean:
+        out.print(f"in sync with the exchange ({', '.join(report.bots)})")
+        return
+    table = Table(title=f"{len(report.differences)} differences settled", title_justify="left")
+    for col in ("bot", "kind", "what"):
+        table.add_column(col)
+    for diff in report.differences:
+        table.add_row(diff.bot, diff.kind, diff.message)
+    out.print(table)

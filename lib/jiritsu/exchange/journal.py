@@ -1,0 +1,286 @@
+"""The order journal: every order is written to ``orders`` BEFORE it is sent.
+
+This is what makes a crash harmless. The row (status "pending") carries the deterministic client
+id; the exchange treats that id as the idempotency key. Whatever happens next -- the process dies
+before sending, while sending, or before recording the answer -- the next run finds the row, asks
+the exchange by client id (or simply sends again, which the exchange answers with the existing
+order), and ends with exactly one order on the exchange and one row here.
+
+Fills are recorded from the exchange's execution list, deduplicated by ``exec_id``, and rolled up
+into the design's one-row-per-order ``trades`` table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from jiritsu.exchange.errors import ExchangeUnavailable, OrderRejected
+from jiritsu.exchange.types import Category, Fill, OrderRequest, OrderState
+from jiritsu.redact import redact
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session
+
+    from jiritsu.db.models import Order
+    from jiritsu.exchange.base import Exchange
+
+log = logging.getLogger("jiritsu.orders")
+
+# The exchange's lifecycle has two states the database does not distinguish.
+_DB_STATUS = {"untriggered": "new", "deactivated": "cancelled"}
+RESUMABLE = ("pending", "sent", "unknown")  # the answer never reached us: ask, or send again
+
+
+def db_status(status: str) -> str:
+    return _DB_STATUS.get(status, status)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def apply_state(row: Order, state: OrderState) -> bool:
+    """Copy the exchange's view of an order onto its row; True when anything changed."""
+    new = {
+        "exchange_order_id": state.exchange_order_id or row.exchange_order_id,
+        "status": db_status(state.status),
+        "exchange_status": state.status,
+        "filled_qty": state.filled_qty,
+        "avg_price": state.avg_price if state.avg_price else row.avg_price,
+    }
+    changed = False
+    for key, value in new.items():
+        if getattr(row, key) != value:
+            setattr(row, key, value)
+            changed = True
+    return changed
+
+
+@dataclass(frozen=True)
+class RecordedFill:
+    fill: Fill
+    adopted: bool  # True when the fill was not known before (reconciliation found it)
+
+
+class OrderJournal:
+    """Place orders through an :class:`Exchange` with the write-ahead record kept here."""
+
+    def __init__(self, engine: Engine, exchange: Exchange, *, environment: str) -> None:
+        self.engine = engine
+        self.exchange = exchange
+        self.environment = environment
+
+    # --- placing ----------------------------------------------------------------------------
+
+    def _row(self, session: Session, client_order_id: str) -> Order | None:
+        import sqlalchemy as sa
+
+        from jiritsu.db.models import Order
+
+        return session.scalars(
+            sa.select(Order).where(Order.client_order_id == client_order_id)
+        ).one_or_none()
+
+    def record(
+        self,
+        bot: str,
+        category: Category,
+        request: OrderRequest,
+        *,
+        decision_id: int | None = None,
+        plan_id: str | None = None,
+        leg_index: int | None = None,
+        reason: str | None = None,
+    ) -> tuple[bool, str]:
+        """Write the order's row if it is not there yet; returns (created, current status)."""
+        from jiritsu.db.engine import session_scope
+        from jiritsu.db.models import Order
+
+        with session_scope(self.engine) as session:
+            row = self._row(session, request.client_order_id)
+            if row is not None:
+                return False, row.status
+            session.add(
+                Order(
+                    client_order_id=request.client_order_id,
+                    bot=bot,
+                    environment=self.environment,
+                    symbol=request.symbol,
+                    category=category,
+                    side=request.side,
+                    order_type=request.order_type,
+                    time_in_force=request.time_in_force,
+                    qty=request.qty,
+                    price=request.price,
+                    reduce_only=request.reduce_only,
+                    take_profit=request.take_profit,
+                    stop_loss=request.stop_loss,
+                    decision_id=decision_id,
+                    plan_id=plan_id,
+                    leg_index=leg_index,
+                    reason=redact(reason) if reason else None,
+                    status="pending",
+                )
+            )
+        return True, "pending"
+
+    def _update(self, client_order_id: str, **values: object) -> None:
+        from jiritsu.db.engine import session_scope
+
+        with session_scope(self.engine) as session:
+            row = self._row(session, client_order_id)
+            if row is None:  # pragma: no cover - the row was written before sending
+                raise RuntimeError(f"order {client_order_id} vanished from the journal")
+            state = values.pop("state", None)
+            for key, value in values.items():
+                setattr(row, key, value)
+            if isinstance(state, OrderState):
+                apply_state(row, state)
+
+    def submit(
+        self,
+        bot: str,
+        category: Category,
+        request: OrderRequest,
+        *,
+        decision_id: int | None = None,
+        plan_id: str | None = None,
+        leg_index: int | None = None,
+        reason: str | None = None,
+    ) -> OrderState:
+        """Record, send and record the answer. Safe to call again with the same client id.
+
+        A business refusal marks the row "rejected" and re-raises; an unreachable exchange marks
+        it "unknown" (settled by the next call or by reconciliation) and re-raises.
+        """
+        created, status = self.record(
+            bot, category, request,
+            decision_id=decision_id, plan_id=plan_id, leg_index=leg_index, reason=reason,
+        )  # fmt: skip
+        if status == "rejected":
+            raise OrderRejected(f"order {request.client_order_id} was rejected earlier")
+        if not created and status not in RESUMABLE:
+            # Answered before: never send again; report what the exchange says now.
+            known = self.exchange.get_order(bot, category, request.symbol, request.client_order_id)
+            if known is None:
+                raise OrderRejected(
+                    f"order {request.client_order_id} is recorded as {status} but the exchange "
+                    "does not know it; run `jiritsu reconcile`"
+                )
+            self._update(request.client_order_id, state=known)
+            return known
+        self._update(request.client_order_id, status="sent", sent_at=_now())
+        try:
+            state = self.exchange.place_order(bot, category, request)
+        except OrderRejected as exc:
+            self._update(request.client_order_id, status="rejected", error=redact(str(exc)))
+            raise
+        except ExchangeUnavailable as exc:
+            self._update(request.client_order_id, status="unknown", error=redact(str(exc)))
+            raise
+        self._update(request.client_order_id, state=state, error=None)
+        return state
+
+    # --- fills --------------------------------------------------------------------------------
+
+    def record_fills(self, bot: str, fills: Iterable[Fill]) -> list[RecordedFill]:
+        """Store fills not seen before (by exec_id) and refresh their orders' trade rows."""
+        import sqlalchemy as sa
+
+        from jiritsu.db.engine import session_scope
+        from jiritsu.db.models import Execution
+
+        fills = list(fills)
+        if not fills:
+            return []
+        recorded: list[RecordedFill] = []
+        touched: set[str] = set()
+        with session_scope(self.engine) as session:
+            known = set(
+                session.scalars(
+                    sa.select(Execution.exec_id).where(
+                        Execution.exec_id.in_([f.exec_id for f in fills])
+                    )
+                )
+            )
+            for fill in fills:
+                if fill.exec_id in known:
+                    continue
+                known.add(fill.exec_id)
+                order = None
+                if fill.client_order_id:
+                    order = self._row(session, fill.client_order_id)
+                session.add(
+                    Execution(
+                        exec_id=fill.exec_id,
+                        order_id=fill.exchange_order_id,
+                        client_order_id=fill.client_order_id or None,
+                        order_row_id=order.id if order is not None else None,
+                        bot=bot,
+                        environment=self.environment,
+                        symbol=fill.symbol,
+                        side=fill.side,
+                        price=fill.price,
+                        qty=fill.qty,
+                        fee=fill.fee,
+                        fee_coin=fill.fee_currency,
+                        fee_rate=fill.fee_rate,
+                        is_maker=fill.is_maker,
+                        exec_time=fill.time,
+                    )
+                )
+                touched.add(fill.exchange_order_id)
+                recorded.append(RecordedFill(fill, adopted=True))
+            session.flush()
+            for exchange_order_id in sorted(touched):
+                self._roll_up(session, bot, exchange_order_id)
+        return recorded
+
+    def _roll_up(self, session: Session, bot: str, exchange_order_id: str) -> None:
+        """Keep one ``trades`` row per exchange order, aggregated over its executions."""
+        import sqlalchemy as sa
+
+        from jiritsu.db.models import Execution, Order, Trade
+
+        execs = session.scalars(
+            sa.select(Execution)
+            .where(Execution.order_id == exchange_order_id)
+            .order_by(Execution.exec_time, Execution.id)
+        ).all()
+        qty = sum((e.qty for e in execs), Decimal(0))
+        if qty <= 0:
+            return
+        notional = sum((e.qty * e.price for e in execs), Decimal(0))
+        first = execs[0]
+        order = session.get(Order, first.order_row_id) if first.order_row_id else None
+        trade = session.scalars(
+            sa.select(Trade).where(Trade.order_id == exchange_order_id)
+        ).one_or_none()
+        if trade is None:
+            trade = Trade(order_id=exchange_order_id)
+            session.add(trade)
+        trade.timestamp = first.exec_time
+        trade.sub_bot_name = bot
+        trade.symbol = first.symbol
+        trade.client_order_id = first.client_order_id
+        trade.order_row_id = first.order_row_id
+        trade.exec_id = first.exec_id if len(execs) == 1 else None
+        trade.side = first.side
+        trade.quantity = qty
+        trade.price = (notional / qty).quantize(Decimal("1e-10"))
+        trade.fee = sum((e.fee for e in execs), Decimal(0))
+        trade.fee_coin = first.fee_coin
+        trade.is_maker = all(bool(e.is_maker) for e in execs)
+        trade.environment = self.environment
+        if order is not None:
+            trade.entry_reason = order.reason
+            trade.position_effect = "close" if order.reduce_only else "open"
+            if order.filled_qty < qty:
+                order.filled_qty = qty
+                order.avg_price = trade.price
