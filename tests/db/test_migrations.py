@@ -33,6 +33,12 @@ TABLES = {
     "tuning_runs",
     "heartbeats",
     "health_checks",
+    # 0002: the paper exchange's ledger
+    "paper_accounts",
+    "paper_orders",
+    "paper_fills",
+    "paper_positions",
+    "paper_transfers",
 }
 
 

@@ -494,3 +494,159 @@ class BacktestEquity(Base):
     )
     ts: Mapped[datetime] = mapped_column(UTCDateTime())
     equity: Mapped[float] = mapped_column(sa.Float())
+
+
+# --- paper trading ledger (migration 0002) ------------------------------------------------
+# The simulated exchange's own books: what Bybit would hold for us in paper mode. These tables
+# are the paper EXCHANGE's state, not our records of it (those stay in orders/executions/...).
+# Times are the simulation clock's, so a replay writes the same rows whenever it runs (hence
+# ``updated_at`` without ``onupdate``: the wall clock must not leak in).
+
+PAPER_WALLETS = ("UNIFIED", "FUND")
+PAPER_CATEGORIES = ("linear", "spot")
+PAPER_ORDER_TYPES = ("Market", "Limit")
+PAPER_ORDER_STATUSES = ("new", "partially_filled", "filled", "cancelled", "rejected")
+PAPER_OPEN_ORDER_STATUSES = ("new", "partially_filled")
+PAPER_EXEC_TYPES = ("Trade", "TakeProfit", "StopLoss")
+PAPER_POSITION_SIDES = ("Buy", "Sell", "")
+
+
+def _sim_updated() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), default=utc_now, nullable=False)
+
+
+class PaperAccount(Base):
+    """One wallet of one paper account: ``account`` is a bot name or ``main``."""
+
+    __tablename__ = "paper_accounts"
+    __table_args__ = (
+        sa.UniqueConstraint("account", "wallet", "coin"),
+        sa.CheckConstraint(_one_of("wallet", PAPER_WALLETS), name="wallet"),
+    )
+
+    id: Mapped[int] = _id()
+    account: Mapped[str] = mapped_column(sa.String(64))
+    wallet: Mapped[str] = mapped_column(sa.String(8))
+    coin: Mapped[str] = mapped_column(sa.String(16))
+    balance: Mapped[Decimal] = mapped_column(Money())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _sim_updated()
+
+
+class PaperOrder(Base):
+    """The paper exchange's order book; ``client_order_id`` is unique per account (NULL for
+    the market orders a TP/SL trigger sends, as on Bybit). ``reserved`` is the quote amount the
+    open order holds back from the available balance; ``accepted_ms`` (clock time) decides the
+    first bar the order can fill on."""
+
+    __tablename__ = "paper_orders"
+    __table_args__ = (
+        sa.UniqueConstraint("account", "client_order_id"),
+        sa.CheckConstraint(_one_of("side", SIDES), name="side"),
+        sa.CheckConstraint(_one_of("category", PAPER_CATEGORIES), name="category"),
+        sa.CheckConstraint(_one_of("order_type", PAPER_ORDER_TYPES), name="order_type"),
+        sa.CheckConstraint(_one_of("status", PAPER_ORDER_STATUSES), name="status"),
+        sa.Index("ix_paper_orders_status_account", "status", "account"),
+    )
+
+    id: Mapped[int] = _id()
+    account: Mapped[str] = mapped_column(sa.String(64))
+    category: Mapped[str] = mapped_column(sa.String(8))
+    symbol: Mapped[str] = mapped_column(sa.String(32))
+    client_order_id: Mapped[str | None] = mapped_column(sa.String(36))
+    exchange_order_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    side: Mapped[str] = mapped_column(sa.String(4))
+    order_type: Mapped[str] = mapped_column(sa.String(8))
+    time_in_force: Mapped[str | None] = mapped_column(sa.String(16))
+    qty: Mapped[Decimal] = mapped_column(Money())
+    price: Mapped[Decimal | None] = mapped_column(Money())
+    reduce_only: Mapped[bool] = mapped_column(sa.Boolean(), default=False)
+    take_profit: Mapped[Decimal | None] = mapped_column(Money())
+    stop_loss: Mapped[Decimal | None] = mapped_column(Money())
+    status: Mapped[str] = mapped_column(sa.String(20))
+    filled_qty: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    avg_price: Mapped[Decimal | None] = mapped_column(Money())
+    fee: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    reserved: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    fill_count: Mapped[int] = mapped_column(sa.Integer(), default=0)
+    reject_reason: Mapped[str | None] = mapped_column(sa.Text())
+    accepted_ms: Mapped[int] = mapped_column(sa.BigInteger())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _sim_updated()
+
+
+class PaperFill(Base):
+    """One simulated execution; ``exec_id`` is deterministic (a replay reproduces it).
+    ``realised_pnl`` is the gross PnL of the part of the fill that closed a position."""
+
+    __tablename__ = "paper_fills"
+    __table_args__ = (
+        sa.CheckConstraint(_one_of("side", SIDES), name="side"),
+        sa.CheckConstraint(_one_of("exec_type", PAPER_EXEC_TYPES), name="exec_type"),
+        sa.Index("ix_paper_fills_account_exec_ms", "account", "exec_ms"),
+    )
+
+    id: Mapped[int] = _id()
+    exec_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    account: Mapped[str] = mapped_column(sa.String(64))
+    category: Mapped[str] = mapped_column(sa.String(8))
+    symbol: Mapped[str] = mapped_column(sa.String(32))
+    exchange_order_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    client_order_id: Mapped[str | None] = mapped_column(sa.String(36))
+    side: Mapped[str] = mapped_column(sa.String(4))
+    price: Mapped[Decimal] = mapped_column(Money())
+    qty: Mapped[Decimal] = mapped_column(Money())
+    fee: Mapped[Decimal] = mapped_column(Money())
+    fee_coin: Mapped[str] = mapped_column(sa.String(16))
+    fee_rate: Mapped[Decimal] = mapped_column(Money())
+    is_maker: Mapped[bool] = mapped_column(sa.Boolean())
+    exec_type: Mapped[str] = mapped_column(sa.String(16))
+    realised_pnl: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    exec_ms: Mapped[int] = mapped_column(sa.BigInteger())
+    exec_time: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PaperPosition(Base):
+    """One market (account, category, symbol): the position (spot: the base-coin holding, always
+    "Buy") and ``next_bar_ms``, the first bar not yet worked for this market."""
+
+    __tablename__ = "paper_positions"
+    __table_args__ = (
+        sa.UniqueConstraint("account", "category", "symbol"),
+        sa.CheckConstraint(_one_of("side", PAPER_POSITION_SIDES), name="side"),
+        sa.CheckConstraint(_one_of("category", PAPER_CATEGORIES), name="category"),
+    )
+
+    id: Mapped[int] = _id()
+    account: Mapped[str] = mapped_column(sa.String(64))
+    category: Mapped[str] = mapped_column(sa.String(8))
+    symbol: Mapped[str] = mapped_column(sa.String(32))
+    side: Mapped[str] = mapped_column(sa.String(4), default="")
+    size: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    avg_price: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    leverage: Mapped[int] = mapped_column(sa.Integer(), default=1)
+    take_profit: Mapped[Decimal | None] = mapped_column(Money())
+    stop_loss: Mapped[Decimal | None] = mapped_column(Money())
+    tpsl_from_ms: Mapped[int | None] = mapped_column(sa.BigInteger())
+    realised_pnl: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    next_bar_ms: Mapped[int] = mapped_column(sa.BigInteger())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _sim_updated()
+
+
+class PaperTransfer(Base):
+    """A paper transfer between ledger wallets, idempotent by ``transfer_id``."""
+
+    __tablename__ = "paper_transfers"
+
+    id: Mapped[int] = _id()
+    transfer_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    coin: Mapped[str] = mapped_column(sa.String(16))
+    amount: Mapped[Decimal] = mapped_column(Money())
+    from_account: Mapped[str] = mapped_column(sa.String(64))
+    from_wallet: Mapped[str] = mapped_column(sa.String(8))
+    to_account: Mapped[str] = mapped_column(sa.String(64))
+    to_wallet: Mapped[str] = mapped_column(sa.String(8))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    detail: Mapped[str | None] = mapped_column(sa.Text())
+    created_at: Mapped[datetime] = _created()

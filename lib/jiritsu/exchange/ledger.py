@@ -1,0 +1,354 @@
+"""Persistence of the paper exchange's books (tables ``paper_*``, migration 0002).
+
+Everything the simulated exchange knows lives in the database, so a restarted process (or a
+second one: the trade loop and a timer command) sees the same wallets, orders and positions.
+Every change happens inside :func:`locked_session`, which serialises writers across processes:
+SQLite takes its write lock at BEGIN (``BEGIN IMMEDIATE``), PostgreSQL a transaction-scoped
+advisory lock. A reader that then writes can therefore never act on a balance another process is
+about to spend (no double-spend), and transactions stay short (one API call each).
+
+Money is Decimal quantized to 1e-8 (:func:`q8`); ids are deterministic UUIDv5 strings, so a
+replay of the same orders over the same candles writes identical rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from jiritsu.db.models import (
+    PAPER_OPEN_ORDER_STATUSES,
+    PaperAccount,
+    PaperFill,
+    PaperOrder,
+    PaperPosition,
+    PaperTransfer,
+)
+from jiritsu.exchange.types import Fill, OrderState, Position, TransferResult
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+ZERO = Decimal(0)
+MONEY_QUANTUM = Decimal("1e-8")
+# Namespace of every paper id (uuid5): fixed forever, or replays stop reproducing ids.
+PAPER_NAMESPACE = uuid.UUID("6a1b7c52-3f0e-5d8a-9c41-2b7e0f9d3a16")
+# pg_advisory_xact_lock key of the paper ledger ("JIRIPAPR" as a signed 64-bit int).
+LOCK_KEY = int.from_bytes(b"JIRIPAPR", "big", signed=True)
+
+
+def q8(value: Decimal | int | str) -> Decimal:
+    """Quantize money to 1e-8, half-even (what every ledger amount is rounded to)."""
+    return Decimal(value).quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def order_id_for(account: str, client_order_id: str) -> str:
+    """The exchange order id of a client order: the same id every time it is placed."""
+    return str(uuid.uuid5(PAPER_NAMESPACE, f"order|{account}|{client_order_id}"))
+
+
+def exit_order_id_for(account: str, category: str, symbol: str, bar_ts: int) -> str:
+    """The order id of the market order a TP/SL trigger sends (at most one per market and bar)."""
+    return str(uuid.uuid5(PAPER_NAMESPACE, f"exit|{account}|{category}|{symbol}|{bar_ts}"))
+
+
+def exec_id_for(exchange_order_id: str, seq: int) -> str:
+    """The id of an order's ``seq``-th fill (1-based)."""
+    return str(uuid.uuid5(PAPER_NAMESPACE, f"exec|{exchange_order_id}|{seq}"))
+
+
+# --- transactions -------------------------------------------------------------------------
+
+
+@contextmanager
+def locked_session(engine: Engine) -> Iterator[Session]:
+    """One unit of work holding the paper ledger's write lock; commit on success."""
+    session = Session(engine, expire_on_commit=False)
+    try:
+        conn = session.connection()
+        dialect = conn.dialect.name
+        if dialect == "sqlite":
+            dbapi = conn.connection.dbapi_connection
+            if dbapi is not None and not dbapi.in_transaction:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:  # already in a transaction: a write statement takes the lock
+                conn.execute(sa.update(PaperAccount).where(sa.false()).values(coin="x"))
+        elif dialect == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A short read-only session (no lock): for lookups that never change the books."""
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+# --- wallets ------------------------------------------------------------------------------
+
+
+def account_names(session: Session) -> list[str]:
+    """Every account the ledger has a wallet for, sorted."""
+    rows = session.scalars(sa.select(PaperAccount.account).distinct())
+    return sorted(rows)
+
+
+def wallet_row(session: Session, account: str, wallet: str, coin: str) -> PaperAccount | None:
+    return session.scalars(
+        sa.select(PaperAccount).where(
+            PaperAccount.account == account,
+            PaperAccount.wallet == wallet,
+            PaperAccount.coin == coin,
+        )
+    ).one_or_none()
+
+
+def wallet_balance(session: Session, account: str, wallet: str, coin: str) -> Decimal:
+    row = wallet_row(session, account, wallet, coin)
+    return ZERO if row is None else row.balance
+
+
+def credit(
+    session: Session, account: str, wallet: str, coin: str, delta: Decimal, at: datetime
+) -> PaperAccount:
+    """Add ``delta`` (negative: debit) to a wallet, creating the wallet row if needed."""
+    row = wallet_row(session, account, wallet, coin)
+    if row is None:
+        row = PaperAccount(
+            account=account,
+            wallet=wallet,
+            coin=coin,
+            balance=ZERO,
+            created_at=at,
+            updated_at=at,
+        )
+        session.add(row)
+    row.balance = q8(row.balance + delta)
+    row.updated_at = at
+    session.flush()
+    return row
+
+
+def seed(session: Session, balances: Mapping[tuple[str, str, str], Decimal], at: datetime) -> int:
+    """Create the wallets ``{(account, wallet, coin): balance}`` that do not exist yet.
+
+    Existing wallets are never touched, so seeding on every start is safe and a restart keeps
+    the books; a bot added to the config later gets its starting balance then. Returns how many
+    wallets were created.
+    """
+    created = 0
+    for (account, wallet, coin), amount in balances.items():
+        if wallet_row(session, account, wallet, coin) is None:
+            session.add(
+                PaperAccount(
+                    account=account,
+                    wallet=wallet,
+                    coin=coin,
+                    balance=q8(amount),
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+            created += 1
+    session.flush()
+    return created
+
+
+# --- orders -------------------------------------------------------------------------------
+
+
+def order_by_client_id(session: Session, account: str, client_order_id: str) -> PaperOrder | None:
+    return session.scalars(
+        sa.select(PaperOrder).where(
+            PaperOrder.account == account, PaperOrder.client_order_id == client_order_id
+        )
+    ).one_or_none()
+
+
+def order_by_exchange_id(session: Session, exchange_order_id: str) -> PaperOrder | None:
+    return session.scalars(
+        sa.select(PaperOrder).where(PaperOrder.exchange_order_id == exchange_order_id)
+    ).one_or_none()
+
+
+def open_orders(
+    session: Session,
+    account: str | None = None,
+    category: str | None = None,
+    symbol: str | None = None,
+) -> list[PaperOrder]:
+    """Open orders, oldest first (acceptance time, then insertion)."""
+    query = sa.select(PaperOrder).where(PaperOrder.status.in_(PAPER_OPEN_ORDER_STATUSES))
+    if account is not None:
+        query = query.where(PaperOrder.account == account)
+    if category is not None:
+        query = query.where(PaperOrder.category == category)
+    if symbol is not None:
+        query = query.where(PaperOrder.symbol == symbol)
+    return list(session.scalars(query.order_by(PaperOrder.accepted_ms, PaperOrder.id)))
+
+
+# --- positions ----------------------------------------------------------------------------
+
+
+def market_row(session: Session, account: str, category: str, symbol: str) -> PaperPosition | None:
+    return session.scalars(
+        sa.select(PaperPosition).where(
+            PaperPosition.account == account,
+            PaperPosition.category == category,
+            PaperPosition.symbol == symbol,
+        )
+    ).one_or_none()
+
+
+def ensure_market(
+    session: Session, account: str, category: str, symbol: str, now_ms: int, at: datetime
+) -> PaperPosition:
+    """The market row of (account, category, symbol), created flat with its bar cursor at now."""
+    row = market_row(session, account, category, symbol)
+    if row is None:
+        row = PaperPosition(
+            account=account,
+            category=category,
+            symbol=symbol,
+            side="",
+            size=ZERO,
+            avg_price=ZERO,
+            leverage=1,
+            realised_pnl=ZERO,
+            next_bar_ms=now_ms,
+            created_at=at,
+            updated_at=at,
+        )
+        session.add(row)
+        session.flush()
+    return row
+
+
+def market_rows(
+    session: Session,
+    account: str | None = None,
+    category: str | None = None,
+    symbol: str | None = None,
+    *,
+    open_only: bool = True,
+) -> list[PaperPosition]:
+    """Market rows (by default only those with an open position), in a stable order."""
+    query = sa.select(PaperPosition)
+    if account is not None:
+        query = query.where(PaperPosition.account == account)
+    if category is not None:
+        query = query.where(PaperPosition.category == category)
+    if symbol is not None:
+        query = query.where(PaperPosition.symbol == symbol)
+    rows = session.scalars(query.order_by(PaperPosition.id)).all()
+    # Money is text on SQLite: filter on size in Python, not in SQL.
+    return [r for r in rows if r.size > 0] if open_only else list(rows)
+
+
+# --- fills and transfers ------------------------------------------------------------------
+
+
+def fills(
+    session: Session,
+    account: str,
+    category: str | None = None,
+    symbol: str | None = None,
+    since_ms: int | None = None,
+) -> list[PaperFill]:
+    """Fills of an account, oldest first."""
+    query = sa.select(PaperFill).where(PaperFill.account == account)
+    if category is not None:
+        query = query.where(PaperFill.category == category)
+    if symbol is not None:
+        query = query.where(PaperFill.symbol == symbol)
+    if since_ms is not None:
+        query = query.where(PaperFill.exec_ms >= since_ms)
+    return list(session.scalars(query.order_by(PaperFill.exec_ms, PaperFill.id)))
+
+
+def transfer_row(session: Session, transfer_id: str) -> PaperTransfer | None:
+    return session.scalars(
+        sa.select(PaperTransfer).where(PaperTransfer.transfer_id == transfer_id)
+    ).one_or_none()
+
+
+# --- rows as exchange types ---------------------------------------------------------------
+
+
+def order_state(row: PaperOrder) -> OrderState:
+    return OrderState(
+        client_order_id=row.client_order_id or "",
+        exchange_order_id=row.exchange_order_id,
+        symbol=row.symbol,
+        side=row.side,  # type: ignore[arg-type]
+        order_type=row.order_type,  # type: ignore[arg-type]
+        qty=row.qty,
+        price=row.price,
+        status=row.status,
+        filled_qty=row.filled_qty,
+        avg_price=row.avg_price,
+        reduce_only=row.reduce_only,
+        take_profit=row.take_profit,
+        stop_loss=row.stop_loss,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        reject_reason=row.reject_reason,
+    )
+
+
+def fill_of(row: PaperFill) -> Fill:
+    return Fill(
+        exec_id=row.exec_id,
+        exchange_order_id=row.exchange_order_id,
+        client_order_id=row.client_order_id,
+        symbol=row.symbol,
+        side=row.side,  # type: ignore[arg-type]
+        price=row.price,
+        qty=row.qty,
+        fee=row.fee,
+        time=row.exec_time,
+        is_maker=row.is_maker,
+        fee_rate=row.fee_rate,
+        fee_currency=row.fee_coin,
+    )
+
+
+def position_of(row: PaperPosition, unrealised: Decimal) -> Position:
+    return Position(
+        symbol=row.symbol,
+        side=row.side,  # type: ignore[arg-type]
+        size=row.size,
+        avg_price=row.avg_price,
+        take_profit=row.take_profit,
+        stop_loss=row.stop_loss,
+        unrealised_pnl=unrealised,
+        realised_pnl=row.realised_pnl,
+        leverage=Decimal(row.leverage),
+    )
+
+
+def transfer_result(row: PaperTransfer) -> TransferResult:
+    return TransferResult(
+        transfer_id=row.transfer_id,
+        status=row.status,  # type: ignore[arg-type]
+        detail=row.detail,
+    )

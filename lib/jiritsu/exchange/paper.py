@@ -1,0 +1,1049 @@
+"""The paper exchange: Bybit's interface over a ledger in the database and replayed prices.
+
+Accounts are the sub-bots (by name) and :data:`~jiritsu.exchange.types.MAIN`; their wallets are
+seeded once from ``[paper]`` (each bot's UNIFIED wallet gets its starting balance, MAIN's FUND
+wallet ``main_balance`` and its UNIFIED wallet 0). Prices come from a
+:class:`~jiritsu.market.source.MarketSource`; time from a :class:`~jiritsu.sim.clock.Clock`.
+
+How orders fill (the bar protocol of :mod:`jiritsu.sim.fills`, on the source's closed bars):
+
+- ``place_order`` never fills anything itself: it validates, reserves funds and returns status
+  ``"new"``. Fills happen when the exchange catches up with the clock, which every public method
+  does first (or call :meth:`PaperExchange.step` / :meth:`PaperExchange.advance_to`). A fill is
+  therefore visible once the bar it happened in has closed.
+- An order accepted at time t can fill on bars whose open is at or after t. A market order fills
+  at the open of the first such bar plus slippage (taker fee); a limit order when a bar trades
+  through its price (maker fee); position TP/SL inside the bar (taker fee, stop first). Exec
+  time is the open of the bar the fill happened in. A missing bar fills nothing; orders wait for
+  the next bar that exists.
+- Slippage is ``exchange.slippage_bps`` plus ``exchange.slippage_volatility_factor`` x ATR/price,
+  the ATR taken over the last :data:`~jiritsu.sim.fills.VOL_WINDOW` closed bars of the account's
+  bot timeframe before the fill bar (1-minute bars for accounts that are not bots).
+
+Accounting (all Decimal, quantized to 1e-8):
+
+- Linear: one-way positions, long or short; ``exchange.leverage`` (default 1); opening needs
+  ``opening notional / leverage + fee <= available`` or :class:`InsufficientBalance`; realised
+  PnL on reduce/close, fees (on the whole fill) from the wallet. Used margin is size x entry
+  price / leverage. No liquidation and no funding are simulated.
+- Spot: long only. A buy moves ``qty * price`` of the quote coin into a base-coin holding and,
+  as on Bybit, takes the fee from the coins bought (``qty * (1 - fee rate)`` arrive; the Fill
+  says ``fee_currency`` = base coin); a sell pays its fee in the quote coin. Selling more than is
+  held (minus open sell orders) is :class:`InsufficientBalance`. ``reduce_only`` is ignored on
+  spot, as BybitExchange does not send it there. Holdings are reported as long positions (with
+  the average buy price); TP/SL given on a spot order guard the holding like a linear position's,
+  but ``set_trading_stop`` is linear-only (as on Bybit).
+- Requests are rounded like BybitExchange rounds them (quantity down to the step, prices to the
+  tick); what the instrument still refuses is :class:`OrderRejected`, checked against the limit
+  price or the last price.
+- ``balance(MAIN)`` is MAIN's FUND wallet (the saved profit), as BybitExchange reports it.
+  ``balance(bot, quote)``: wallet = the UNIFIED quote wallet; unrealised = linear PnL plus
+  spot holdings' PnL at the last price; equity = wallet + linear unrealised + spot holdings'
+  market value; available = wallet - used margin - funds reserved by open orders.
+- Open orders reserve what they would need (at their limit price, or the last price for market
+  orders); a fill re-checks with the real price and rejects the order if funds ran out.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from jiritsu.db.engine import retry_db
+from jiritsu.errors import UsageError
+from jiritsu.exchange import ledger
+from jiritsu.exchange.base import Exchange
+from jiritsu.exchange.errors import (
+    ExchangeUnavailable,
+    InsufficientBalance,
+    NotFound,
+    OrderRejected,
+)
+from jiritsu.exchange.ids import is_valid_client_order_id
+from jiritsu.exchange.ledger import ZERO, q8
+from jiritsu.exchange.types import (
+    FINAL_STATUSES,
+    MAIN,
+    Balance,
+    Category,
+    Fill,
+    Instrument,
+    OrderRequest,
+    OrderState,
+    Position,
+    SubAccount,
+    Ticker,
+    TransferRequest,
+    TransferResult,
+)
+from jiritsu.market.symbols import normalize_symbol, split_symbol
+from jiritsu.sim import fills as fm
+from jiritsu.sim.clock import from_ms
+
+if TYPE_CHECKING:
+    import polars as pl
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session
+
+    from jiritsu.config import LoadedConfig
+    from jiritsu.config.models import Settings
+    from jiritsu.db.models import PaperOrder, PaperPosition
+    from jiritsu.market.source import MarketSource
+    from jiritsu.sim.clock import Clock
+
+T = TypeVar("T")
+
+CANDLE_CACHE_DIRNAME = "candles"  # under general.data_dir
+TIME_IN_FORCE = ("GTC", "IOC", "FOK", "PostOnly")
+_TIF_ONE_BAR = ("IOC", "FOK")  # no partial fills here, so both mean "this bar or never"
+
+
+def _d(value: float) -> Decimal:
+    """A float from the fill model as a money Decimal (shortest repr, then 1e-8)."""
+    return q8(Decimal(repr(float(value))))
+
+
+def _sign(side: str) -> int:
+    return 1 if side == "Buy" else -1
+
+
+def _rounded(inst: Instrument, price: Decimal | None) -> Decimal | None:
+    return None if price is None else inst.round_price(Decimal(price))
+
+
+def _inst(
+    category: Category,
+    symbol: str,
+    qty_step: str,
+    min_qty: str,
+    max_qty: str,
+    tick: str,
+    min_notional: str,
+) -> Instrument:
+    base, quote = split_symbol(symbol)
+    return Instrument(
+        symbol=symbol,
+        category=category,
+        base_coin=base,
+        quote_coin=quote,
+        qty_step=Decimal(qty_step),
+        min_qty=Decimal(min_qty),
+        max_qty=Decimal(max_qty),
+        tick_size=Decimal(tick),
+        min_notional=Decimal(min_notional),
+    )
+
+
+# Synthetic trading rules, close to Bybit's for the pairs the bots trade; anything else gets
+# the category default. Pass ``instruments=`` to PaperExchange to override.
+INSTRUMENT_RULES: dict[tuple[str, str], tuple[str, str, str, str, str]] = {
+    # (category, symbol): (qty_step, min_qty, max_qty, tick_size, min_notional)
+    ("linear", "BTCUSDT"): ("0.001", "0.001", "1190", "0.1", "5"),
+    ("linear", "ETHUSDT"): ("0.01", "0.01", "7240", "0.01", "5"),
+    ("linear", "SOLUSDT"): ("0.1", "0.1", "79770", "0.01", "5"),
+    ("spot", "BTCUSDT"): ("0.000001", "0.000001", "71.73956243", "0.01", "5"),
+    ("spot", "ETHUSDT"): ("0.00001", "0.00001", "1229.2336343", "0.01", "5"),
+}
+DEFAULT_RULES: dict[str, tuple[str, str, str, str, str]] = {
+    "linear": ("0.001", "0.001", "1000000", "0.01", "5"),
+    "spot": ("0.000001", "0.000001", "1000000", "0.01", "5"),
+}
+
+
+@dataclass
+class _Market:
+    """One (account, category, symbol) being worked during a catch-up."""
+
+    row: PaperPosition
+    orders: list[PaperOrder]
+
+
+class PaperExchange(Exchange):
+    """The offline exchange: see the module docstring for the fill and accounting rules."""
+
+    name = "paper"
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        source: MarketSource,
+        clock: Clock,
+        *,
+        instruments: Mapping[tuple[str, str], Instrument] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.source = source
+        self.clock = clock
+        self.quote = settings.paper.quote_coin
+        self.maker_fee = Decimal(settings.exchange.maker_fee)
+        self.taker_fee = Decimal(settings.exchange.taker_fee)
+        self.slippage_bps = float(settings.exchange.slippage_bps)
+        self.vol_factor = float(settings.exchange.slippage_volatility_factor)
+        self.leverage = int(settings.exchange.leverage)
+        self._timeframes = {bot.name: bot.timeframe for bot in settings.sub_bots}
+        self._instruments: dict[tuple[str, str], Instrument] = dict(instruments or {})
+        self._seeded = False
+        self._owns_engine = False
+
+    @classmethod
+    def from_config(
+        cls,
+        loaded: LoadedConfig,
+        *,
+        source: MarketSource | None = None,
+        clock: Clock | None = None,
+    ) -> PaperExchange:
+        """The paper exchange of a loaded configuration (what ``build_exchange`` returns).
+
+        The ledger lives in the configured database (connected with bounded retries). Without
+        ``source``, prices are a replay of the candle cache ``<data_dir>/candles`` for the bots'
+        symbols; without ``clock``, time is the wall clock, so with a cache that ends before now
+        every order waits for bars that never come. Live paper trading passes the source built
+        on the Bybit exchange's public klines instead.
+        """
+        from jiritsu.db.engine import connect
+        from jiritsu.market.cache import CandleCache
+        from jiritsu.market.source import ReplaySource
+        from jiritsu.sim.clock import RealClock
+
+        settings = loaded.settings
+        clock = clock or RealClock()
+        if source is None:
+            symbols = sorted({bot.symbol for bot in settings.sub_bots})
+            cache = CandleCache(settings.general.data_dir / CANDLE_CACHE_DIRNAME)
+            source = ReplaySource.from_cache(cache, symbols, clock)
+        exchange = cls(connect(loaded.db_url), settings, source, clock)
+        exchange._owns_engine = True
+        return exchange
+
+    def close(self) -> None:
+        """Dispose of the database engine if this exchange created it."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+    # --- transactions ---------------------------------------------------------------------
+
+    def _run(self, fn: Callable[[Session, int], T], *, sync: bool = True) -> T:
+        """Run ``fn(session, now_ms)`` in one locked transaction, after seeding and catching up
+        with the clock; retried as a whole on database lock/connection errors."""
+
+        def attempt() -> T:
+            with ledger.locked_session(self.engine) as session:
+                now = self.clock.now_ms()
+                if not self._seeded:
+                    self._seed(session, now)
+                if sync:
+                    self._catch_up(session, now)
+                return fn(session, now)
+
+        result = retry_db(attempt, what="paper ledger")
+        self._seeded = True
+        return result
+
+    def _seed_balances(self) -> dict[tuple[str, str, str], Decimal]:
+        paper = self.settings.paper
+        wanted: dict[tuple[str, str, str], Decimal] = {}
+        for bot in self.settings.sub_bots:
+            amount = paper.starting_balances.get(bot.name, ZERO)
+            wanted[(bot.name, "UNIFIED", self.quote)] = Decimal(amount)
+        wanted[(MAIN, "FUND", self.quote)] = Decimal(paper.main_balance)
+        wanted[(MAIN, "UNIFIED", self.quote)] = ZERO
+        return wanted
+
+    def _seed(self, session: Session, now_ms: int) -> int:
+        return ledger.seed(session, self._seed_balances(), from_ms(now_ms))
+
+    def seed(self) -> int:
+        """Create the wallets from ``[paper]`` that do not exist yet; return how many.
+
+        Idempotent: existing wallets keep their balances (a restart never resets the books).
+        Every other method seeds on first use, so calling this is optional.
+        """
+
+        def attempt() -> int:
+            with ledger.locked_session(self.engine) as session:
+                return self._seed(session, self.clock.now_ms())
+
+        created = retry_db(attempt, what="paper ledger seeding")
+        self._seeded = True
+        return created
+
+    def step(self, now_ms: int | None = None) -> int:
+        """Work every closed bar up to ``now_ms`` (default: the clock's now); return the number
+        of fills. ``now_ms`` later than the clock would look into the future: ValueError."""
+        clock_now = self.clock.now_ms()
+        if now_ms is not None and now_ms > clock_now:
+            raise ValueError(f"step to {now_ms} is after the clock's now {clock_now}")
+        target = clock_now if now_ms is None else now_ms
+
+        def fn(session: Session, _now: int) -> int:
+            return self._catch_up(session, target)
+
+        return self._run(fn, sync=False)
+
+    def advance_to(self, when: datetime | int) -> int:
+        """Move a SimClock to ``when`` and :meth:`step`; returns the number of fills."""
+        mover = getattr(self.clock, "advance_to", None)
+        if mover is None:
+            raise TypeError(f"{type(self.clock).__name__} cannot be moved; use a SimClock")
+        mover(when)
+        return self.step()
+
+    # --- market data ----------------------------------------------------------------------
+
+    def server_time(self) -> datetime:
+        return self.clock.now()
+
+    def instrument(self, symbol: str, category: Category = "linear") -> Instrument:
+        symbol = normalize_symbol(symbol)
+        key = (category, symbol)
+        inst = self._instruments.get(key)
+        if inst is None:
+            if category not in DEFAULT_RULES:
+                raise NotFound(f"unknown category {category!r}")
+            rules = INSTRUMENT_RULES.get(key, DEFAULT_RULES[category])
+            inst = _inst(category, symbol, *rules)
+            self._instruments[key] = inst
+        return inst
+
+    def _last_price(self, symbol: str, now_ms: int) -> Decimal:
+        price = self.source.price(symbol, now_ms)
+        if price is None:
+            raise ExchangeUnavailable(f"no price for {symbol} at {from_ms(now_ms).isoformat()}")
+        return _d(price)
+
+    def ticker(self, symbol: str, category: Category = "linear") -> Ticker:
+        symbol = normalize_symbol(symbol)
+        now = self.clock.now_ms()
+        last = self._last_price(symbol, now)
+        return Ticker(symbol=symbol, last=last, bid=last, ask=last, mark=last, time=from_ms(now))
+
+    def klines(
+        self,
+        symbol: str,
+        interval: str,
+        *,
+        category: Category = "linear",
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = 1000,
+    ) -> pl.DataFrame:
+        return self.source.klines(
+            normalize_symbol(symbol),
+            interval,
+            start_ms,
+            end_ms,
+            limit,
+            now_ms=self.clock.now_ms(),
+        )
+
+    # --- balances -------------------------------------------------------------------------
+
+    def _require_account(self, session: Session, account: str) -> None:
+        if ledger.wallet_row(session, account, "UNIFIED", self.quote) is None:
+            raise NotFound(f"no paper account {account!r}")
+
+    def _used_margin(self, session: Session, account: str) -> Decimal:
+        total = ZERO
+        for row in ledger.market_rows(session, account, "linear"):
+            total += q8(row.size * row.avg_price / Decimal(row.leverage))
+        return total
+
+    def _reserved(self, session: Session, account: str) -> Decimal:
+        return sum((o.reserved for o in ledger.open_orders(session, account)), ZERO)
+
+    def _available(self, session: Session, account: str) -> Decimal:
+        wallet = ledger.wallet_balance(session, account, "UNIFIED", self.quote)
+        return wallet - self._used_margin(session, account) - self._reserved(session, account)
+
+    def _unrealised(self, row: PaperPosition, now_ms: int) -> Decimal:
+        if row.size <= 0:
+            return ZERO
+        price = self.source.price(row.symbol, now_ms)
+        if price is None:
+            return ZERO
+        return q8(row.size * (_d(price) - row.avg_price) * _sign(row.side))
+
+    def balance(self, account: str, coin: str = "USDT") -> Balance:
+        """A bot's UNIFIED wallet (see the module docstring); for MAIN, its FUND wallet (the
+        saved profit), as :class:`~jiritsu.exchange.bybit.BybitExchange` reports it."""
+
+        def fn(session: Session, now: int) -> Balance:
+            self._require_account(session, account)
+            if account == MAIN:
+                fund = ledger.wallet_balance(session, MAIN, "FUND", coin)
+                return Balance(MAIN, coin, fund, fund, fund)
+            if coin != self.quote:
+                return self._coin_balance(session, account, coin)
+            wallet = ledger.wallet_balance(session, account, "UNIFIED", self.quote)
+            upl = ZERO
+            equity = wallet
+            for row in ledger.market_rows(session, account):
+                pnl = self._unrealised(row, now)
+                upl += pnl
+                equity += pnl
+                if row.category == "spot":
+                    equity += q8(row.size * row.avg_price)  # cost + pnl = market value
+            return Balance(
+                account=account,
+                coin=coin,
+                equity=equity,
+                wallet_balance=wallet,
+                available=self._available(session, account),
+                unrealised_pnl=upl,
+            )
+
+        return self._run(fn)
+
+    def _coin_balance(self, session: Session, account: str, coin: str) -> Balance:
+        """A non-quote coin: spot holdings of it plus any UNIFIED wallet of that coin."""
+        held = ledger.wallet_balance(session, account, "UNIFIED", coin)
+        pending = ZERO
+        for row in ledger.market_rows(session, account, "spot"):
+            if self.instrument(row.symbol, "spot").base_coin == coin:
+                held += row.size
+                pending += self._pending_sells(session, row)
+        return Balance(
+            account=account, coin=coin, equity=held, wallet_balance=held, available=held - pending
+        )
+
+    def wallet_balance(
+        self, account: str, wallet: str = "UNIFIED", coin: str | None = None
+    ) -> Decimal:
+        """The raw ledger balance of one wallet (e.g. MAIN's FUND, where saved profit sits).
+
+        Paper only: the Exchange interface has no way to name a wallet in ``balance``.
+        """
+        coin = coin or self.quote
+
+        def fn(session: Session, _now: int) -> Decimal:
+            return ledger.wallet_balance(session, account, wallet, coin)
+
+        return self._run(fn)
+
+    # --- orders ---------------------------------------------------------------------------
+
+    def place_order(self, account: str, category: Category, request: OrderRequest) -> OrderState:
+        """Accept an order (status "new"); it fills on a later bar, see the module docstring."""
+
+        def fn(session: Session, now: int) -> OrderState:
+            existing = ledger.order_by_client_id(session, account, request.client_order_id)
+            if existing is not None:
+                symbol = normalize_symbol(request.symbol)
+                if existing.symbol != symbol or existing.side != request.side:
+                    raise OrderRejected(
+                        f"client order id {request.client_order_id} already belongs to a "
+                        f"different order ({existing.side} {existing.symbol})"
+                    )
+                return ledger.order_state(existing)
+            self._require_account(session, account)
+            return ledger.order_state(self._accept(session, now, account, category, request))
+
+        return self._run(fn)
+
+    def _accept(
+        self, session: Session, now: int, account: str, category: Category, req: OrderRequest
+    ) -> PaperOrder:
+        from jiritsu.db.models import PaperOrder
+
+        cid = req.client_order_id
+        if not is_valid_client_order_id(cid):
+            raise OrderRejected(
+                f"client order id {cid!r} is not a Bybit orderLinkId (1..36 of A-Z a-z 0-9 - _)"
+            )
+        if category not in ("linear", "spot"):
+            raise OrderRejected(f"unknown category {category!r}")
+        symbol = normalize_symbol(req.symbol)
+        inst = self.instrument(symbol, category)
+        if req.side not in ("Buy", "Sell"):
+            raise OrderRejected(f"side must be Buy or Sell, not {req.side!r}")
+        if req.order_type not in ("Market", "Limit"):
+            raise OrderRejected(f"order type must be Market or Limit, not {req.order_type!r}")
+        tif = req.time_in_force or "GTC"
+        if tif not in TIME_IN_FORCE:
+            raise OrderRejected(f"time_in_force must be one of {', '.join(TIME_IN_FORCE)}")
+        if tif == "PostOnly" and req.order_type != "Limit":
+            raise OrderRejected("PostOnly needs a limit order")
+        # rounded as BybitExchange rounds before sending: quantity down, prices to the tick
+        qty = inst.round_qty(Decimal(req.qty))
+        limit: Decimal | None = None
+        if req.order_type == "Limit":
+            if req.price is None:
+                raise OrderRejected(f"a Limit order needs a price ({cid})")
+            limit = inst.round_price(Decimal(req.price))
+        take_profit = _rounded(inst, req.take_profit)
+        stop_loss = _rounded(inst, req.stop_loss)
+        last = self._last_price(symbol, now)
+        base = limit if limit is not None else last
+        problem = inst.order_problem(qty, base)
+        if problem:
+            raise OrderRejected(f"{cid}: {problem}")
+        self._check_tpsl(req.side, base, take_profit, stop_loss)
+        reduce_only = bool(req.reduce_only) and category == "linear"  # spot: no such thing
+
+        market = ledger.market_row(session, account, category, symbol)
+        if market is not None and market.next_bar_ms > now:
+            raise UsageError(
+                f"the paper ledger has already worked {symbol} up to "
+                f"{from_ms(market.next_bar_ms).isoformat()}, after the clock's "
+                f"{from_ms(now).isoformat()}: a replay of an earlier period needs a fresh database"
+            )
+        was_idle = market is None or not self._is_active(session, market)
+        market = ledger.ensure_market(session, account, category, symbol, now, from_ms(now))
+        rate = self.maker_fee if req.order_type == "Limit" else self.taker_fee
+        reserve = self._reservation(session, market, req.side, qty, base, rate, reduce_only)
+        available = self._available(session, account)
+        if reserve > available:
+            raise InsufficientBalance(
+                f"{account}: order needs {reserve} {self.quote}, available {available}"
+            )
+        if was_idle:  # nothing was waiting on older bars: start this market's work at now
+            market.next_bar_ms = max(market.next_bar_ms, now)
+
+        at = from_ms(now)
+        status, reason = "new", None
+        if tif == "PostOnly" and limit is not None:
+            takes = limit >= last if req.side == "Buy" else limit <= last
+            if takes:
+                status, reason, reserve = "cancelled", "PostOnly order would take liquidity", ZERO
+        row = PaperOrder(
+            account=account,
+            category=category,
+            symbol=symbol,
+            client_order_id=cid,
+            exchange_order_id=ledger.order_id_for(account, cid),
+            side=req.side,
+            order_type=req.order_type,
+            time_in_force=tif,
+            qty=qty,
+            price=limit,
+            reduce_only=reduce_only,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+            status=status,
+            filled_qty=ZERO,
+            avg_price=None,
+            fee=ZERO,
+            reserved=reserve,
+            fill_count=0,
+            reject_reason=reason,
+            accepted_ms=now,
+            created_at=at,
+            updated_at=at,
+        )
+        session.add(row)
+        session.flush()
+        return row
+
+    @staticmethod
+    def _check_tpsl(
+        side: str, base: Decimal, take_profit: Decimal | None, stop_loss: Decimal | None
+    ) -> None:
+        """TP above / SL below the entry for a long (mirrored for a short), as Bybit demands."""
+        sign = _sign(side)
+        if take_profit is not None and (take_profit <= 0 or (take_profit - base) * sign <= 0):
+            where = "above" if sign > 0 else "below"
+            raise OrderRejected(f"take_profit {take_profit} must be {where} {base}")
+        if stop_loss is not None and (stop_loss <= 0 or (base - stop_loss) * sign <= 0):
+            where = "below" if sign > 0 else "above"
+            raise OrderRejected(f"stop_loss {stop_loss} must be {where} {base}")
+
+    def _pending_sells(self, session: Session, market: PaperPosition) -> Decimal:
+        orders = ledger.open_orders(session, market.account, market.category, market.symbol)
+        return sum((o.qty - o.filled_qty for o in orders if o.side == "Sell"), ZERO)
+
+    def _reservation(
+        self,
+        session: Session,
+        market: PaperPosition,
+        side: str,
+        qty: Decimal,
+        price: Decimal,
+        rate: Decimal,
+        reduce_only: bool,
+    ) -> Decimal:
+        """Quote funds an order holds back; raises for what can never be placed."""
+        if market.category == "spot":
+            if side == "Buy":  # the fee comes out of the coins bought
+                return q8(qty * price)
+            free = market.size - self._pending_sells(session, market)
+            if qty > free:
+                raise InsufficientBalance(
+                    f"{market.account}: cannot sell {qty} {market.symbol}, {free} held and free"
+                )
+            return ZERO
+        closing = min(qty, market.size) if market.size > 0 and market.side != side else ZERO
+        if reduce_only:
+            if closing <= 0:
+                raise OrderRejected("reduce-only order would not reduce the position")
+            return ZERO
+        opening = qty - closing
+        lev = Decimal(market.leverage if market.size > 0 and not closing else self.leverage)
+        return q8(opening * price / lev + qty * price * rate)
+
+    def _is_active(self, session: Session, market: PaperPosition) -> bool:
+        """Whether anything waits on this market's bars (open orders or a TP/SL)."""
+        if market.size > 0 and (market.take_profit or market.stop_loss):
+            return True
+        return bool(ledger.open_orders(session, market.account, market.category, market.symbol))
+
+    def cancel_order(
+        self,
+        account: str,
+        category: Category,
+        symbol: str,
+        *,
+        client_order_id: str | None = None,
+        exchange_order_id: str | None = None,
+    ) -> OrderState | None:
+        if client_order_id is None and exchange_order_id is None:
+            raise UsageError("cancel_order needs client_order_id or exchange_order_id")
+        symbol = normalize_symbol(symbol)
+
+        def fn(session: Session, now: int) -> OrderState | None:
+            row = (
+                ledger.order_by_client_id(session, account, client_order_id)
+                if client_order_id is not None
+                else ledger.order_by_exchange_id(session, exchange_order_id or "")
+            )
+            if (
+                row is None
+                or row.account != account
+                or row.category != category
+                or row.symbol != symbol
+                or row.status in FINAL_STATUSES
+            ):
+                return None
+            self._close_order(row, "cancelled", None, now)
+            return ledger.order_state(row)
+
+        return self._run(fn)
+
+    @staticmethod
+    def _close_order(row: PaperOrder, status: str, reason: str | None, now_ms: int) -> None:
+        row.status = status
+        row.reject_reason = reason
+        row.reserved = ZERO
+        row.updated_at = from_ms(now_ms)
+
+    def get_order(
+        self, account: str, category: Category, symbol: str, client_order_id: str
+    ) -> OrderState | None:
+        symbol = normalize_symbol(symbol)
+
+        def fn(session: Session, _now: int) -> OrderState | None:
+            row = ledger.order_by_client_id(session, account, client_order_id)
+            if row is None or row.category != category or row.symbol != symbol:
+                return None
+            return ledger.order_state(row)
+
+        return self._run(fn)
+
+    def open_orders(
+        self, account: str, category: Category, symbol: str | None = None
+    ) -> list[OrderState]:
+        sym = normalize_symbol(symbol) if symbol is not None else None
+
+        def fn(session: Session, _now: int) -> list[OrderState]:
+            rows = ledger.open_orders(session, account, category, sym)
+            return [ledger.order_state(r) for r in rows]
+
+        return self._run(fn)
+
+    def executions(
+        self,
+        account: str,
+        category: Category,
+        *,
+        symbol: str | None = None,
+        since: datetime | None = None,
+    ) -> list[Fill]:
+        sym = normalize_symbol(symbol) if symbol is not None else None
+        since_ms = None if since is None else round(since.timestamp() * 1000)
+
+        def fn(session: Session, _now: int) -> list[Fill]:
+            rows = ledger.fills(session, account, category, sym, since_ms)
+            return [ledger.fill_of(r) for r in rows]
+
+        return self._run(fn)
+
+    def positions(
+        self, account: str, category: Category, symbol: str | None = None
+    ) -> list[Position]:
+        sym = normalize_symbol(symbol) if symbol is not None else None
+
+        def fn(session: Session, now: int) -> list[Position]:
+            rows = ledger.market_rows(session, account, category, sym)
+            return [ledger.position_of(r, self._unrealised(r, now)) for r in rows]
+
+        return self._run(fn)
+
+    def set_trading_stop(
+        self,
+        account: str,
+        category: Category,
+        symbol: str,
+        *,
+        take_profit: Decimal | None,
+        stop_loss: Decimal | None,
+    ) -> None:
+        """Set (None: cancel) the TP/SL of an open position; checked from the next bar that
+        opens at or after now. No open position: OrderRejected (as on Bybit)."""
+        if category != "linear":
+            raise OrderRejected("position TP/SL exists only for linear contracts")
+        symbol = normalize_symbol(symbol)
+        inst = self.instrument(symbol, category)
+        take_profit = _rounded(inst, take_profit)
+        stop_loss = _rounded(inst, stop_loss)
+
+        def fn(session: Session, now: int) -> None:
+            row = ledger.market_row(session, account, category, symbol)
+            if row is None or row.size <= 0:
+                raise OrderRejected(f"{account}: no open {category} position in {symbol}")
+            self._check_tpsl(row.side, self._last_price(symbol, now), take_profit, stop_loss)
+            if not self._is_active(session, row):
+                row.next_bar_ms = max(row.next_bar_ms, now)
+            row.take_profit = take_profit
+            row.stop_loss = stop_loss
+            row.tpsl_from_ms = now
+            row.updated_at = from_ms(now)
+
+        self._run(fn)
+
+    # --- transfers and accounts -------------------------------------------------------------
+
+    def transfer(self, request: TransferRequest) -> TransferResult:
+        """Move funds between ledger wallets at once (status "success"); idempotent by id."""
+        from jiritsu.db.models import PaperTransfer
+
+        def fn(session: Session, now: int) -> TransferResult:
+            existing = ledger.transfer_row(session, request.transfer_id)
+            if existing is not None:
+                return ledger.transfer_result(existing)
+            amount = Decimal(request.amount)
+            if amount <= 0 or q8(amount) != amount:
+                raise OrderRejected(f"transfer amount {amount} must be positive with <= 8 decimals")
+            if (request.from_account, request.from_wallet) == (
+                request.to_account,
+                request.to_wallet,
+            ):
+                raise OrderRejected("transfer source and destination are the same wallet")
+            for account in (request.from_account, request.to_account):
+                self._require_account(session, account)
+            coin = request.coin
+            if request.from_wallet == "UNIFIED" and coin == self.quote:
+                free = self._available(session, request.from_account)
+            else:
+                free = ledger.wallet_balance(
+                    session, request.from_account, request.from_wallet, coin
+                )
+            if amount > free:
+                raise InsufficientBalance(
+                    f"{request.from_account} {request.from_wallet}: transfer of {amount} {coin}"
+                    f" needs that much free, {free} available"
+                )
+            at = from_ms(now)
+            ledger.credit(session, request.from_account, request.from_wallet, coin, -amount, at)
+            ledger.credit(session, request.to_account, request.to_wallet, coin, amount, at)
+            row = PaperTransfer(
+                transfer_id=request.transfer_id,
+                coin=coin,
+                amount=amount,
+                from_account=request.from_account,
+                from_wallet=request.from_wallet,
+                to_account=request.to_account,
+                to_wallet=request.to_wallet,
+                status="success",
+                created_at=at,
+            )
+            session.add(row)
+            session.flush()
+            return ledger.transfer_result(row)
+
+        return self._run(fn)
+
+    def get_transfer(self, transfer_id: str) -> TransferResult | None:
+        with ledger.read_session(self.engine) as session:
+            row = ledger.transfer_row(session, transfer_id)
+            return None if row is None else ledger.transfer_result(row)
+
+    def sub_accounts(self) -> list[SubAccount]:
+        def fn(session: Session, _now: int) -> list[SubAccount]:
+            names = [n for n in ledger.account_names(session) if n != MAIN]
+            return [
+                SubAccount(uid=zlib.crc32(n.encode()), username=n, status="normal") for n in names
+            ]
+
+        return self._run(fn, sync=False)
+
+    # --- the simulation: catching up with the clock ----------------------------------------
+
+    def _catch_up(self, session: Session, now: int) -> int:
+        """Work every closed bar since each active market's cursor, all markets merged in time
+        order (they share wallets); returns the number of fills."""
+        markets: dict[tuple[str, str, str], _Market] = {}
+        for order in ledger.open_orders(session):
+            key = (order.account, order.category, order.symbol)
+            if key not in markets:
+                row = ledger.ensure_market(session, *key, order.accepted_ms, from_ms(now))
+                markets[key] = _Market(row, [])
+            markets[key].orders.append(order)
+        for row in ledger.market_rows(session):
+            key = (row.account, row.category, row.symbol)
+            if key not in markets and (row.take_profit or row.stop_loss):
+                markets[key] = _Market(row, [])
+        if not markets:
+            return 0
+
+        events: list[tuple[int, int, tuple[Any, ...]]] = []
+        keys = sorted(markets)
+        for index, key in enumerate(keys):
+            row: PaperPosition = markets[key].row
+            frame = self.source.bars_between(row.symbol, row.next_bar_ms, now, now_ms=now)
+            events.extend((bar[0], index, bar) for bar in frame.iter_rows())
+        events.sort(key=lambda e: (e[0], e[1]))
+        count = 0
+        for ts, index, bar in events:
+            market = markets[keys[index]]
+            count += self._work_bar(session, market, bar)
+            market.row.next_bar_ms = ts + 1
+        session.flush()
+        return count
+
+    def _vol(self, account: str, symbol: str, bar_ts: int) -> float:
+        """ATR / close over the bars of the account's timeframe that closed before ``bar_ts``."""
+        if self.vol_factor <= 0:
+            return 0.0
+        import numpy as np
+
+        interval = self._timeframes.get(account, getattr(self.source, "interval", "1"))
+        frame = self.source.klines(
+            symbol, interval, end_ms=bar_ts, limit=fm.VOL_WINDOW + 1, now_ms=bar_ts
+        )
+        if frame.height < 2:
+            return 0.0
+        return fm.atr_fraction(
+            np.asarray(frame["high"].to_numpy(), dtype=np.float64),
+            np.asarray(frame["low"].to_numpy(), dtype=np.float64),
+            np.asarray(frame["close"].to_numpy(), dtype=np.float64),
+        )
+
+    def _work_bar(self, session: Session, market: _Market, bar: tuple[Any, ...]) -> int:
+        """The bar protocol of :mod:`jiritsu.sim.fills` for one market and one bar."""
+        ts, o, h, low = int(bar[0]), float(bar[1]), float(bar[2]), float(bar[3])
+        row = market.row
+        count = 0
+        vol: float | None = None
+        # 1. market orders at the open, plus slippage, as taker
+        for order in market.orders:
+            if order.status == "new" and order.order_type == "Market" and order.accepted_ms <= ts:
+                if vol is None:
+                    vol = self._vol(row.account, row.symbol, ts)
+                price = fm.market_fill_price(
+                    o, _sign(order.side), self.slippage_bps, vol, self.vol_factor
+                )
+                count += self._fill(session, order, row, _d(price), ts, False, "Trade", ts)
+        # 2. TP/SL of the position (stop first), as taker
+        if (
+            row.size > 0
+            and (row.take_profit or row.stop_loss)
+            and row.tpsl_from_ms is not None
+            and row.tpsl_from_ms <= ts
+        ):
+            if vol is None:
+                vol = self._vol(row.account, row.symbol, ts)
+            code, price = fm.tp_sl_fill(
+                _sign(row.side),
+                float(row.take_profit or 0),
+                float(row.stop_loss or 0),
+                o,
+                h,
+                low,
+                self.slippage_bps,
+                vol,
+                self.vol_factor,
+            )
+            if code != fm.EXIT_NONE:
+                count += self._exit(session, row, code, _d(price), ts)
+        # 3. limit orders that the bar traded through, as maker
+        for order in market.orders:
+            if order.status == "new" and order.order_type == "Limit" and order.accepted_ms <= ts:
+                filled, price = fm.limit_fill(_sign(order.side), float(order.price or 0), o, h, low)
+                if filled:
+                    count += self._fill(session, order, row, _d(price), ts, True, "Trade", ts + 1)
+                elif order.time_in_force in _TIF_ONE_BAR:
+                    self._close_order(order, "cancelled", f"{order.time_in_force}: not filled", ts)
+        return count
+
+    def _exit(
+        self, session: Session, row: PaperPosition, code: int, price: Decimal, ts: int
+    ) -> int:
+        """Close the whole position with the market order a TP/SL trigger sends."""
+        from jiritsu.db.models import PaperOrder
+
+        at = from_ms(ts)
+        side = "Sell" if row.side == "Buy" else "Buy"
+        order = PaperOrder(
+            account=row.account,
+            category=row.category,
+            symbol=row.symbol,
+            client_order_id=None,
+            exchange_order_id=ledger.exit_order_id_for(row.account, row.category, row.symbol, ts),
+            side=side,
+            order_type="Market",
+            time_in_force="IOC",
+            qty=row.size,
+            price=None,
+            reduce_only=row.category == "linear",
+            status="new",
+            filled_qty=ZERO,
+            fee=ZERO,
+            reserved=ZERO,
+            fill_count=0,
+            accepted_ms=ts,
+            created_at=at,
+            updated_at=at,
+        )
+        session.add(order)
+        session.flush()
+        exec_type = "TakeProfit" if code == fm.EXIT_TP else "StopLoss"
+        return self._fill(session, order, row, price, ts, False, exec_type, ts)
+
+    def _fill(
+        self,
+        session: Session,
+        order: PaperOrder,
+        row: PaperPosition,
+        price: Decimal,
+        ts: int,
+        is_maker: bool,
+        exec_type: str,
+        tpsl_from: int,
+    ) -> int:
+        """Execute the rest of ``order`` at ``price`` in bar ``ts``; 1 if it filled, else 0
+        (cancelled or rejected, with the reason on the order)."""
+        from jiritsu.db.models import PaperFill
+
+        rate = self.maker_fee if is_maker else self.taker_fee
+        qty = order.qty - order.filled_qty
+        sign = _sign(order.side)
+        at = from_ms(ts)
+        free = self._available(session, row.account) + order.reserved
+        realised = ZERO
+        fee_coin = self.quote
+        if row.category == "spot":
+            notional = q8(qty * price)
+            if order.side == "Buy":  # the fee is taken from the coins bought, as on Bybit
+                if notional > free:
+                    self._close_order(order, "rejected", "insufficient balance at fill", ts)
+                    return 0
+                fee_coin = self.instrument(row.symbol, "spot").base_coin
+                fee = q8(qty * rate)
+                cash = -notional
+                # the holding grows by the coins that arrive; its average is the trade price
+                self._move_position(row, order, sign, qty - fee, price, tpsl_from)
+                fee_value = q8(fee * price)
+            else:
+                if qty > row.size:
+                    self._close_order(order, "rejected", "selling more than held", ts)
+                    return 0
+                fee = fee_value = q8(notional * rate)
+                realised = q8(qty * (price - row.avg_price))
+                cash = notional - fee
+                self._move_position(row, order, sign, qty, price, tpsl_from)
+        else:
+            held = row.size * _sign(row.side) if row.size > 0 else ZERO
+            reduces = held != 0 and (held > 0) != (sign > 0)
+            if order.reduce_only:
+                if not reduces:
+                    reason = "reduce-only order would not reduce the position"
+                    self._close_order(order, "cancelled", reason, ts)
+                    return 0
+                qty = min(qty, abs(held))
+            closing = min(qty, abs(held)) if reduces else ZERO
+            opening = qty - closing
+            fee = q8(qty * price * rate)
+            if closing:
+                realised = q8(closing * (price - row.avg_price) * _sign(row.side))
+            if opening > 0:
+                # a flip first closes (releasing that margin, booking the PnL), then opens
+                released = q8(closing * row.avg_price / Decimal(row.leverage)) if closing else ZERO
+                lev = Decimal(row.leverage if row.size > 0 and not closing else self.leverage)
+                if q8(opening * price / lev) + fee > free + released + realised:
+                    self._close_order(order, "rejected", "insufficient balance at fill", ts)
+                    return 0
+            cash = realised - fee
+            fee_value = fee
+            self._move_position(row, order, sign, qty, price, tpsl_from)
+        ledger.credit(session, row.account, "UNIFIED", self.quote, cash, at)
+        row.realised_pnl = q8(row.realised_pnl + realised - fee_value)
+        row.updated_at = at
+
+        prev = order.filled_qty
+        order.filled_qty = prev + qty
+        order.avg_price = q8(((order.avg_price or ZERO) * prev + price * qty) / order.filled_qty)
+        order.fee = q8(order.fee + fee)  # in fee_coin (the base coin for a spot buy)
+        order.fill_count += 1
+        self._close_order(order, "filled", None, ts)
+        session.add(
+            PaperFill(
+                exec_id=ledger.exec_id_for(order.exchange_order_id, order.fill_count),
+                account=order.account,
+                category=order.category,
+                symbol=order.symbol,
+                exchange_order_id=order.exchange_order_id,
+                client_order_id=order.client_order_id,
+                side=order.side,
+                price=price,
+                qty=qty,
+                fee=fee,
+                fee_coin=fee_coin,
+                fee_rate=rate,
+                is_maker=is_maker,
+                exec_type=exec_type,
+                realised_pnl=realised,
+                exec_ms=ts,
+                exec_time=at,
+            )
+        )
+        session.flush()
+        return 1
+
+    def _move_position(
+        self,
+        row: PaperPosition,
+        order: PaperOrder,
+        sign: int,
+        qty: Decimal,
+        price: Decimal,
+        tpsl_from: int,
+    ) -> None:
+        """Apply a fill of ``sign * qty`` at ``price`` to the position (one-way mode)."""
+        held = row.size * _sign(row.side) if row.size > 0 else ZERO
+        new = held + sign * qty
+        if new == 0:
+            row.side, row.size, row.avg_price = "", ZERO, ZERO
+            row.take_profit = row.stop_loss = row.tpsl_from_ms = None
+            return
+        if held == 0 or (held > 0) != (new > 0):  # opened, or flipped through zero
+            row.side = "Buy" if new > 0 else "Sell"
+            row.size, row.avg_price = abs(new), price
+            row.leverage = 1 if row.category == "spot" else self.leverage
+            row.take_profit = row.stop_loss = row.tpsl_from_ms = None
+        elif abs(new) > abs(held):  # added in the same direction
+            row.avg_price = q8((row.avg_price * abs(held) + price * qty) / abs(new))
+            row.size = abs(new)
+        else:  # reduced: the entry price stays
+            row.size = abs(new)
+        if row.side == order.side and (order.take_profit or order.stop_loss):
+            if order.take_profit:
+                row.take_profit = order.take_profit
+            if order.stop_loss:
+                row.stop_loss = order.stop_loss
+            row.tpsl_from_ms = tpsl_from
