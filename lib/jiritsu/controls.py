@@ -1,0 +1,124 @@
+"""Halt switches (the ``controls`` table): global and per bot.
+
+A halt is set by a circuit breaker or by the operator, and only ``jiritsu resume`` (or an elapsed
+configured cool-down) lifts it. Everything that trades or moves money asks :func:`halted` first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session
+
+    from jiritsu.db.models import Control
+
+GLOBAL = "global"
+
+
+@dataclass(frozen=True)
+class HaltState:
+    scope: str
+    halted: bool
+    reason: str | None = None
+    halted_at: datetime | None = None
+    halted_by: str | None = None
+    cooldown_until: datetime | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _row(session: Session, scope: str) -> Control | None:
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Control
+
+    return session.scalars(sa.select(Control).where(Control.scope == scope)).one_or_none()
+
+
+def _state(row: Control | None, scope: str) -> HaltState:
+    if row is None:
+        return HaltState(scope, False)
+    return HaltState(
+        scope, bool(row.halted), row.reason, row.halted_at, row.halted_by, row.cooldown_until
+    )
+
+
+def halt(
+    engine: Engine,
+    scope: str,
+    reason: str,
+    *,
+    by: str = "operator",
+    cooldown_minutes: float = 0,
+    now: datetime | None = None,
+) -> bool:
+    """Halt ``scope`` (GLOBAL or a bot name); returns False when it was already halted."""
+    from jiritsu.db.engine import session_scope
+    from jiritsu.db.models import Control
+
+    now = now or _now()
+    with session_scope(engine) as session:
+        row = _row(session, scope)
+        if row is None:
+            row = Control(scope=scope, halted=False)
+            session.add(row)
+        if row.halted:
+            return False
+        row.halted = True
+        row.reason = reason
+        row.halted_at = now
+        row.halted_by = by
+        row.cooldown_until = now + timedelta(minutes=cooldown_minutes) if cooldown_minutes else None
+    return True
+
+
+def resume(engine: Engine, scope: str, *, now: datetime | None = None) -> bool:
+    """Lift a halt; returns False when ``scope`` was not halted."""
+    from jiritsu.db.engine import session_scope
+
+    with session_scope(engine) as session:
+        row = _row(session, scope)
+        if row is None or not row.halted:
+            return False
+        row.halted = False
+        row.resumed_at = now or _now()
+        row.cooldown_until = None
+    return True
+
+
+def state(engine: Engine, scope: str, *, now: datetime | None = None) -> HaltState:
+    """The halt state of ``scope``; a halt whose cool-down has elapsed is lifted here."""
+    from jiritsu.db.engine import session_scope
+
+    now = now or _now()
+    with session_scope(engine) as session:
+        row = _row(session, scope)
+        if row is not None and row.halted and row.cooldown_until and row.cooldown_until <= now:
+            row.halted = False
+            row.resumed_at = now
+        return _state(row, scope)
+
+
+def halted(engine: Engine, bot: str | None = None, *, now: datetime | None = None) -> HaltState:
+    """The halt that stops ``bot`` (the global one first), or a not-halted state."""
+    glob = state(engine, GLOBAL, now=now)
+    if glob.halted or bot is None:
+        return glob
+    return state(engine, bot, now=now)
+
+
+def all_states(engine: Engine) -> list[HaltState]:
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from jiritsu.db.models import Control
+
+    with Session(engine) as session:
+        rows = session.scalars(sa.select(Control).order_by(Control.scope)).all()
+        return [_state(r, r.scope) for r in rows]
