@@ -645,6 +645,9 @@ class PaperSettings(_Model):
         validate_default=True,  # the defaults name bots too: check them against the real ones
     )
     main_balance: Dec = Field(default=Decimal("0"), ge=0)
+    # Where paper trading gets its prices: "replay" the stored candles (offline; demos, tests)
+    # or "bybit": Bybit's public klines, polled as time passes (no key needed).
+    price_source: Literal["replay", "bybit"] = "replay"
 
     @field_validator("starting_balances")
     @classmethod
@@ -769,6 +772,13 @@ class RiskSettings(_Model):
     cooldown_minutes: Int = Field(default=0, ge=0)
 
 
+def _shipped_file(relative: str) -> str:
+    """A file shipped next to config.toml, as its relative path there resolves to."""
+    from jiritsu.resources import default_config_path
+
+    return str(resolve_path(relative, default_config_path().parent))
+
+
 class NewsSentimentSettings(_Model):
     enabled: bool = True
     fetch_interval_minutes: Int = Field(default=15, ge=1)
@@ -779,6 +789,7 @@ class NewsSentimentSettings(_Model):
         default_factory=lambda: [
             "https://www.coindesk.com/arc/outboundfeeds/rss/",
             "https://cointelegraph.com/rss",
+            _shipped_file("examples/news/sample_feed.xml"),  # offline demo feed, dated 2025
         ]
     )
     moving_average_period_hours: Int = Field(default=24, ge=1)

@@ -214,11 +214,19 @@ class PaperExchange(Exchange):
 
         settings = loaded.settings
         clock = clock or RealClock()
+        engine = connect(loaded.db_url)
+        if source is None and settings.paper.price_source == "bybit":
+            from jiritsu.exchange.factory import build_market_data_exchange
+            from jiritsu.market.source import LiveSource
+            from jiritsu.market.store import CandleStore
+
+            store = CandleStore(engine, settings.general.data_dir / CANDLE_CACHE_DIRNAME)
+            source = LiveSource(build_market_data_exchange(loaded), clock, store=store)
         if source is None:
             symbols = sorted({bot.symbol for bot in settings.sub_bots})
             cache = CandleCache(settings.general.data_dir / CANDLE_CACHE_DIRNAME)
             source = ReplaySource.from_cache(cache, symbols, clock)
-        exchange = cls(connect(loaded.db_url), settings, source, clock)
+        exchange = cls(engine, settings, source, clock)
         exchange._owns_engine = True
         return exchange
 
@@ -232,6 +240,12 @@ class PaperExchange(Exchange):
     def _run(self, fn: Callable[[Session, int], T], *, sync: bool = True) -> T:
         """Run ``fn(session, now_ms)`` in one locked transaction, after seeding and catching up
         with the clock; retried as a whole on database lock/connection errors."""
+
+        # A live price source fetches over the network (and stores bars): do it before taking
+        # the ledger's write lock, never while holding it.
+        prepare = getattr(self.source, "prepare", None)
+        if prepare is not None:
+            prepare(sorted({bot.symbol for bot in self.settings.sub_bots}), self.clock.now_ms())
 
         def attempt() -> T:
             with ledger.locked_session(self.engine) as session:

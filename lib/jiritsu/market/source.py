@@ -13,7 +13,7 @@ fills in that minute, and pending orders wait for the next bar that exists.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import polars as pl
@@ -30,6 +30,10 @@ from jiritsu.market.frames import (
 )
 from jiritsu.market.symbols import normalize_symbol
 from jiritsu.sim.clock import Clock
+
+if TYPE_CHECKING:
+    from jiritsu.exchange.base import Exchange
+    from jiritsu.market.store import CandleStore
 
 __all__ = ["Bar", "MarketSource", "ReplaySource"]
 
@@ -212,3 +216,79 @@ class ReplaySource:
         bars = base if iv == self.bar_ms else resample(base, interval)
         bars = bars.filter((pl.col("ts") >= lower) & (pl.col("ts") < upper))
         return bars.tail(limit)
+
+
+class LiveSource(ReplaySource):
+    """Bybit's public 1-minute klines, fetched as time passes: paper money on real prices.
+
+    Before answering, it tops up each symbol with the bars that closed since its newest one
+    (bounded pages; the first call loads ``lookback_minutes``), keeps ``lookback_minutes`` in
+    memory, and optionally stores what it fetched in the candle store so backtests and the phase
+    classifier see the same bars. Everything else is :class:`ReplaySource`'s logic, so live
+    paper trading and replays share one implementation of "closed bars only".
+    """
+
+    MAX_PAGES = 20  # one call never pages more than this (20 000 minutes)
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        clock: Clock,
+        *,
+        category: str = "linear",
+        lookback_minutes: int = 3 * 1440,
+        store: CandleStore | None = None,
+    ) -> None:
+        super().__init__(clock, interval="1")
+        self.exchange = exchange
+        self.category = category
+        self.lookback_ms = lookback_minutes * 60_000
+        self.store = store
+        self._fetched_to: dict[str, int] = {}  # symbol -> exclusive end of what was asked for
+
+    def _refresh(self, symbol: str, now_ms: int | None) -> None:
+        symbol = normalize_symbol(symbol)
+        now = self._now(now_ms)
+        end = now - now % self.bar_ms  # the bar opening at `end` has not closed yet
+        start = self._fetched_to.get(symbol, end - self.lookback_ms)
+        if start >= end:
+            return
+        pages: list[pl.DataFrame] = []
+        cursor = end
+        for _ in range(self.MAX_PAGES):
+            page = self.exchange.klines(
+                symbol, "1", category=self.category,  # type: ignore[arg-type]
+                start_ms=start, end_ms=cursor - 1, limit=1000,
+            )  # fmt: skip
+            page = page.filter((pl.col("ts") >= start) & (pl.col("ts") < cursor))
+            if page.height == 0:
+                break
+            pages.append(page)
+            cursor = int(page["ts"][0])
+            if cursor <= start:
+                break
+        self._fetched_to[symbol] = end
+        if not pages:
+            return
+        new = pl.concat(pages).unique("ts").sort("ts")
+        if self.store is not None:
+            self.store.write(symbol, "1", new)
+        old = self._series.get(symbol)
+        frame = new if old is None else pl.concat([old.frame, new]).unique("ts").sort("ts")
+        self.add(symbol, frame.filter(pl.col("ts") >= end - self.lookback_ms))
+
+    def prepare(self, symbols: Iterable[str], now_ms: int | None = None) -> None:
+        """Fetch what closed since the last call for ``symbols`` (the paper exchange calls this
+        before it locks its ledger, so no network call or store write happens inside)."""
+        for symbol in symbols:
+            self._refresh(symbol, now_ms)
+
+    def bars_between(
+        self, symbol: str, start_ms: int, end_ms: int, *, now_ms: int | None = None
+    ) -> pl.DataFrame:
+        self._refresh(symbol, now_ms)
+        return super().bars_between(symbol, start_ms, end_ms, now_ms=now_ms)
+
+    def last_closed_bar(self, symbol: str, now_ms: int | None = None) -> Bar | None:
+        self._refresh(symbol, now_ms)
+        return super().last_closed_bar(symbol, now_ms)
