@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 PAGE = 1000  # Bybit's maximum kline limit
 MAX_PAGES = 100_000  # a hard bound on the loop whatever the exchange answers
+BATCH = 20_000  # bars stored per write: each write also merges into a Parquet partition
 
 Progress = Callable[[int, int], None]  # (bars covered so far, bars in the range)
 
@@ -78,8 +79,22 @@ def backfill(
     windows = (
         [(start_ms, end_ms)] if oldest is None else [(newest + step, end_ms), (start_ms, oldest)]
     )
+    import polars as pl
+
     pages = inserted = already = 0
     covered = 0 if oldest is None else (newest - oldest) // step + 1
+    buffered: list[pl.DataFrame] = []
+
+    def flush() -> None:
+        # Pages are stored in batches (newest first), so what is stored is still one run
+        # ending at the present; a resume repeats at most one batch of requests.
+        nonlocal inserted, already
+        if buffered:
+            stats = store.write(symbol, interval, pl.concat(buffered[::-1]))
+            inserted += stats.inserted
+            already += stats.already_stored
+            buffered.clear()
+
     for lo, hi in windows:
         cursor = hi  # exclusive upper bound of what is still to fetch in this window
         while cursor > lo and pages < MAX_PAGES:
@@ -90,14 +105,15 @@ def backfill(
             frame = frame.filter((frame["ts"] >= lo) & (frame["ts"] < cursor))
             if frame.height == 0:
                 break  # the exchange has nothing older in this window
-            stats = store.write(symbol, interval, frame)
-            inserted += stats.inserted
-            already += stats.already_stored
+            buffered.append(frame)
             first = int(frame["ts"][0])
             covered += (cursor - first) // step
             cursor = first
+            if sum(f.height for f in buffered) >= BATCH:
+                flush()
             if progress:
                 progress(min(covered, total_bars), total_bars)
+        flush()
     stored = store.load(symbol, interval, start_ms, end_ms)
     gaps = GapReport.from_ts(stored["ts"].to_numpy(), step)
     return BackfillResult(symbol, interval, start_ms, end_ms, pages, inserted, already, gaps)

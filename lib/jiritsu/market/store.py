@@ -80,7 +80,6 @@ class CandleStore:
     ) -> StoreStats:
         """Store the bars of ``frame`` whose timestamps are new; return what was done."""
         import polars as pl
-        import sqlalchemy as sa
 
         from jiritsu.db.models import Candle
 
@@ -93,14 +92,19 @@ class CandleStore:
         new = frame.filter(pl.Series(~np.isin(ts, stored)))
         total = new.height
         rows = new.select(CANDLE_COLUMNS).rows()
+        table = Candle.__table__
         for start in range(0, total, CHUNK):
-            batch = [
-                {"symbol": symbol, "interval": interval, "ts": r[0], "open": r[1], "high": r[2],
-                 "low": r[3], "close": r[4], "volume": r[5]}
-                for r in rows[start : start + CHUNK]
-            ]  # fmt: skip
+            batch = [(symbol, interval, *r) for r in rows[start : start + CHUNK]]
             with self.engine.begin() as conn:
-                conn.execute(sa.insert(Candle), batch)
+                # Straight to the driver's executemany: SQLAlchemy's per-row parameter
+                # processing costs more than the insert itself at a year of minutes.
+                mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+                cols = ("symbol", "interval", *CANDLE_COLUMNS)
+                conn.exec_driver_sql(
+                    f"INSERT INTO {table.name} ({', '.join(cols)}) "  # noqa: S608 - fixed names
+                    f"VALUES ({', '.join([mark] * len(cols))})",
+                    batch,
+                )
             if progress:
                 progress(min(start + CHUNK, total), total)
         if total:
