@@ -16,12 +16,19 @@ if TYPE_CHECKING:
 
     from jiritsu.advisors.base import Advisor
     from jiritsu.config import LoadedConfig
+    from jiritsu.notify import Notifier
 
 log = logging.getLogger("jiritsu.advisors")
 
 
-def build_advisor(bot: Any, loaded: LoadedConfig, engine: Engine | None = None) -> Advisor:
-    """The advisor for ``bot`` (a ``SubBot`` settings object)."""
+def build_advisor(
+    bot: Any,
+    loaded: LoadedConfig,
+    engine: Engine | None = None,
+    notifier: Notifier | None = None,
+) -> Advisor:
+    """The advisor for ``bot`` (a ``SubBot`` settings object); ``engine`` and ``notifier`` carry
+    the Gemini advisor's WARNING/ERROR events and alerts."""
     from jiritsu.advisors.rules import RulesAdvisor
 
     rules = RulesAdvisor(bot)
@@ -36,7 +43,9 @@ def build_advisor(bot: Any, loaded: LoadedConfig, engine: Engine | None = None) 
             "%s: advisor %s configured but no Gemini key; using rules", bot.name, bot.advisor
         )
         return rules
-    gemini = GeminiAdvisor(bot, client, model=loaded.settings.gemini.model)
+    gemini = GeminiAdvisor(
+        bot, client, model=loaded.settings.gemini.model, engine=engine, notifier=notifier
+    )
     if bot.advisor == "gemini":
         return gemini
     from jiritsu.advisors.hybrid import HybridAdvisor
