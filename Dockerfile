@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # Jiritsu's runtime image. It keeps the checkout layout (lib/jiritsu finds config.toml and
 # migrations/ two levels up) and installs runtime dependencies only, from uv.lock, with the same
-# pinned uv as scripts/bootstrap.py. Built and pushed by .github/workflows/release.yml.
+# pinned uv as scripts/bootstrap.py. Built and pushed by .github/workflows/release.yml as the
+# build artifact of each commit; the servers run the same commit from a checkout under systemd
+# (CONTRIBUTING.md, "Deploying"), and the image runs any command elsewhere:
 #
 #   docker build -t jiritsu .
 #   docker run --rm --init -v /var/lib/jiritsu:/var/lib/jiritsu --env-file jiritsu.env jiritsu status
@@ -49,7 +51,9 @@ VOLUME ["/var/lib/jiritsu"]
 # hadolint ignore=DL3066
 USER jiritsu
 
-HEALTHCHECK --interval=60s --timeout=30s --start-period=30s --retries=3 CMD ["jiritsu", "health"]
+# No HEALTHCHECK: `jiritsu health` is a scheduled job (jiritsu-health.timer) that records its
+# results and alerts on changes; run as a container probe it would do that in every container.
+HEALTHCHECK NONE
 
 # jiritsu runs as PID 1: start containers with `docker run --init` so that SIGTERM reaches it.
 ENTRYPOINT ["jiritsu"]

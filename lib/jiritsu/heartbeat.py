@@ -1,0 +1,145 @@
+"""Heartbeats: every long-running component upserts one row in ``heartbeats`` to say "alive".
+
+``jiritsu health`` compares the age of a component's last beat with a threshold, so a trade loop
+that hangs (alive for systemd, doing nothing) is noticed as surely as one that died. One row per
+component keeps the table tiny; ``started_at`` changes only when another process (pid or host)
+takes over the component, so a restart is visible too.
+
+Components the system knows by name: :data:`TRADE_LOOP` (beats while the loop runs, at least
+every ``health.heartbeat_max_age_seconds / 2``), :data:`TRADE_TICK` (beats after each completed
+trading cycle) and :data:`HEALTH` (the health job itself).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+__all__ = ["HEALTH", "TRADE_LOOP", "TRADE_TICK", "Beat", "age", "beat", "last_beat"]
+
+TRADE_LOOP = "trade-loop"
+TRADE_TICK = "trade-tick"
+HEALTH = "health"
+_MAX_COMPONENT = 64  # heartbeats.component is VARCHAR(64)
+
+
+@dataclass(frozen=True)
+class Beat:
+    """The last heartbeat of one component."""
+
+    component: str
+    last_seen: datetime
+    started_at: datetime | None
+    pid: int | None
+    host: str | None
+    details: Any
+
+    def age_seconds(self, now: datetime | None = None) -> float:
+        """Seconds since the beat (never negative: clocks of two hosts may disagree a little)."""
+        now = now or datetime.now(timezone.utc)
+        return max(0.0, (now - self.last_seen).total_seconds())
+
+
+def _check_component(component: str) -> str:
+    if not component or len(component) > _MAX_COMPONENT:
+        raise ValueError(f"component name must be 1-{_MAX_COMPONENT} characters: {component!r}")
+    return component
+
+
+def _portable(details: Mapping[str, Any] | None) -> Any:
+    """Details go into a JSON column: Decimal, datetimes and the like become text."""
+    if details is None:
+        return None
+    return json.loads(json.dumps(dict(details), default=str))
+
+
+def beat(
+    engine: Engine,
+    component: str,
+    details: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Record that ``component`` is alive now (one upsert; raises on database errors).
+
+    The caller decides what a failed beat means: a loop would typically wrap it in
+    :func:`jiritsu.db.engine.retry_db` or log and carry on.
+    """
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Heartbeat
+
+    _check_component(component)
+    when = now or datetime.now(timezone.utc)
+    table = Heartbeat.__table__
+    values = {
+        "component": component,
+        "last_seen": when,
+        "started_at": when,
+        "pid": os.getpid(),
+        "host": socket.gethostname()[:255],
+        "details": _portable(details),
+    }
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - engine.py accepts only these two
+        raise ValueError(f"unsupported database dialect {dialect!r}")
+    stmt = insert(table).values(**values)
+    same_process = sa.and_(table.c.pid == stmt.excluded.pid, table.c.host == stmt.excluded.host)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.component],
+        set_={
+            "last_seen": stmt.excluded.last_seen,
+            "pid": stmt.excluded.pid,
+            "host": stmt.excluded.host,
+            "details": stmt.excluded.details,
+            # A restart (another pid or host) starts the clock again; a beat of the same
+            # process keeps it.
+            "started_at": sa.case(
+                (same_process, sa.func.coalesce(table.c.started_at, stmt.excluded.started_at)),
+                else_=stmt.excluded.started_at,
+            ),
+        },
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt)
+
+
+def last_beat(engine: Engine, component: str) -> Beat | None:
+    """The last heartbeat of ``component``, or None when it never beat."""
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from jiritsu.db.models import Heartbeat
+
+    with Session(engine) as session:
+        row = session.scalars(
+            sa.select(Heartbeat).where(Heartbeat.component == _check_component(component))
+        ).first()
+        if row is None:
+            return None
+        return Beat(
+            component=row.component,
+            last_seen=row.last_seen,
+            started_at=row.started_at,
+            pid=row.pid,
+            host=row.host,
+            details=row.details,
+        )
+
+
+def age(engine: Engine, component: str, *, now: datetime | None = None) -> float | None:
+    """Seconds since ``component`` last beat; None when it never did."""
+    found = last_beat(engine, component)
+    return None if found is None else found.age_seconds(now)
