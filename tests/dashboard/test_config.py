@@ -1,0 +1,125 @@
+"""The metadata handed to Datasette: pages, permissions, secrets by reference only."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from jiritsu.config import Settings
+from jiritsu.dashboard.config import (
+    DB_NAME,
+    PAGES,
+    build_metadata,
+    canned_queries,
+    chart_urls,
+    intervention_commands,
+)
+from jiritsu.dashboard.serve import hash_password, is_password_hash
+
+
+def _settings(**dashboard: object) -> Settings:
+    return Settings.model_validate({"dashboard": dashboard} if dashboard else {})
+
+
+def test_every_page_is_configured_with_a_consistent_layout() -> None:
+    boards = build_metadata(_settings())["plugins"]["datasette-dashboards"]
+    assert list(boards) == list(PAGES)
+    for slug, board in boards.items():
+        assert board["title"] == PAGES[slug]
+        charts = board["charts"]
+        assert charts, slug
+        in_layout = {cell for row in board["layout"] for cell in row}
+        assert in_layout == set(charts), slug
+        assert len({len(row) for row in board["layout"]}) == 1, slug  # a rectangular grid
+        for name, chart in charts.items():
+            assert chart["title"], (slug, name)
+            assert chart["library"] in ("vega-lite", "metric", "table", "markdown"), name
+            if chart["library"] == "markdown":
+                assert isinstance(chart["display"], str)
+                continue
+            assert chart["db"] == DB_NAME
+            assert chart["query"].lstrip().upper().startswith(("SELECT", "WITH")), name
+            if chart["library"] == "vega-lite":
+                assert {"mark", "encoding"} <= set(chart["display"]), name
+            if chart["library"] == "metric":
+                assert chart["display"]["field"] == "value"
+
+
+def test_the_log_viewer_refreshes_and_the_summary_has_its_numbers() -> None:
+    boards = build_metadata(_settings())["plugins"]["datasette-dashboards"]
+    assert boards["log"]["settings"]["autorefresh"] == 1
+    titles = {chart["title"] for chart in boards["summary"]["charts"].values()}
+    assert {"Total equity", "24h PnL (realised)", "Total profit saved", "Trading", "Health"} <= (
+        titles
+    )
+
+
+def test_only_the_configured_users_get_in() -> None:
+    settings = _settings(
+        users=[
+            {"username": "operator", "password_hash_env": "OP_HASH"},
+            {"username": "auditor", "password_hash_env": "AUDIT_HASH"},
+        ],
+        allowed_ips=["10.0.0.0/8"],
+    )
+    metadata = build_metadata(settings)
+    allow = {"id": ["operator", "auditor"]}
+    assert metadata["allow"] == allow
+    assert metadata["allow_sql"] == allow
+    assert metadata["databases"][DB_NAME]["allow"] == allow
+    auth = metadata["plugins"]["datasette-auth-passwords"]
+    assert auth["operator_password_hash"] == {"$env": "OP_HASH"}
+    assert auth["auditor_password_hash"] == {"$env": "AUDIT_HASH"}
+    assert auth["actors"] == {"operator": {"id": "operator"}, "auditor": {"id": "auditor"}}
+    assert metadata["plugins"]["jiritsu-allowlist"] == {"allowed_ips": ["10.0.0.0/8"]}
+
+
+def test_the_hash_never_enters_the_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = hash_password("hunter2")
+    monkeypatch.setenv("JIRITSU_DASHBOARD_PASSWORD_HASH", secret)
+    text = json.dumps(build_metadata(_settings()))
+    assert secret not in text
+    assert "JIRITSU_DASHBOARD_PASSWORD_HASH" in text
+
+
+def test_canned_queries_only_read() -> None:
+    for name, query in canned_queries().items():
+        assert not query.get("write"), name
+        assert query["sql"].lstrip().upper().startswith("SELECT"), name
+
+
+def test_intervention_commands_are_exact_and_quoted() -> None:
+    text = intervention_commands(["SubBot-A", "odd bot"], Path("/etc/jiritsu/config.toml"))
+    base = "jiritsu --config /etc/jiritsu/config.toml"
+    lines = text.splitlines()
+    assert f"{base} halt --reason 'manual: <why>'" in lines
+    assert f"{base} halt --bot SubBot-A --reason 'manual: <why>'" in lines
+    assert f"{base} halt --bot 'odd bot' --reason 'manual: <why>'" in lines
+    assert f"{base} resume --bot 'odd bot'" in lines
+    assert f"{base} flatten --bot SubBot-A --yes" in lines
+    assert f"{base} flatten --yes" in lines
+    for line in lines:
+        if line.startswith("jiritsu "):
+            assert shlex.split(line)[0] == "jiritsu"  # every command line parses as a shell line
+    assert intervention_commands(["A"]).splitlines().count("jiritsu resume --bot A") == 1
+
+
+def test_chart_urls_are_what_the_browser_fetches() -> None:
+    urls = dict(chart_urls(build_metadata(_settings())))
+    assert urls["page summary"] == "/-/dashboards/summary"
+    equity = urls["chart backtests/equity"]
+    assert equity.startswith(f"/{DB_NAME}.json?sql=SELECT")
+    assert equity.endswith("&_shape=objects")
+    assert "%5B%5B" not in equity  # the optional filter is dropped when no run is chosen
+    assert sum(label.startswith("page ") for label in urls) == len(PAGES)
+
+
+def test_password_hash_format() -> None:
+    made = hash_password("x")
+    assert is_password_hash(made)
+    assert not is_password_hash("x")
+    assert not is_password_hash("md5$1$salt$hash")
+    assert not is_password_hash("pbkdf2_sha256$many$salt$hash")
