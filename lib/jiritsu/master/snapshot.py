@@ -1,0 +1,108 @@
+"""Portfolio snapshots: ``portfolio_history`` plus one ``portfolio_bot_balances`` row per bot.
+
+What one snapshot holds:
+
+- per ENABLED bot: its equity (wallet plus unrealised PnL plus spot holdings at market, as
+  ``Exchange.balance`` reports it) and its available balance;
+- ``total_balance_usdt``: the sum of those equities, i.e. the capital the bots trade. It does
+  NOT include the savings: those are ``profit_saved_balance``, the main account's FUND wallet
+  (``Exchange.balance(MAIN)``), which the bots never trade. Capital = total + saved. (So a
+  weekly saving lowers the total by what it moved into the savings.)
+- ``phase``: the phase given, else the newest recorded reading of the index symbol (NULL before
+  the first one).
+
+The balances are read first and the rows written in one transaction afterwards; if any balance
+cannot be read, nothing is written (a snapshot with a bot missing would draw a false drop in
+the equity curves).
+
+The trading engine calls :func:`take_snapshot` from its loop; ``jiritsu snapshot`` runs it from
+a timer; profit saving takes one right after moving money.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from jiritsu.config.models import Settings
+    from jiritsu.exchange.base import Exchange
+
+
+@dataclass(frozen=True)
+class BotBalance:
+    bot: str
+    equity: Decimal
+    available: Decimal
+
+
+@dataclass(frozen=True)
+class PortfolioSnapshot:
+    """A stored snapshot (``id`` is its ``portfolio_history`` row)."""
+
+    id: int
+    timestamp: datetime
+    total_balance_usdt: Decimal
+    profit_saved_balance: Decimal
+    phase: str | None
+    environment: str
+    bots: tuple[BotBalance, ...]
+
+
+def take_snapshot(
+    engine: Engine,
+    exchange: Exchange,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    phase: str | None = None,
+) -> PortfolioSnapshot:
+    """Read every enabled bot's balance and the savings, store and return the snapshot."""
+    from jiritsu.db.engine import retry_db, session_scope
+    from jiritsu.db.models import PortfolioBotBalance
+    from jiritsu.db.models import PortfolioSnapshot as SnapshotRow
+    from jiritsu.exchange.types import MAIN
+    from jiritsu.master.phase import latest_phase
+    from jiritsu.master.transfers import quote_coin
+
+    now = now or datetime.now(timezone.utc)
+    coin = quote_coin(settings)
+    bots = tuple(
+        BotBalance(b.name, Decimal(bal.equity), Decimal(bal.available))
+        for b in settings.enabled_bots
+        for bal in (exchange.balance(b.name, coin),)
+    )
+    saved = Decimal(exchange.balance(MAIN, coin).equity)
+    total = sum((b.equity for b in bots), Decimal(0))
+    if phase is None:
+        phase = latest_phase(engine, settings.master_bot.index_symbol)
+    environment = settings.general.environment
+
+    def write() -> int:
+        with session_scope(engine) as session:
+            row = SnapshotRow(
+                timestamp=now,
+                total_balance_usdt=total,
+                profit_saved_balance=saved,
+                phase=phase,
+                environment=environment,
+            )
+            session.add(row)
+            session.flush()
+            for b in bots:
+                session.add(
+                    PortfolioBotBalance(
+                        snapshot_id=row.id,
+                        bot_name=b.bot,
+                        balance=b.equity,
+                        available_balance=b.available,
+                    )
+                )
+            return int(row.id)
+
+    row_id = retry_db(write, what="writing a portfolio snapshot")
+    return PortfolioSnapshot(row_id, now, total, saved, phase, environment, bots)
