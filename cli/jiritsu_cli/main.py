@@ -14,7 +14,17 @@ from typing import Annotated
 import typer
 
 from jiritsu import __version__
-from jiritsu_cli import config_cmd, data_cmd, db_cmd, reconcile_cmd, status_cmd
+from jiritsu_cli import (
+    config_cmd,
+    dashboard_cmd,
+    data_cmd,
+    db_cmd,
+    health_cmd,
+    master_cmd,
+    news_cmd,
+    reconcile_cmd,
+    status_cmd,
+)
 from jiritsu_cli.common import AppState, new_app, not_implemented
 
 app = new_app(
@@ -61,36 +71,29 @@ def root(
 
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(dashboard_cmd.app, name="dashboard")
 app.add_typer(data_cmd.app, name="data")
 app.command("status", help=status_cmd.status.__doc__)(status_cmd.status)
+app.command("fetch-news", help=news_cmd.fetch_news.__doc__)(news_cmd.fetch_news)
 app.command("reconcile", help=reconcile_cmd.reconcile.__doc__)(reconcile_cmd.reconcile)
+app.command("health", help=health_cmd.health.__doc__)(health_cmd.health)
+app.command("phase", help=master_cmd.phase.__doc__)(master_cmd.phase)
+app.command("rebalance", help=master_cmd.rebalance.__doc__)(master_cmd.rebalance)
+app.command("save-profit", help=master_cmd.save_profit.__doc__)(master_cmd.save_profit)
+app.command("snapshot", help=master_cmd.snapshot.__doc__)(master_cmd.snapshot)
 
 # Subcommands whose capability has not landed yet: registered now so that the CLI surface, the
 # systemd units and the README can be written against it; each says so and exits 1.
 _PENDING: dict[str, str] = {
     "trade-tick": "Run one trading cycle for every enabled bot.",
     "trade-loop": "Trade continuously: reconcile, tick at each bar close, honour halts.",
-    "fetch-news": "Fetch news feeds and score their sentiment.",
-    "rebalance": "Move capital between sub-accounts according to the market phase.",
-    "save-profit": "Sweep a share of each bot's weekly profit to the savings account.",
-    "snapshot": "Record a portfolio snapshot (total, per bot, profit saved).",
     "tune": "Re-tune the bots' parameters by walk-forward backtesting.",
     "backtest": "Backtest a bot over stored candles.",
-    "health": "Check system health and alert on changes.",
     "halt": "Halt trading globally or for one bot.",
     "resume": "Lift a halt.",
     "flatten": "Cancel every open order and close every position at market.",
-    "phase": "Classify the current market phase.",
 }
-_PENDING_GROUPS: dict[str, tuple[str, dict[str, str]]] = {
-    "dashboard": (
-        "The read-only Datasette dashboard.",
-        {
-            "serve": "Serve the dashboard.",
-            "mirror": "Mirror a PostgreSQL database into the SQLite file the dashboard reads.",
-        },
-    ),
-}
+_PENDING_GROUPS: dict[str, tuple[str, dict[str, str]]] = {}
 _LENIENT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 

@@ -39,6 +39,8 @@ TABLES = {
     "paper_fills",
     "paper_positions",
     "paper_transfers",
+    # 0003: news and API usage
+    "api_usage",
 }
 
 

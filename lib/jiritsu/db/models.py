@@ -24,7 +24,7 @@ Conventions the rest of the system relies on:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -100,6 +100,7 @@ class Decision(Base):
     __table_args__ = (
         sa.Index("ix_decisions_bot_bar_ts", "bot", "bar_ts"),
         sa.Index("ix_decisions_bot_created_at", "bot", "created_at"),
+        sa.Index("ix_decisions_created_at", "created_at"),  # 0004: newest first, all bots
     )
 
     id: Mapped[int] = _id()
@@ -368,6 +369,15 @@ class SentimentScore(Base):
     scorer: Mapped[str | None] = mapped_column(sa.String(32))
     model: Mapped[str | None] = mapped_column(sa.String(64))
     scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Added by migration 0003 (news sentiment): the feed the item came from (URL or file path;
+    # ``source`` is its short label), the bounded text the scorer reads (so an item left
+    # unscored is scored by a later run without refetching), the scorer's label, and how many
+    # times scoring this item failed with its last reason (retries stop at a limit).
+    feed_url: Mapped[str | None] = mapped_column(sa.Text())
+    content: Mapped[str | None] = mapped_column(sa.Text())
+    label: Mapped[str | None] = mapped_column(sa.String(16))
+    score_attempts: Mapped[int] = mapped_column(sa.Integer(), default=0, server_default="0")
+    score_error: Mapped[str | None] = mapped_column(sa.Text())
 
 
 class SystemEvent(Base):
@@ -650,3 +660,48 @@ class PaperTransfer(Base):
     status: Mapped[str] = mapped_column(sa.String(16))
     detail: Mapped[str | None] = mapped_column(sa.Text())
     created_at: Mapped[datetime] = _created()
+
+
+# --- news sentiment and API usage (migration 0003) ----------------------------------------
+# ``api_usage``: what each provider (Gemini) spent per UTC day, shared by every process so that
+# the daily request/token budget holds across the trade loop and timer-started jobs.
+# ``sentiment_moving_average`` (view, defined per dialect in 0003): per hour bucket that holds
+# scored items, the average score of the items published in the 24 hours ending with that
+# bucket's end, (end - 24 h, end]. The window of the view is fixed at 24 h; the configured
+# ``news_sentiment.moving_average_period_hours`` is applied by
+# :func:`jiritsu.news.sentiment.sentiment_average`, which the advisors use.
+
+VIEW_NAMES = (*VIEW_NAMES, "sentiment_moving_average")
+
+
+class ApiUsage(Base):
+    """Requests and tokens one provider used on one UTC day (incremented in SQL, atomically)."""
+
+    __tablename__ = "api_usage"
+    __table_args__ = (sa.UniqueConstraint("day", "provider"),)
+
+    id: Mapped[int] = _id()
+    day: Mapped[date] = mapped_column(sa.Date())
+    provider: Mapped[str] = mapped_column(sa.String(32))
+    requests: Mapped[int] = mapped_column(sa.Integer(), default=0)
+    prompt_tokens: Mapped[int] = mapped_column(sa.BigInteger(), default=0)
+    output_tokens: Mapped[int] = mapped_column(sa.BigInteger(), default=0)
+    updated_at: Mapped[datetime] = _updated()
+
+
+# --- dashboard views (migration 0004) -----------------------------------------------------
+# Read by the Datasette dashboard (jiritsu.dashboard); defined per dialect in 0004, which
+# documents each: daily realised PnL per bot, performance per bot and overall (win rate, profit
+# factor, Sharpe ratio), end-of-day portfolio and per-bot equity, daily sentiment with a 7-day
+# average, the newest result of each health check and the Summary page's one row.
+
+DASHBOARD_VIEW_NAMES = (
+    "trade_pnl_daily",
+    "performance",
+    "portfolio_daily",
+    "equity_daily",
+    "sentiment_daily",
+    "health_latest",
+    "dashboard_summary",
+)
+VIEW_NAMES = (*VIEW_NAMES, *DASHBOARD_VIEW_NAMES)
