@@ -218,10 +218,30 @@ def _cli_commands() -> set[str]:
         ("@weekly", ["Sun *-*-* 00:00:00 UTC"]),
         ("0 0 * * 6,7", ["Sat,Sun *-*-* 00:00:00 UTC"]),
         ("5 4 * jan,jul sun", ["Sun *-01,07-* 04:05:00 UTC"]),
+        # A day-of-month field starting with "*" still restricts the days, ANDed with weekdays.
+        ("0 0 */2 * *", ["*-*-01/2 00:00:00 UTC"]),
+        ("0 0 */2 * 1", ["Mon *-*-01/2 00:00:00 UTC"]),
     ],
 )
 def test_cron_to_oncalendar(cron: str, events: list[str]) -> None:
     assert cron_to_oncalendar(cron) == events
+
+
+@pytest.mark.parametrize(
+    "cron", ["0 0 */2 * *", "0 0 */2 * 1", "0 0 1,15 * 0", "30 2 * * 1-5", "0 1 1 * *"]
+)
+def test_systemd_fires_exactly_when_cron_does(systemd_analyze: str, cron: str) -> None:
+    from jiritsu.config.cron import parse_cron
+
+    schedule = parse_cron(cron)
+    expected, at = [], BASE
+    for _ in range(6):
+        at = schedule.next_after(at)
+        expected.append(at)
+    fired: set[datetime] = set()
+    for event in cron_to_oncalendar(cron):
+        fired.update(_elapses(systemd_analyze, event, 6))
+    assert sorted(fired)[:6] == expected
 
 
 def test_intervals_are_calendar_events_when_they_divide_the_hour_or_day() -> None:

@@ -64,13 +64,11 @@ class CronSchedule:
     def _day_matches(self, when: datetime) -> bool:
         dom = when.day in self.days
         dow = (when.weekday() + 1) % 7 in self.weekdays
+        # Vixie cron: when both day fields are restricted either may match; when one starts with
+        # "*" (including "*/2") both must, so "*/2" in day-of-month still means odd days only.
         if self.days_restricted and self.weekdays_restricted:
             return dom or dow
-        if self.days_restricted:
-            return dom
-        if self.weekdays_restricted:
-            return dow
-        return True
+        return dom and dow
 
     def matches(self, when: datetime) -> bool:
         """Whether the schedule fires in the minute containing ``when``."""

@@ -196,11 +196,10 @@ def cron_to_oncalendar(expression: str) -> list[str]:
     by_weekday = f"{weekdays} *-{months}-* {time_part} UTC"
     if cron.days_restricted and cron.weekdays_restricted:
         return [by_date, by_weekday]
-    if cron.weekdays_restricted:
-        return [by_weekday]
-    if cron.days_restricted:
-        return [by_date]
-    return [f"*-{months}-* {time_part} UTC"]
+    # Otherwise a day must match both fields ("*/2" in day-of-month still restricts the days),
+    # which one event expresses: systemd ANDs its parts.
+    prefix = f"{weekdays} " if len(cron.weekdays) < 7 else ""
+    return [f"{prefix}*-{months}-{days} {time_part} UTC"]
 
 
 def from_cron(expression: str) -> Schedule:
