@@ -285,7 +285,7 @@ SELECT (SELECT ts FROM latest) AS as_of,
        (SELECT COUNT(*) FROM controls WHERE scope = 'global' AND halted) AS global_halted,
        (SELECT COUNT(*) FROM controls WHERE scope <> 'global' AND halted) AS halted_bots,
        (SELECT COUNT(*) FROM health_latest) AS health_checks,
-       (SELECT COUNT(*) FROM health_latest WHERE lower(status) <> 'ok') AS health_problems
+       (SELECT COUNT(*) FROM health_latest WHERE lower(status) IN ('warn', 'bad')) AS health_problems
 """
 
 DASHBOARD_SUMMARY_POSTGRESQL = """CREATE VIEW dashboard_summary AS
@@ -316,7 +316,7 @@ SELECT (SELECT ts FROM latest) AS as_of,
        (SELECT COUNT(*) FROM controls WHERE scope = 'global' AND halted) AS global_halted,
        (SELECT COUNT(*) FROM controls WHERE scope <> 'global' AND halted) AS halted_bots,
        (SELECT COUNT(*) FROM health_latest) AS health_checks,
-       (SELECT COUNT(*) FROM health_latest WHERE lower(status) <> 'ok') AS health_problems
+       (SELECT COUNT(*) FROM health_latest WHERE lower(status) IN ('warn', 'bad')) AS health_problems
 """
 
 # (name, SQLite, PostgreSQL) in creation order: later views read earlier ones.

@@ -245,6 +245,8 @@ def test_summary_counts_back_24_hours_from_the_newest_snapshot(engine: Engine) -
                 HealthCheck(ts=now - timedelta(hours=2), check_name="disk", status="ok"),
                 HealthCheck(ts=now - timedelta(hours=1), check_name="disk", status="warn"),
                 HealthCheck(ts=now - timedelta(hours=1), check_name="db", status="OK"),
+                # "skipped" (e.g. no exchange layer to ask) is not a problem
+                HealthCheck(ts=now - timedelta(hours=1), check_name="exchange", status="skipped"),
             ]
         )
         session.commit()
@@ -254,9 +256,9 @@ def test_summary_counts_back_24_hours_from_the_newest_snapshot(engine: Engine) -
     assert row["realised_pnl_24h"] == pytest.approx(3.75)
     assert row["profit_saved"] == pytest.approx(7.5)
     assert (row["global_halted"], row["halted_bots"]) == (0, 1)
-    assert (row["health_checks"], row["health_problems"]) == (2, 1)
+    assert (row["health_checks"], row["health_problems"]) == (3, 1)
     latest = {r["check_name"]: r["status"] for r in _rows(engine, "SELECT * FROM health_latest")}
-    assert latest == {"disk": "warn", "db": "OK"}
+    assert latest == {"disk": "warn", "db": "OK", "exchange": "skipped"}
 
 
 def test_summary_of_an_empty_database(engine: Engine) -> None:
