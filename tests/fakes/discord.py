@@ -31,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.loopback import LoopbackServer, tracking_handler
+
 CONTENT_MAX = 2000
 EMBEDS_MAX = 10
 TITLE_MAX = 256
@@ -182,7 +184,7 @@ def _validate_embed(errors: dict[str, Any], path: list[str], embed: Any) -> int:
     return size
 
 
-class FakeDiscord:
+class FakeDiscord(LoopbackServer):
     """Threaded loopback HTTP server standing in for ``discord.com/api/webhooks``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, verbose: bool = False) -> None:
@@ -200,43 +202,6 @@ class FakeDiscord:
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeDiscord:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, wake queued delays and drop open keep-alive connections."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        with self._lock:
-            conns = list(self._connections)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._server.server_close()
-
-    def __enter__(self) -> FakeDiscord:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- set-up and scripting ---------------------------------------------------------------
 
@@ -287,27 +252,7 @@ class FakeDiscord:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = 10  # idle keep-alive connections do not hold a thread forever
-
-            def setup(self) -> None:
-                super().setup()
-                with fake._lock:
-                    fake._connections.add(self.connection)
-
-            def finish(self) -> None:
-                with fake._lock:
-                    fake._connections.discard(self.connection)
-                try:
-                    super().finish()
-                except OSError:
-                    pass
-
-            def log_message(self, format: str, *args: Any) -> None:
-                if fake.verbose:
-                    super().log_message(format, *args)
-
+        class Handler(tracking_handler(fake)):  # type: ignore[misc,valid-type]
             def do_POST(self) -> None:
                 fake._handle(self)
 

@@ -21,7 +21,8 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+
+from tests.fakes.loopback import LoopbackServer, tracking_handler
 
 DELAY_MAX = 30.0
 
@@ -44,7 +45,7 @@ class SeenRequest:
     headers: dict[str, str]
 
 
-class FeedServer:
+class FeedServer(LoopbackServer):
     """Threaded loopback HTTP server with scripted routes."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, verbose: bool = False) -> None:
@@ -59,42 +60,8 @@ class FeedServer:
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
     def url(self, path: str) -> str:
         return self.base_url + path
-
-    def start(self) -> FeedServer:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        with self._lock:
-            conns = list(self._connections)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._server.server_close()
-
-    def __enter__(self) -> FeedServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- scripting --------------------------------------------------------------------------
 
@@ -150,27 +117,7 @@ class FeedServer:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = 10
-
-            def setup(self) -> None:
-                super().setup()
-                with fake._lock:
-                    fake._connections.add(self.connection)
-
-            def finish(self) -> None:
-                with fake._lock:
-                    fake._connections.discard(self.connection)
-                try:
-                    super().finish()
-                except OSError:
-                    pass
-
-            def log_message(self, format: str, *args: Any) -> None:
-                if fake.verbose:
-                    super().log_message(format, *args)
-
+        class Handler(tracking_handler(fake)):  # type: ignore[misc,valid-type]
             def do_GET(self) -> None:
                 try:
                     fake._handle(self)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes.loopback import LoopbackServer, tracking_handler
 from tests.fakes.tls import TLSFiles
 
 DELAY_MAX = 30.0  # a queued delay never holds a thread longer than this
@@ -154,7 +155,7 @@ def example_from_schema(schema: dict[str, Any] | None) -> Any:
     return ""
 
 
-class FakeGemini:
+class FakeGemini(LoopbackServer):
     """Threaded loopback HTTP(S) server standing in for ``generativelanguage.googleapis.com``."""
 
     def __init__(
@@ -186,44 +187,6 @@ class FakeGemini:
                 self._server.socket, server_side=True
             )
         self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        scheme = "https" if self._tls is not None else "http"
-        return f"{scheme}://{host}:{port}"
-
-    def start(self) -> FakeGemini:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, wake queued delays and drop open keep-alive connections."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        with self._lock:
-            conns = list(self._connections)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._server.server_close()
-
-    def __enter__(self) -> FakeGemini:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- scripting ------------------------------------------------------------------------
 
@@ -334,27 +297,7 @@ class FakeGemini:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = 10
-
-            def setup(self) -> None:
-                super().setup()
-                with fake._lock:
-                    fake._connections.add(self.connection)
-
-            def finish(self) -> None:
-                with fake._lock:
-                    fake._connections.discard(self.connection)
-                try:
-                    super().finish()
-                except OSError:
-                    pass
-
-            def log_message(self, format: str, *args: Any) -> None:
-                if fake.verbose:
-                    super().log_message(format, *args)
-
+        class Handler(tracking_handler(fake)):  # type: ignore[misc,valid-type]
             def do_POST(self) -> None:
                 fake._handle(self)
 
