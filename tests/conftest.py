@@ -103,3 +103,15 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    """An engine on a freshly migrated SQLite database (for tests that need only one backend)."""
+    from jiritsu.db import migrate
+    from jiritsu.db.engine import make_engine
+
+    migrate.upgrade(sqlite_url)
+    eng = make_engine(sqlite_url)
+    yield eng
+    eng.dispose()

@@ -10,11 +10,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
-from sqlalchemy.engine import Engine
 
 from jiritsu.config.models import NewsSentimentSettings
-from jiritsu.db import migrate
-from jiritsu.db.engine import make_engine
 from tests.fakes.feeds import FeedServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -56,23 +53,6 @@ def headlines(n: int, prefix: str = "Bitcoin story", **extra: Any) -> list[dict[
 def server() -> Iterator[FeedServer]:
     with FeedServer() as fake:
         yield fake
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """A migrated database, once on SQLite and once on PostgreSQL."""
-    migrate.upgrade(db_url)
-    eng = make_engine(db_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
-    migrate.upgrade(sqlite_url)
-    eng = make_engine(sqlite_url)
-    yield eng
-    eng.dispose()
 
 
 MakeSettings = Callable[..., NewsSentimentSettings]
