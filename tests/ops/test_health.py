@@ -87,15 +87,16 @@ class RecordingNotifier:
 
 
 def add_fresh_candles(engine: Engine, settings: Settings, closing_at: datetime) -> None:
-    """The newest bar of every enabled bot's pair closes at ``closing_at``."""
+    """The newest 1-minute bar of every traded symbol (and the index) closes at ``closing_at``."""
     close_ms = int(closing_at.timestamp() * 1000)
+    symbols = {b.symbol for b in settings.enabled_bots} | {settings.master_bot.index_symbol}
     with engine.begin() as conn:
-        for symbol, interval in {(b.symbol, b.timeframe) for b in settings.enabled_bots}:
+        for symbol in symbols:
             conn.execute(
                 sa.insert(Candle).values(
                     symbol=symbol,
-                    interval=interval,
-                    ts=close_ms - BAR_MS[interval],
+                    interval="1",
+                    ts=close_ms - 60_000,
                     open=1.0,
                     high=1.0,
                     low=1.0,
@@ -219,18 +220,15 @@ def test_candles_are_late_when_the_next_bar_is_overdue(
     assert none.status == "warn"
     assert none.message.startswith("no candles yet for BTCUSDT")
 
-    # Every newest bar closed 26 minutes ago: the 5- and 15-minute ones are late (bar + 10
-    # minutes of grace), the hourly one is not (60 + 10).
+    # Candles are stored as 1-minute bars (resampled to each bot's timeframe when read): the
+    # newest closed 26 minutes ago, so the next one is overdue (1 minute + 10 of grace).
     add_fresh_candles(engine, settings, T0 - timedelta(minutes=26))
-    assert (
-        candle_check(engine, settings, T0 - timedelta(minutes=20), loop_has_run=True).status == "ok"
-    )
+    fresh = candle_check(engine, settings, T0 - timedelta(minutes=20), loop_has_run=True)
+    assert fresh.status == "ok"  # closed 6 minutes before this "now": within 1 + 10
     late = candle_check(engine, settings, T0, loop_has_run=True)
     assert late.status == "bad"
-    assert "BTCUSDT 15 closed 26m ago" in late.message
-    assert "BTCUSDT 5 closed 26m ago" in late.message
-    assert "BTCUSDT 60" not in late.message
-    assert (late.value, late.threshold) == (26, 5 + 10), "the pair furthest over its limit"
+    assert late.message.startswith("stale: BTCUSDT 1 closed 26m ago")
+    assert (late.value, late.threshold) == (26, 1 + 10)
     assert candle_check(engine, settings, T0, loop_has_run=False).status == "warn"
 
 

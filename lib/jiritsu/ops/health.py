@@ -22,7 +22,7 @@ What the checks measure, and when they turn ``warn`` or ``bad`` (thresholds in `
   warn when it never beat ("not running").
 - ``tick``: age of the ``trade-tick`` heartbeat (the last completed trading cycle); bad above
   ``tick_max_age_minutes``.
-- ``candles``: minutes since the newest stored bar of each enabled bot's symbol and timeframe
+- ``candles``: minutes since the newest stored 1-minute bar of each traded symbol
   closed; bad above one bar length plus ``candle_max_age_minutes``; warn when there are none.
 - ``exchange``: latency of the exchange's server time; bad when unreachable, warn when our
   clock is off by more than half of ``exchange.recv_window_ms``; skipped while the exchange
@@ -498,16 +498,20 @@ def tick_check(
 
 
 def candle_check(engine: Engine, settings: Settings, now: datetime, *, loop_has_run: bool) -> Check:
-    """Staleness of the newest stored bar of every enabled bot's symbol and timeframe.
+    """Staleness of the newest stored 1-minute bar of every traded symbol (and the index).
 
-    A bar is late when the bar after it should have closed more than ``candle_max_age_minutes``
-    ago, i.e. when the newest bar closed more than one bar length plus that grace ago.
+    Candles are stored as 1-minute bars and resampled to each bot's timeframe when read, so the
+    1-minute series is what must stay fresh. A bar is late when the bar after it should have
+    closed more than ``candle_max_age_minutes`` ago.
     """
     import sqlalchemy as sa
 
     from jiritsu.db.models import Candle
 
-    pairs = sorted({(bot.symbol, bot.timeframe) for bot in settings.enabled_bots})
+    symbols = {bot.symbol for bot in settings.enabled_bots}
+    if symbols:
+        symbols.add(settings.master_bot.index_symbol)
+    pairs = sorted((symbol, "1") for symbol in symbols)
     if not pairs:
         return Check("candles", SKIPPED, "skipped: no enabled bot")
     grace = settings.health.candle_max_age_minutes
