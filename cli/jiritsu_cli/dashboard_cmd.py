@@ -84,5 +84,7 @@ def hash_password() -> None:
     """Ask for a password and print its hash for the dashboard.users password_hash_env variable."""
     from jiritsu.dashboard.serve import hash_password as make_hash
 
-    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    # Prompts go to stderr so that `export VAR=$(jiritsu dashboard hash-password)` captures
+    # the hash alone.
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     typer.echo(make_hash(password))

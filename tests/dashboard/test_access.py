@@ -228,6 +228,7 @@ def test_hash_password_prompts_and_prints_a_working_hash() -> None:
     assert printed.startswith("pbkdf2_sha256$")
     assert verify_password("pa55 word", printed)
     assert "pa55 word" not in result.output  # the prompt does not echo it
+    assert result.stdout.strip() == printed  # prompts on stderr: $(...) captures the hash only
 
 
 def test_hash_password_refuses_a_mismatch() -> None:
