@@ -1,0 +1,179 @@
+"""A sub-bot's settings as one flat float64 record: what the strategy kernel reads.
+
+The kernel (:mod:`jiritsu.strategy.kernel`) runs as plain Python in a live tick and compiled by
+numba in a backtest, so it cannot read pydantic objects. :func:`build_params` turns a ``SubBot``
+(plus the exchange's fees, the risk settings and the instrument's trading rules) into a numpy
+array indexed by the ``P_*`` constants below; both callers build it the same way, so a live bot
+and its backtest can only differ in their market data, never in their parameters.
+
+Units: times in milliseconds, fractions as fractions (0.003 = 0.3 %), money in the quote coin.
+Flags are 0.0 / 1.0. ``P_MAX_HOLD_MS`` 0 means "no limit".
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from jiritsu.config.models import Settings, SubBot
+    from jiritsu.exchange.types import Instrument
+
+MINUTE_MS = 60_000
+BAR_MS = MINUTE_MS  # the execution grid: every fill happens on a 1-minute bar
+
+RULE_EMA_CROSS = 0
+RULE_RSI_REVERSION = 1
+SPLIT_TIME = 0
+SPLIT_PRICE = 1
+
+# Parameter record layout (keep in sync with PARAM_NAMES).
+P_RULE = 0
+P_FAST = 1
+P_SLOW = 2
+P_RSI_PERIOD = 3
+P_RSI_LOWER = 4
+P_RSI_UPPER = 5
+P_TPSL = 6
+P_TP_RATIO = 7
+P_SL_RATIO = 8
+P_MIN_CONF = 9
+P_SIZING = 10
+P_ATR_PERIOD = 11
+P_VOL_LOW = 12
+P_VOL_MEDIUM = 13
+P_MULT_LOW = 14
+P_MULT_MEDIUM = 15
+P_MULT_HIGH = 16
+P_BASE_LOT = 17
+P_SPLIT = 18
+P_SPLIT_COUNT = 19
+P_SPLIT_METHOD = 20
+P_SPLIT_INTERVAL_MS = 21
+P_SPLIT_STEP = 22
+P_SPLIT_TIMEOUT_MS = 23
+P_SPOT = 24
+P_ALLOW_SHORT = 25
+P_MAX_HOLD_MS = 26
+P_TF_MS = 27
+P_LEVERAGE = 28
+P_QTY_STEP = 29
+P_MIN_QTY = 30
+P_MIN_NOTIONAL = 31
+P_TICK = 32
+P_TAKER_FEE = 33
+P_MAKER_FEE = 34
+P_SLIPPAGE_BPS = 35
+P_VOL_FACTOR = 36
+P_MAX_LOSSES = 37
+P_COOLDOWN_MS = 38
+NPARAMS = 39
+
+PARAM_NAMES: tuple[str, ...] = (
+    "rule", "fast_period", "slow_period", "rsi_period", "rsi_lower", "rsi_upper",
+    "tp_sl_enabled", "tp_ratio", "sl_ratio", "min_confidence",
+    "sizing_enabled", "atr_period", "vol_low", "vol_medium", "mult_low", "mult_medium",
+    "mult_high", "base_lot",
+    "split_enabled", "split_count", "split_method", "split_interval_ms", "split_step",
+    "split_timeout_ms",
+    "spot", "allow_short", "max_hold_ms", "timeframe_ms", "leverage",
+    "qty_step", "min_qty", "min_notional", "tick_size",
+    "taker_fee", "maker_fee", "slippage_bps", "slippage_vol_factor",
+    "max_consecutive_losses", "cooldown_ms",
+)  # fmt: skip
+assert len(PARAM_NAMES) == NPARAMS
+
+
+def _f(value: Any) -> float:
+    return float(value) if not isinstance(value, Decimal) else float(str(value))
+
+
+def timeframe_ms(timeframe: str) -> int:
+    """Length of a bot's bars in ms ("15" -> 900_000)."""
+    from jiritsu.market.frames import interval_ms
+
+    return interval_ms(timeframe)
+
+
+def default_instrument(category: str, symbol: str) -> Instrument:
+    """The trading rules the paper exchange uses for a symbol (backtests use these too)."""
+    from jiritsu.exchange.paper import DEFAULT_RULES, INSTRUMENT_RULES
+    from jiritsu.exchange.types import Instrument
+    from jiritsu.market.symbols import normalize_symbol, split_symbol
+
+    symbol = normalize_symbol(symbol)
+    qty_step, min_qty, max_qty, tick, min_notional = INSTRUMENT_RULES.get(
+        (category, symbol), DEFAULT_RULES[category]
+    )
+    base, quote = split_symbol(symbol)
+    return Instrument(
+        symbol=symbol,
+        category=category,  # type: ignore[arg-type]
+        base_coin=base,
+        quote_coin=quote,
+        qty_step=Decimal(qty_step),
+        min_qty=Decimal(min_qty),
+        max_qty=Decimal(max_qty),
+        tick_size=Decimal(tick),
+        min_notional=Decimal(min_notional),
+    )
+
+
+def build_params(
+    bot: SubBot, settings: Settings, instrument: Instrument | None = None
+) -> np.ndarray:
+    """The parameter record of ``bot``; ``instrument`` defaults to the paper exchange's rules."""
+    inst = instrument or default_instrument(bot.category, bot.symbol)
+    sp = bot.strategy_params
+    ds = bot.dynamic_sizing
+    se = bot.split_entry
+    ex = settings.exchange
+    risk = settings.risk
+    p = np.zeros(NPARAMS, dtype=np.float64)
+    p[P_RULE] = RULE_EMA_CROSS if sp.rule == "ema_cross" else RULE_RSI_REVERSION
+    p[P_FAST] = sp.fast_period
+    p[P_SLOW] = sp.slow_period
+    p[P_RSI_PERIOD] = sp.rsi_period
+    p[P_RSI_LOWER] = sp.rsi_lower
+    p[P_RSI_UPPER] = sp.rsi_upper
+    p[P_TPSL] = 1.0 if sp.tp_sl_enabled else 0.0
+    p[P_TP_RATIO] = sp.tp_ratio
+    p[P_SL_RATIO] = sp.sl_ratio
+    p[P_MIN_CONF] = sp.min_confidence
+    p[P_SIZING] = 1.0 if ds.enabled else 0.0
+    p[P_ATR_PERIOD] = ds.atr_period
+    p[P_VOL_LOW] = ds.volatility_thresholds.low
+    p[P_VOL_MEDIUM] = ds.volatility_thresholds.medium
+    p[P_MULT_LOW] = _f(ds.sizing_multipliers.low)
+    p[P_MULT_MEDIUM] = _f(ds.sizing_multipliers.medium)
+    p[P_MULT_HIGH] = _f(ds.sizing_multipliers.high)
+    p[P_BASE_LOT] = _f(bot.base_lot)
+    p[P_SPLIT] = 1.0 if (se.enabled and se.count > 1) else 0.0
+    p[P_SPLIT_COUNT] = se.count if se.enabled else 1
+    p[P_SPLIT_METHOD] = SPLIT_TIME if se.method == "time" else SPLIT_PRICE
+    p[P_SPLIT_INTERVAL_MS] = se.interval_seconds * 1000
+    p[P_SPLIT_STEP] = se.price_step_pct
+    p[P_SPLIT_TIMEOUT_MS] = se.timeout_seconds * 1000
+    p[P_SPOT] = 1.0 if bot.category == "spot" else 0.0
+    p[P_ALLOW_SHORT] = 1.0 if (bot.allow_short and bot.category == "linear") else 0.0
+    p[P_MAX_HOLD_MS] = (bot.max_holding_minutes or 0) * MINUTE_MS
+    p[P_TF_MS] = timeframe_ms(bot.timeframe)
+    p[P_LEVERAGE] = 1.0 if bot.category == "spot" else float(ex.leverage)
+    p[P_QTY_STEP] = _f(inst.qty_step)
+    p[P_MIN_QTY] = _f(inst.min_qty)
+    p[P_MIN_NOTIONAL] = _f(inst.min_notional)
+    p[P_TICK] = _f(inst.tick_size)
+    p[P_TAKER_FEE] = _f(ex.taker_fee)
+    p[P_MAKER_FEE] = _f(ex.maker_fee)
+    p[P_SLIPPAGE_BPS] = _f(ex.slippage_bps)
+    p[P_VOL_FACTOR] = _f(ex.slippage_volatility_factor)
+    p[P_MAX_LOSSES] = risk.max_consecutive_losses
+    p[P_COOLDOWN_MS] = risk.cooldown_minutes * MINUTE_MS
+    return p
+
+
+def describe(params: np.ndarray) -> dict[str, float]:
+    """The record as ``{name: value}`` (logs, tests, the decision record)."""
+    return {name: float(params[i]) for i, name in enumerate(PARAM_NAMES)}
