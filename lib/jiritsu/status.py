@@ -1,17 +1,59 @@
 """What ``jiritsu status`` shows, collected as data so that the CLI only renders it.
 
-Later capabilities (equity, positions, open orders, last tick, last decisions) extend
-:class:`StatusReport`; the foundation reports the configuration, the schema and halt state.
+The configuration, the schema, halt state and the latest events; per bot its equity and
+positions (from the exchange), its open orders (from the journal) and its last decisions; the
+trade loop's and the last tick's heartbeats; optionally each bot's performance
+(:mod:`jiritsu.engine.performance`).
+
+The paper exchange is read at the time its ledger has reached (the newest bar it worked, or now),
+so ``status`` never fills a paper order as a side effect; before the ledger exists the
+configured starting balances are shown. A failing exchange does not fail ``status``: the report
+says what could not be read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jiritsu.config import LoadedConfig
+
+
+@dataclass
+class PositionLine:
+    symbol: str
+    side: str
+    size: Decimal
+    avg_price: Decimal
+    take_profit: Decimal | None
+    stop_loss: Decimal | None
+    unrealised_pnl: Decimal
+
+
+@dataclass
+class OrderLine:
+    client_order_id: str
+    side: str
+    order_type: str
+    qty: Decimal
+    price: Decimal | None
+    status: str
+    leg_index: int | None
+    created_at: datetime | None
+
+
+@dataclass
+class DecisionLine:
+    created_at: datetime
+    bar_ts: datetime | None
+    provider: str
+    action: str | None
+    outcome: str | None
+    confidence: float | None
+    reason: str | None
 
 
 @dataclass
@@ -23,6 +65,19 @@ class BotStatus:
     advisor: str
     halted: bool = False
     halt_reason: str | None = None
+    equity: Decimal | None = None
+    available: Decimal | None = None
+    positions: list[PositionLine] = field(default_factory=list)
+    open_orders: list[OrderLine] = field(default_factory=list)
+    last_decisions: list[DecisionLine] = field(default_factory=list)
+
+
+@dataclass
+class BeatLine:
+    component: str
+    last_seen: datetime
+    started_at: datetime | None
+    details: Any
 
 
 @dataclass
@@ -44,6 +99,15 @@ class StatusReport:
     global_halt_reason: str | None = None
     bots: list[BotStatus] = field(default_factory=list)
     recent_events: list[EventLine] = field(default_factory=list)
+    heartbeats: list[BeatLine] = field(default_factory=list)
+    savings: Decimal | None = None
+    exchange_error: str | None = None
+    performance: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total_equity(self) -> Decimal | None:
+        values = [b.equity for b in self.bots if b.equity is not None]
+        return sum(values, Decimal(0)) if values else None
 
     @property
     def schema_ok(self) -> bool:
@@ -64,7 +128,14 @@ def masked_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def collect_status(loaded: LoadedConfig, *, events: int = 5) -> StatusReport:
+def collect_status(
+    loaded: LoadedConfig,
+    *,
+    events: int = 5,
+    decisions: int = 3,
+    performance: bool = False,
+    exchange: bool = True,
+) -> StatusReport:
     """Connect (bounded retries; DatabaseUnavailable when down) and gather the report."""
     import sqlalchemy as sa
 
@@ -114,6 +185,124 @@ def collect_status(loaded: LoadedConfig, *, events: int = 5) -> StatusReport:
                     halt_reason=control.reason if control and control.halted else None,
                 )
             )
+        if report.schema_ok:
+            _trading(engine, loaded, report, decisions=decisions, with_exchange=exchange)
+            if performance:
+                from jiritsu.engine.performance import performance as perf
+
+                names = [b.name for b in settings.sub_bots]
+                report.performance = [
+                    p.as_dict() for p in perf(engine, names, settings.paper.quote_coin)
+                ]
         return report
     finally:
         engine.dispose()
+
+
+def _journal(engine: Any, bot: BotStatus, decisions: int) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from jiritsu.db.models import OPEN_ORDER_STATUSES, Decision, Order
+
+    with Session(engine) as session:
+        rows = session.scalars(
+            sa.select(Order)
+            .where(Order.bot == bot.name, Order.status.in_(OPEN_ORDER_STATUSES))
+            .order_by(Order.id)
+        ).all()
+        bot.open_orders = [
+            OrderLine(r.client_order_id, r.side, r.order_type, r.qty - (r.filled_qty or 0),
+                      r.price, r.status, r.leg_index, r.created_at)
+            for r in rows
+        ]  # fmt: skip
+        latest = session.scalars(
+            sa.select(Decision)
+            .where(Decision.bot == bot.name)
+            .order_by(Decision.id.desc())
+            .limit(decisions)
+        ).all()
+        bot.last_decisions = [
+            DecisionLine(d.created_at, d.bar_ts, d.provider, d.action, d.outcome, d.confidence,
+                         d.reason)
+            for d in latest
+        ]  # fmt: skip
+
+
+def _paper_exchange(engine: Any, loaded: LoadedConfig) -> Any:
+    """The paper exchange on a clock at its ledger's newest worked bar (None: no ledger yet)."""
+    import time
+
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import PaperAccount, PaperFill, PaperPosition
+    from jiritsu.exchange.paper import PaperExchange
+    from jiritsu.sim.clock import SimClock
+
+    with engine.connect() as conn:
+        if conn.execute(sa.select(sa.func.count()).select_from(PaperAccount)).scalar_one() == 0:
+            return None
+        marks = [
+            conn.execute(sa.select(sa.func.max(PaperPosition.next_bar_ms))).scalar(),
+            conn.execute(sa.select(sa.func.max(PaperFill.exec_ms))).scalar(),
+        ]
+    known = [int(m) for m in marks if m is not None]
+    now = max(known) if known else int(time.time() * 1000)
+    return PaperExchange.from_config(loaded, clock=SimClock(now))
+
+
+def _trading(
+    engine: Any, loaded: LoadedConfig, report: StatusReport, *, decisions: int, with_exchange: bool
+) -> None:
+    from jiritsu.heartbeat import TRADE_LOOP, TRADE_TICK, last_beat
+
+    for component in (TRADE_LOOP, TRADE_TICK):
+        beat = last_beat(engine, component)
+        if beat is not None:
+            report.heartbeats.append(
+                BeatLine(beat.component, beat.last_seen, beat.started_at, beat.details)
+            )
+    for bot in report.bots:
+        _journal(engine, bot, decisions)
+    if not with_exchange:
+        return
+    try:
+        _balances(engine, loaded, report)
+    except Exception as exc:  # noqa: BLE001 - status must show what it can
+        from jiritsu.redact import redact
+
+        report.exchange_error = redact(f"{type(exc).__name__}: {exc}")
+
+
+def _balances(engine: Any, loaded: LoadedConfig, report: StatusReport) -> None:
+    from jiritsu.exchange.types import MAIN
+
+    settings = loaded.settings
+    quote = settings.paper.quote_coin
+    if settings.is_paper:
+        exchange = _paper_exchange(engine, loaded)
+        if exchange is None:  # nothing traded yet: the configured starting balances
+            for bot in report.bots:
+                start = settings.paper.starting_balances.get(bot.name, Decimal(0))
+                bot.equity = bot.available = Decimal(start)
+            report.savings = Decimal(settings.paper.main_balance)
+            return
+    else:
+        from jiritsu.exchange.factory import build_exchange
+
+        exchange = build_exchange(loaded)
+    try:
+        for bot in report.bots:
+            cfg = settings.bot(bot.name)
+            bal = exchange.balance(bot.name, quote)
+            bot.equity, bot.available = bal.equity, bal.available
+            inst = exchange.instrument(cfg.symbol, cfg.category)
+            for p in exchange.positions(bot.name, cfg.category, cfg.symbol):
+                if p.side and p.size >= inst.min_qty:  # spot dust left by fees is no position
+                    bot.positions.append(
+                        PositionLine(p.symbol, p.side, p.size, p.avg_price, p.take_profit,
+                                     p.stop_loss, p.unrealised_pnl)
+                    )  # fmt: skip
+        report.savings = exchange.balance(MAIN, quote).equity
+    finally:
+        exchange.close()

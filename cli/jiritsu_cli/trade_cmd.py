@@ -1,0 +1,125 @@
+"""``jiritsu trade-tick`` and ``jiritsu trade-loop``: parse, call :mod:`jiritsu.engine.loop`,
+render."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from jiritsu_cli.common import console, handle_errors, state
+
+BotOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--bot", metavar="NAME", help="Only this bot (repeatable; default: every enabled bot)."
+    ),
+]
+
+
+def _schema(loaded: object) -> None:
+    from jiritsu.db.migrate import ensure_schema
+
+    db = loaded.settings.database  # type: ignore[attr-defined]
+    ensure_schema(
+        loaded.db_url,  # type: ignore[attr-defined]
+        attempts=db.reconnect_attempts,
+        base_delay=db.reconnect_base_delay_seconds,
+    )
+
+
+@handle_errors
+def trade_tick(ctx: typer.Context, bot: BotOpt = None) -> None:
+    """Run one trading cycle for every enabled bot (exit 0 ok, 1 errors, 4 halted)."""
+    from rich.table import Table
+
+    from jiritsu.engine.loop import run_tick
+
+    loaded = state(ctx).loaded()
+    _schema(loaded)
+    result = run_tick(loaded, bots=bot)
+    table = Table(title="trade tick", title_justify="left")
+    for col in ("bot", "decided", "action", "acted", "orders", "state"):
+        table.add_column(col)
+    for r in result.reports:
+        status = f"error: {r.error}" if r.error else ("halted" if r.halted else "ok")
+        table.add_row(
+            r.bot, "yes" if r.decided else "no", r.action or "-", "yes" if r.acted else "no",
+            "; ".join(r.orders) or "-", status,
+        )  # fmt: skip
+    out = console()
+    out.print(table)
+    for trip in result.trips:
+        out.print(f"[bold red]circuit breaker[/] {trip}")
+    raise typer.Exit(result.exit_code)
+
+
+@handle_errors
+def trade_loop(
+    ctx: typer.Context,
+    replay: Annotated[
+        str | None,
+        typer.Option(
+            "--replay",
+            metavar="FROM..TO",
+            help="Replay stored candles on the paper exchange with a simulated clock "
+            "(UTC dates or ISO times; '..' = the whole stored range after a 2-day warm-up).",
+        ),
+    ] = None,
+    speed: Annotated[
+        float,
+        typer.Option("--speed", min=0, help="Replay: simulated seconds per real second (0: max)."),
+    ] = 0.0,
+    bot: BotOpt = None,
+) -> None:
+    """Trade continuously: reconcile, tick at each bar close, honour halts (SIGTERM stops
+    cleanly, SIGHUP reloads the configuration)."""
+    from jiritsu.config import load_config
+    from jiritsu.engine.loop import LoopOptions, parse_replay, run_loop
+    from jiritsu.sim.clock import from_ms
+
+    app_state = state(ctx)
+    loaded = app_state.loaded()
+    _schema(loaded)
+    options = LoopOptions(
+        replay=parse_replay(replay) if replay is not None else None, speed=speed, bots=bot
+    )
+    first = [loaded]
+
+    def load() -> object:
+        if first:  # the configuration already loaded (and validated) by the CLI
+            return first.pop()
+        return load_config(app_state.config_path)
+
+    out = console()
+    on_step = None
+    if options.replay is not None:
+        import logging
+
+        # Every order is an INFO event in the database; on the console one line per simulated
+        # day says more (warnings and breakers still print).
+        logging.getLogger("jiritsu.events").setLevel(logging.WARNING)
+        day = [-1]
+
+        def on_step(t: int, loop: object) -> None:
+            today = t // 86_400_000
+            if today != day[0]:
+                day[0] = today
+                r = loop.result  # type: ignore[attr-defined]
+                out.print(
+                    f"  {from_ms(t):%Y-%m-%d}  decisions {r.decisions:>6}  orders {r.orders:>5}"
+                    f"  breaker trips {len(r.trips)}"
+                )
+
+    result = run_loop(load, options, on_step=on_step)
+    span = ""
+    if result.start_ms is not None:
+        end = f" .. {from_ms(result.end_ms):%Y-%m-%d %H:%M}" if result.end_ms else ""
+        span = f" ({from_ms(result.start_ms):%Y-%m-%d %H:%M}{end} UTC)"
+    out.print(
+        f"trade loop finished{span}: {result.steps} steps, {result.decisions} decisions, "
+        f"{result.orders} orders, {result.errors} errors in {result.wall_seconds:.1f} s"
+    )
+    for trip in result.trips:
+        out.print(f"  circuit breaker {trip}")
+    raise typer.Exit(result.exit_code)

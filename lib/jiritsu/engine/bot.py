@@ -1,0 +1,839 @@
+"""One sub-bot's step: read the state, run the strategy kernel, send what it decided.
+
+A step at time ``t`` (ms):
+
+1. **Sync** with the exchange: record new fills (deduplicated by exec id) and price the closing
+   trades (:mod:`jiritsu.engine.book`); settle open order rows; resume a row whose answer was lost
+   (same client id: the exchange answers with the existing order) or drop it when it is no longer
+   wanted; read the position and the active split-entry plan (:mod:`jiritsu.engine.plans`).
+   The result is the kernel's state record.
+2. :func:`~jiritsu.strategy.kernel.manage`: protective exits, due legs, plan timeout, TP/SL.
+3. At the close of a bar of the bot's timeframe (at most once per bar, and at most half a bar
+   late): the rule's signal, the :class:`~jiritsu.advisors.base.MarketSnapshot`, the advisor (not
+   called while halted), the ``decisions`` row, then :func:`~jiritsu.strategy.kernel.decide`.
+4. The orders go out through the :class:`~jiritsu.exchange.journal.OrderJournal` (written to
+   ``orders`` before sending) in the kernel's order: cancel legs, exit, due legs, TP/SL, entry.
+
+Idempotency: every order's client id is derived from (bot, decision bar) or (bot, step time),
+so a second run over the same bar -- a timer firing twice, a restart -- re-derives the same ids
+and the journal sends nothing twice. A decision already recorded for a bar is reused (the
+advisor is not asked again).
+
+A step never raises for one bot's exchange trouble: an unreachable exchange is an
+``EXCHANGE_ERROR`` event and counts towards the exchange-failure breaker; a refused order is an
+``ORDER_ERROR`` event. Database trouble does propagate: the loop retries the whole step (it is
+idempotent) and stops safely when the database stays away.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from jiritsu.events import EventType, record_event
+from jiritsu.exchange.errors import ExchangeError, ExchangeUnavailable, OrderRejected
+from jiritsu.exchange.ids import client_order_id
+from jiritsu.exchange.journal import RESUMABLE, apply_state
+from jiritsu.exchange.types import OrderRequest
+from jiritsu.sim.clock import from_ms
+from jiritsu.strategy import kernel as K
+from jiritsu.strategy import rules as R
+from jiritsu.strategy.exits import EXIT_REASON_NAMES
+from jiritsu.strategy.params import (
+    MINUTE_MS,
+    P_MAX_HOLD_MS,
+    P_SPLIT_STEP,
+    P_TF_MS,
+    P_TICK,
+    SPLIT_PRICE,
+    build_params,
+)
+from jiritsu.strategy.split import leg_due_ms, leg_limit_price
+
+from .book import BookPosition, tradeable, update_trade_pnl
+from .plans import (
+    Plan,
+    close_unsent_legs,
+    exit_key,
+    latest_plan,
+    leg_client_id,
+    plan_from_spec,
+    plan_id_for,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from jiritsu.advisors.base import Advisor, Decision
+    from jiritsu.config import LoadedConfig
+    from jiritsu.engine.market import CandleFeed
+    from jiritsu.engine.snapshot import SentimentCache
+    from jiritsu.exchange.base import Exchange
+    from jiritsu.exchange.journal import OrderJournal
+    from jiritsu.exchange.types import Instrument
+    from jiritsu.notify import Notifier
+
+log = logging.getLogger("jiritsu.engine")
+
+FILL_LOOKBACK = timedelta(days=7)
+FILL_OVERLAP = timedelta(hours=1)
+_ACTIONS = {1: "BUY", -1: "SELL", 0: "HOLD"}
+
+
+@dataclass
+class EngineContext:
+    """What every bot of one process shares."""
+
+    engine: Engine
+    exchange: Exchange
+    journal: OrderJournal
+    feed: CandleFeed
+    loaded: LoadedConfig
+    notifier: Notifier | None
+    environment: str
+    sentiment: SentimentCache | None = None
+    probe_changes: bool = False  # paper: the loop tells the bots when fills happened
+    # Called at a decision step right before deciding; True: the bot is halted now (the
+    # loss-streak breaker tripped). The kernel's backtest driver does the same.
+    before_decide: Callable[[BotRunner, int], bool] | None = None
+    sim_time: bool = False  # a replay: order rows are stamped with the simulated step time
+
+    @property
+    def settings(self) -> Any:
+        return self.loaded.settings
+
+
+@dataclass
+class LiveState:
+    """The kernel's state record rebuilt from the exchange and the database."""
+
+    state: np.ndarray
+    plan: Plan | None
+    book: BookPosition
+    open_rows: int  # order rows still open
+    position_side: int
+    position_qty: Decimal
+
+
+@dataclass
+class StepReport:
+    bot: str
+    t: int
+    decided: bool = False
+    action: str | None = None
+    acted: bool = False
+    orders: list[str] = field(default_factory=list)
+    error: str | None = None
+    halted: bool = False
+    new_fills: int = 0
+
+
+def as_qty(x: float, inst: Instrument) -> Decimal:
+    """A kernel quantity (a float multiple of the step) as the exact Decimal multiple."""
+    steps = (Decimal(repr(float(x))) / inst.qty_step).to_integral_value(rounding=ROUND_HALF_UP)
+    return (steps * inst.qty_step).quantize(inst.qty_step)
+
+
+def as_price(x: float, inst: Instrument) -> Decimal:
+    return inst.round_price(Decimal(repr(float(x))))
+
+
+def _ms(when: datetime | None) -> float:
+    return 0.0 if when is None else float(round(when.timestamp() * 1000))
+
+
+class BotRunner:
+    """One sub-bot: see the module docstring."""
+
+    def __init__(self, ctx: EngineContext, bot: Any, advisor: Advisor | None = None) -> None:
+        self.ctx = ctx
+        self.bot = bot
+        self.name: str = bot.name
+        self.inst = ctx.exchange.instrument(bot.symbol, bot.category)
+        self.params = build_params(bot, ctx.settings, self.inst)
+        if advisor is None:
+            from jiritsu.advisors.factory import build_advisor
+
+            advisor = build_advisor(bot, ctx.loaded, ctx.engine, ctx.notifier)
+        self.advisor = advisor
+        self._cached: LiveState | None = None
+        self.dirty = True
+        self.last_decided_close = 0
+        self.minute_work = False  # wants a step at every minute (plans, exits, spot stops)
+        self.next_due: int | None = None  # a known time of interest (a leg, the max hold)
+        self.guarded = False  # a position with exchange-side TP/SL (can change at any bar)
+        self.has_orders = False
+        self._first_decision = True  # look for a decision recorded by an earlier process
+        self.unchecked_fills = True  # fills not yet seen by the loss-streak breaker
+        self._newest_fill: datetime | None = None
+        self._book: BookPosition | None = None
+
+    def reconfigure(self, bot: Any, loaded: LoadedConfig, advisor: Advisor | None = None) -> None:
+        """New settings (SIGHUP): parameters and advisor rebuilt; the state is re-read."""
+        self.bot = bot
+        self.params = build_params(bot, loaded.settings, self.inst)
+        if advisor is None:
+            from jiritsu.advisors.factory import build_advisor
+
+            advisor = build_advisor(bot, loaded, self.ctx.engine, self.ctx.notifier)
+        self.advisor = advisor
+        self.dirty = True
+
+    # --- scheduling ----------------------------------------------------------------------
+
+    @property
+    def tf_ms(self) -> int:
+        return int(self.params[P_TF_MS])
+
+    def next_close(self, t: int) -> int:
+        return (t // self.tf_ms + 1) * self.tf_ms
+
+    def wants(self, t: int) -> tuple[bool, bool]:
+        """(step now, decide now) for a step at ``t``."""
+        decide = t % self.tf_ms == 0 or self.last_decided_close < (t // self.tf_ms) * self.tf_ms
+        minute = t % MINUTE_MS == 0 and self.minute_work
+        due = self.next_due is not None and self.next_due <= t
+        return decide or minute or due, decide
+
+    def next_wake(self, t: int) -> int:
+        wake = self.next_close(t)
+        if self.minute_work:
+            wake = min(wake, (t // MINUTE_MS + 1) * MINUTE_MS)
+        if self.next_due is not None and self.next_due > t:
+            wake = min(wake, self.next_due)
+        return wake
+
+    # --- reading the state ---------------------------------------------------------------
+
+    def _fills(self, t: int) -> tuple[int, set[str]]:
+        import sqlalchemy as sa
+
+        from jiritsu.db.models import Execution
+
+        newest = self._newest_fill
+        if newest is None:
+            with self.ctx.engine.connect() as conn:
+                newest = conn.execute(
+                    sa.select(sa.func.max(Execution.exec_time)).where(
+                        Execution.bot == self.name, Execution.symbol == self.bot.symbol
+                    )
+                ).scalar()
+        since = (newest - FILL_OVERLAP) if newest else from_ms(t) - FILL_LOOKBACK
+        fills = self.ctx.exchange.executions(
+            self.name, self.bot.category, symbol=self.bot.symbol, since=since
+        )
+        recorded = self.ctx.journal.record_fills(self.name, fills)
+        times = [f.time for f in fills]
+        if times:
+            self._newest_fill = max([*times, *([newest] if newest else [])])
+        return len(recorded), {r.fill.exchange_order_id for r in recorded}
+
+    def _request(self, row: Any) -> OrderRequest:
+        return OrderRequest(
+            client_order_id=row.client_order_id,
+            symbol=row.symbol,
+            side=row.side,
+            qty=row.qty,
+            order_type=row.order_type,
+            price=row.price,
+            reduce_only=bool(row.reduce_only),
+            take_profit=row.take_profit,
+            stop_loss=row.stop_loss,
+            time_in_force=row.time_in_force,
+        )
+
+    def _settle_rows(self, t: int, plan: Plan | None, position_open: bool) -> tuple[int, bool]:
+        """Bring the bot's open order rows up to date; returns (how many stay open, whether
+        there were any)."""
+        import sqlalchemy as sa
+
+        from jiritsu.db.engine import session_scope
+        from jiritsu.db.models import OPEN_ORDER_STATUSES, Order
+
+        ex = self.ctx.exchange
+        bot = self.bot
+        with session_scope(self.ctx.engine) as session:
+            rows = session.scalars(
+                sa.select(Order)
+                .where(Order.bot == self.name, Order.status.in_(OPEN_ORDER_STATUSES))
+                .order_by(Order.id)
+            ).all()
+            if not rows:
+                return 0, False
+            live = {
+                s.client_order_id: s
+                for s in ex.open_orders(self.name, bot.category, bot.symbol)
+                if s.client_order_id
+            }
+            resend: list[Any] = []
+            for row in rows:
+                state = live.get(row.client_order_id)
+                if state is None:
+                    state = ex.get_order(self.name, row.category, row.symbol, row.client_order_id)
+                if state is not None:
+                    apply_state(row, state)
+                    continue
+                if row.status not in RESUMABLE:
+                    row.status = "cancelled"
+                    row.error = "vanished from the exchange"
+                    continue
+                wanted = False
+                if row.plan_id is not None and plan is not None and row.plan_id == plan.plan_id:
+                    wanted = not (plan.deadline and t + MINUTE_MS > plan.deadline)
+                elif row.plan_id is None and row.reduce_only:
+                    wanted = position_open
+                if wanted:
+                    resend.append(self._request(row))
+                else:
+                    row.status = "cancelled"
+                    row.error = "never reached the exchange; no longer wanted"
+        for request in resend:  # outside the session: submit writes the rows itself
+            log.warning(
+                "%s: resending %s (its answer was lost)", self.name, request.client_order_id
+            )
+            try:
+                self.ctx.journal.submit(self.name, bot.category, request)
+            except OrderRejected as exc:
+                self._order_error(request.client_order_id, exc, t)
+        with self.ctx.engine.connect() as conn:
+            still_open = conn.execute(
+                sa.select(sa.func.count()).where(
+                    Order.bot == self.name, Order.status.in_(OPEN_ORDER_STATUSES)
+                )
+            ).scalar_one()
+        return int(still_open), True
+
+    def _exit_pending(self) -> bool:
+        import sqlalchemy as sa
+
+        from jiritsu.db.models import OPEN_ORDER_STATUSES, Order
+
+        with self.ctx.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(Order.id)
+                .where(
+                    Order.bot == self.name,
+                    Order.plan_id.is_(None),
+                    Order.reduce_only.is_(True),
+                    Order.status.in_(OPEN_ORDER_STATUSES),
+                )
+                .limit(1)
+            ).scalar()
+        return found is not None
+
+    def read_state(self, t: int) -> tuple[LiveState, int]:
+        """Sync with the exchange and rebuild the kernel's state; returns (state, new fills)."""
+        bot = self.bot
+        count, touched = self._fills(t)
+        if count:
+            self.unchecked_fills = True
+        if count or self._book is None:
+            self._book = update_trade_pnl(self.ctx.engine, self.name, self.inst, touched)
+        book = self._book
+        plan = latest_plan(self.ctx.engine, self.name)
+        st = K.new_state()
+        tp = sl = 0.0
+        if bot.category == "linear":
+            side, qty, avg = 0, Decimal(0), Decimal(0)
+            for p in self.ctx.exchange.positions(self.name, "linear", bot.symbol):
+                if p.side and p.size > 0:
+                    side = 1 if p.side == "Buy" else -1
+                    qty, avg = p.size, p.avg_price
+                    tp = float(p.take_profit or 0)
+                    sl = float(p.stop_loss or 0)
+        else:
+            # the book knows the cost basis; the exchange's holding caps what can be sold
+            side, qty, avg = book.side, book.qty, book.avg
+            held = sum(
+                (p.size for p in self.ctx.exchange.positions(self.name, "spot", bot.symbol)),
+                Decimal(0),
+            )
+            qty = min(qty, held) if side > 0 else Decimal(0)
+            side = side if qty > 0 else 0
+        position_open = side != 0 and tradeable(qty, avg, self.inst) > 0
+        open_rows, had_rows = self._settle_rows(t, plan, position_open)
+        if had_rows or count:
+            plan = latest_plan(self.ctx.engine, self.name)
+        st[K.S_SIDE] = side
+        st[K.S_QTY] = float(qty)
+        st[K.S_AVG] = float(avg)
+        st[K.S_OPENED] = _ms(book.opened) if book.side == side else 0.0
+        if st[K.S_OPENED] == 0.0 and position_open and book.last_fill is not None:
+            st[K.S_OPENED] = _ms(book.last_fill)
+        st[K.S_ENTRY_FEES] = float(book.entry_fees)
+        st[K.S_TP] = tp
+        st[K.S_SL] = sl
+        st[K.S_EXIT_PENDING] = 1.0 if (open_rows and self._exit_pending()) else 0.0
+        st[K.S_LAST_DECIDED] = float(self.last_decided_close)
+        if position_open:
+            owner = plan if (plan is not None and plan.side == side) else None
+            if owner is None:
+                owner = latest_plan(self.ctx.engine, self.name, side=side)
+            if owner is not None:
+                st[K.S_PLAN_ATR] = owner.atr
+        if plan is not None and not plan.complete:
+            st[K.S_PLAN] = 1.0
+            st[K.S_PLAN_SIDE] = plan.side
+            st[K.S_PLAN_T0] = plan.t0
+            st[K.S_PLAN_N] = plan.n
+            st[K.S_PLAN_METHOD] = plan.method
+            st[K.S_PLAN_INTERVAL] = plan.interval_ms
+            st[K.S_PLAN_DEADLINE] = plan.deadline
+            st[K.S_PLAN_LEG_QTY] = float(plan.leg_qty)
+            st[K.S_PLAN_REF] = plan.ref
+            st[K.S_PLAN_SENT] = plan.sent_mask
+            st[K.S_PLAN_DONE] = plan.done_mask
+            st[K.S_PLAN_FILLED] = plan.filled_mask
+            if not position_open or plan.side == side:
+                st[K.S_PLAN_ATR] = plan.atr
+        live = LiveState(st, plan, book, open_rows, side, qty)
+        return live, count
+
+    # --- the step ------------------------------------------------------------------------
+
+    def step(self, t: int, *, halted: bool, decide: bool, fresh: bool = False) -> StepReport:
+        """One step at ``t`` (see the module docstring). ``fresh`` forces a full sync."""
+        report = StepReport(self.name, t, halted=halted)
+        try:
+            self._step(t, halted, decide, fresh, report)
+        except ExchangeUnavailable as exc:
+            self.dirty = True
+            report.error = f"exchange unavailable: {exc}"
+            record_event(
+                self.ctx.engine, "ERROR", EventType.EXCHANGE_ERROR, f"step failed: {exc}",
+                {"t": from_ms(t)}, bot=self.name, notifier=self.ctx.notifier, now=from_ms(t),
+            )  # fmt: skip
+        except ExchangeError as exc:
+            self.dirty = True
+            report.error = f"{type(exc).__name__}: {exc}"
+            record_event(
+                self.ctx.engine, "ERROR", EventType.EXCHANGE_ERROR, f"step failed: {exc}",
+                {"t": from_ms(t), "kind": type(exc).__name__}, bot=self.name,
+                notifier=self.ctx.notifier, now=from_ms(t),
+            )  # fmt: skip
+        return report
+
+    def _step(self, t: int, halted: bool, decide: bool, fresh: bool, report: StepReport) -> None:
+        if fresh or self.dirty or self._cached is None or not self.ctx.probe_changes:
+            live, report.new_fills = self.read_state(t)
+            self.dirty = False
+        else:
+            live = self._cached
+            live = LiveState(live.state.copy(), live.plan, live.book, live.open_rows,
+                             live.position_side, live.position_qty)  # fmt: skip
+        st = live.state
+        minute = self.ctx.feed.minute_bars(self.bot.symbol, self.bot.category, t, 1)
+        bar = minute[-1] if minute else None
+        last = bar.close if bar is not None else 0.0
+        closed_now = bar is not None and bar.ts == t - MINUTE_MS
+        out = K.new_out()
+        K.manage(
+            float(t),
+            float(bar.ts) if closed_now and bar else -1.0,
+            bar.open if closed_now and bar else 0.0,
+            bar.high if closed_now and bar else 0.0,
+            bar.low if closed_now and bar else 0.0,
+            last,
+            halted,
+            self.params,
+            st,
+            out,
+        )
+        sent = self._execute(out, t, live, None, None, report)
+        if decide:
+            sent += self._decide(t, halted, live, last, report)
+        self._schedule(t, live)
+        if sent:
+            self.dirty = True
+        self._cached = live
+
+    def _schedule(self, t: int, live: LiveState) -> None:
+        st = live.state
+        spot_guard = (
+            self.bot.category == "spot"
+            and st[K.S_SIDE] != 0
+            and self.params[K.P_TPSL] > 0
+            and st[K.S_PLAN_ATR] > 0
+        )
+        self.has_orders = live.open_rows > 0
+        self.minute_work = bool(
+            st[K.S_PLAN] > 0 or st[K.S_EXIT_PENDING] > 0 or live.open_rows > 0 or spot_guard
+        )
+        self.guarded = bool(st[K.S_SIDE] != 0 and (st[K.S_TP] > 0 or st[K.S_SL] > 0))
+        due: int | None = None
+        if st[K.S_PLAN] > 0 and st[K.S_PLAN_METHOD] != SPLIT_PRICE:
+            for i in range(1, int(st[K.S_PLAN_N])):
+                if not (int(st[K.S_PLAN_SENT]) >> i) & 1:
+                    due = int(leg_due_ms(st[K.S_PLAN_T0], i, st[K.S_PLAN_INTERVAL]))
+                    break
+        max_hold = self.params[P_MAX_HOLD_MS]
+        if max_hold > 0 and st[K.S_SIDE] != 0 and st[K.S_OPENED] > 0:
+            hold_due = int(st[K.S_OPENED] + max_hold)
+            due = hold_due if due is None else min(due, hold_due)
+        self.next_due = due if (due is not None and due > t) else None
+        if due is not None and due <= t:
+            self.minute_work = True
+
+    # --- deciding ------------------------------------------------------------------------
+
+    def _existing_decision(self, bar_ts: int) -> Any:
+        import sqlalchemy as sa
+        from sqlalchemy.orm import Session
+
+        from jiritsu.db.models import Decision as Row
+
+        with Session(self.ctx.engine) as session:
+            return session.scalars(
+                sa.select(Row)
+                .where(Row.bot == self.name, Row.bar_ts == from_ms(bar_ts))
+                .order_by(Row.id.desc())
+                .limit(1)
+            ).first()
+
+    def _position_view(self, live: LiveState, last: float) -> dict[str, Any]:
+        st = live.state
+        side = int(st[K.S_SIDE])
+        upl = side * st[K.S_QTY] * (last - st[K.S_AVG]) if side and last > 0 else 0.0
+        return {
+            "side": "Buy" if side > 0 else "Sell" if side < 0 else "",
+            "size": float(st[K.S_QTY]) if side else 0.0,
+            "avg_price": float(st[K.S_AVG]) if side else 0.0,
+            "unrealised_pnl": round(upl, 8),
+        }
+
+    def _decide(
+        self, t: int, halted: bool, live: LiveState, last: float, report: StepReport
+    ) -> int:
+        from jiritsu.advisors.base import Decision
+        from jiritsu.engine.snapshot import allowed_actions, build_snapshot
+
+        bars = self.ctx.feed.bot_bars(self.bot, self.params, t)
+        if bars is None:
+            return 0
+        close_ms = bars.close_ms
+        if close_ms <= self.last_decided_close:
+            return 0
+        self.last_decided_close = close_ms
+        if t - close_ms > K.decision_stale_ms(self.tf_ms):
+            log.info("%s: bar %s closed too long ago to decide", self.name, from_ms(bars.bar_ts))
+            return 0
+        st = live.state
+        report.decided = True
+        if not halted and self.ctx.before_decide is not None and self.unchecked_fills:
+            halted = self.ctx.before_decide(self, t)
+            self.unchecked_fills = halted  # a halt's lift starts the count afresh anyway
+            report.halted = halted
+        existing = self._existing_decision(bars.bar_ts) if self._first_decision else None
+        self._first_decision = False
+        code, conf = R.signal_at(bars.k, bars.close, bars.ind, self.params)
+        mask = K.allowed_mask(st, self.params, halted)
+        decision_id: int | None = None
+        if existing is not None:
+            decision = Decision(
+                existing.action, float(existing.confidence or 0.0), existing.reason or "",
+                existing.provider, outcome=existing.outcome or "ok",
+            )  # fmt: skip
+            decision_id = int(existing.id)
+            snapshot = None
+        else:
+            reason = R.explain(code, conf, bars.k, bars.close, bars.ind, self.params)
+            sentiment = self.ctx.sentiment.get(from_ms(t)) if self.ctx.sentiment else (None, 0)
+            snapshot = build_snapshot(
+                self.bot,
+                bars,
+                position=self._position_view(live, last),
+                allowed=allowed_actions(mask),
+                rule_signal=(_ACTIONS[code], conf, reason),  # type: ignore[arg-type]
+                sentiment=sentiment,
+            )
+            if halted:
+                decision = Decision(
+                    None, 0.0, "halted: the advisor is not asked", self.advisor.provider,
+                    outcome="skipped",
+                )  # fmt: skip
+            else:
+                decision = self.advisor.decide(snapshot)
+        action = 0
+        if decision.outcome == "ok" and decision.action in ("BUY", "SELL"):
+            action = 1 if decision.action == "BUY" else -1
+        confidence = float(decision.confidence or 0.0)
+        available = 0.0
+        if action and K.action_allowed(mask, action) and self._may_enter(st, action):
+            bal = self.ctx.exchange.balance(self.name, self.inst.quote_coin)
+            available = float(bal.available)
+        out = K.new_out()
+        K.decide(
+            float(t), float(close_ms), action, confidence, float(bars.close[bars.k]),
+            float(bars.ind.atr[bars.k]), available, halted, self.params, st, out,
+        )  # fmt: skip
+        report.action = decision.action
+        report.acted = out[K.O_ACTION] != 0
+        plan: Plan | None = None
+        if out[K.O_ENTER] != 0:
+            plan = self._new_plan(out, t, bars.bar_ts, decision.reason)
+        if existing is None:
+            from jiritsu.advisors.record import record_decision
+
+            view = self._engine_view(out, action, confidence, mask, plan, available)
+            assert snapshot is not None
+            decision_id = record_decision(
+                self.ctx.engine, self.name, snapshot, decision, engine_view=view, now=from_ms(t)
+            )
+        elif plan is not None and decision_id is not None:
+            self._store_plan(decision_id, self._engine_view(out, action, confidence, mask, plan,
+                                                            available))  # fmt: skip
+        if plan is not None:
+            plan.decision_id = decision_id
+        return self._execute(out, t, live, plan, decision, report, decision_id=decision_id)
+
+    def _store_plan(self, decision_id: int, view: dict[str, Any]) -> None:
+        """A reused decision that now starts a plan gets the plan's spec (restarts read it)."""
+        from jiritsu.advisors.record import jsonable
+        from jiritsu.db.engine import session_scope
+        from jiritsu.db.models import Decision as Row
+
+        with session_scope(self.ctx.engine) as session:
+            row = session.get(Row, decision_id)
+            if row is not None:
+                summary = dict(row.input_summary or {})
+                summary["engine"] = jsonable(view)
+                row.input_summary = summary
+
+    def _may_enter(self, st: np.ndarray, action: int) -> bool:
+        side = K.effective_side(st, self.params)
+        return side == 0 or (side == -action and K.can_open(action, self.params))
+
+    def _new_plan(self, out: np.ndarray, t: int, bar_ts: int, reason: str | None) -> Plan:
+        spec = {
+            "plan_id": plan_id_for(self.name, bar_ts),
+            "bar_ts": bar_ts,
+            "side": int(out[K.O_ENTER]),
+            "t0": t,
+            "n": int(out[K.O_ENTER_N]),
+            "method": "price" if out[K.O_ENTER_METHOD] == SPLIT_PRICE else "time",
+            "interval_ms": int(self.params[K.P_SPLIT_INTERVAL_MS]),
+            "deadline": int(out[K.O_DEADLINE]),
+            "leg_qty": str(as_qty(out[K.O_ENTER_LEG_QTY], self.inst)),
+            "ref": float(out[K.O_ENTER_REF]),
+            "atr": float(out[K.O_ENTER_ATR]),
+            "tp": float(out[K.O_ENTER_TP]),
+            "sl": float(out[K.O_ENTER_SL]),
+        }
+        return plan_from_spec(spec, self.name, None, reason)
+
+    def _engine_view(
+        self,
+        out: np.ndarray,
+        action: int,
+        confidence: float,
+        mask: int,
+        plan: Plan | None,
+        available: float,
+    ) -> dict[str, Any]:
+        from jiritsu.strategy.sizing import BUCKET_NAMES
+
+        ignored = int(out[K.O_IGNORED])
+        view: dict[str, Any] = {
+            "action": _ACTIONS[action],
+            "confidence": confidence,
+            "acted": bool(out[K.O_ACTION] != 0),
+            "why_not": K.IGN_NAMES[ignored] if ignored else None,
+            "allowed": [a for a, bit in (("BUY", K.ALLOW_BUY), ("SELL", K.ALLOW_SELL))
+                        if mask & bit] + ["HOLD"],
+        }  # fmt: skip
+        if out[K.O_EXIT_QTY] > 0:
+            view["exit"] = {
+                "qty": str(as_qty(out[K.O_EXIT_QTY], self.inst)),
+                "reason": EXIT_REASON_NAMES[int(out[K.O_EXIT_REASON])],
+            }
+        if plan is not None:
+            bucket = int(out[K.O_ENTER_BUCKET])
+            view["plan"] = plan.spec()
+            view["sizing"] = {
+                "bucket": BUCKET_NAMES[bucket] if bucket >= 0 else "off",
+                "multiplier": float(out[K.O_ENTER_MULT]),
+                "available": available,
+                "total_qty": str(plan.leg_qty * plan.n),
+            }
+        return view
+
+    # --- executing -----------------------------------------------------------------------
+
+    def _order_error(self, cid: str, exc: Exception, t: int) -> None:
+        record_event(
+            self.ctx.engine, "ERROR", EventType.ORDER_ERROR, f"order {cid} refused: {exc}",
+            {"client_order_id": cid}, bot=self.name, notifier=self.ctx.notifier, now=from_ms(t),
+        )  # fmt: skip
+
+    def _submit(
+        self,
+        t: int,
+        request: OrderRequest,
+        report: StepReport,
+        *,
+        decision_id: int | None = None,
+        plan_id: str | None = None,
+        leg_index: int | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        try:
+            self.ctx.journal.submit(
+                self.name, self.bot.category, request, decision_id=decision_id,
+                plan_id=plan_id, leg_index=leg_index, reason=reason,
+            )  # fmt: skip
+        except OrderRejected as exc:
+            self._order_error(request.client_order_id, exc, t)
+            return False
+        if self.ctx.sim_time:
+            self._stamp(request.client_order_id, t)
+        report.orders.append(
+            f"{request.side} {request.qty} {request.order_type}"
+            + (f" @ {request.price}" if request.price is not None else "")
+            + (f" leg {leg_index}" if leg_index is not None else "")
+        )
+        return True
+
+    def _execute(
+        self,
+        out: np.ndarray,
+        t: int,
+        live: LiveState,
+        plan: Plan | None,
+        decision: Decision | None,
+        report: StepReport,
+        *,
+        decision_id: int | None = None,
+    ) -> int:
+        """Carry out the kernel's ``out`` in its order; returns the number of exchange writes."""
+        bot = self.bot
+        ex = self.ctx.exchange
+        current = live.plan
+        writes = 0
+        if out[K.O_CANCEL] > 0 and current is not None:
+            for leg in current.open_legs():
+                state = ex.cancel_order(
+                    self.name, bot.category, bot.symbol, client_order_id=leg.client_order_id
+                )
+                writes += 1
+                self._mark_cancelled(leg.client_order_id, state)
+        if out[K.O_PLAN_END] > 0 and current is not None:
+            why = "the plan ended (timeout, halt or exit)"
+            writes += close_unsent_legs(
+                self.ctx.engine, current, symbol=bot.symbol, category=bot.category,
+                environment=self.ctx.environment, why=why,
+            )  # fmt: skip
+        if out[K.O_EXIT_QTY] > 0:
+            side = "Buy" if out[K.O_EXIT_SIDE] > 0 else "Sell"
+            why = EXIT_REASON_NAMES[int(out[K.O_EXIT_REASON])]
+            text = f"exit ({why})" + (f": {decision.reason}" if decision is not None else "")
+            request = OrderRequest(
+                client_order_id=client_order_id(self.name, exit_key(t), 0),
+                symbol=bot.symbol,
+                side=side,
+                qty=as_qty(out[K.O_EXIT_QTY], self.inst),
+                reduce_only=True,
+            )
+            writes += 1
+            if self._submit(t, request, report, decision_id=decision_id, reason=text):
+                record_event(
+                    self.ctx.engine, "INFO", EventType.ORDER, f"closing {request.qty} ({why})",
+                    {"side": side, "qty": request.qty}, bot=self.name, now=from_ms(t),
+                )  # fmt: skip
+        first, last_leg = int(out[K.O_SEND_FIRST]), int(out[K.O_SEND_LAST])
+        if last_leg > first and current is not None:
+            for i in range(first, last_leg):
+                writes += 1
+                self._send_leg(t, current, i, report)
+        if out[K.O_SET_TPSL] > 0:
+            writes += 1
+            try:
+                ex.set_trading_stop(
+                    self.name, bot.category, bot.symbol,
+                    take_profit=as_price(out[K.O_TP], self.inst) if out[K.O_TP] > 0 else None,
+                    stop_loss=as_price(out[K.O_SL], self.inst) if out[K.O_SL] > 0 else None,
+                )  # fmt: skip
+            except OrderRejected as exc:
+                record_event(
+                    self.ctx.engine, "WARNING", EventType.ORDER_ERROR,
+                    f"TP/SL {out[K.O_TP]:.8g}/{out[K.O_SL]:.8g} refused: {exc}", None,
+                    bot=self.name, now=from_ms(t),
+                )  # fmt: skip
+        if out[K.O_ENTER] != 0 and plan is not None:
+            writes += self._start_plan(t, plan, report)
+        return writes
+
+    def _stamp(self, cid: str, t: int) -> None:
+        """A replay's order row carries the simulated time, like its fills and decision."""
+        import sqlalchemy as sa
+
+        from jiritsu.db.engine import session_scope
+        from jiritsu.db.models import Order
+
+        with session_scope(self.ctx.engine) as session:
+            session.execute(
+                sa.update(Order)
+                .where(Order.client_order_id == cid)
+                .values(created_at=from_ms(t), sent_at=from_ms(t))
+            )
+
+    def _mark_cancelled(self, cid: str, state: Any) -> None:
+        import sqlalchemy as sa
+
+        from jiritsu.db.engine import session_scope
+        from jiritsu.db.models import Order
+
+        with session_scope(self.ctx.engine) as session:
+            row = session.scalars(sa.select(Order).where(Order.client_order_id == cid)).one()
+            if state is not None:
+                apply_state(row, state)
+            else:  # already final on the exchange: the next sync reads how it ended
+                found = self.ctx.exchange.get_order(self.name, row.category, row.symbol, cid)
+                if found is not None:
+                    apply_state(row, found)
+                elif row.status in ("pending", "sent", "unknown"):
+                    row.status = "cancelled"
+                    row.error = "cancelled before it reached the exchange"
+
+    def _leg_request(self, plan: Plan, i: int) -> OrderRequest:
+        side = "Buy" if plan.side > 0 else "Sell"
+        cid = leg_client_id(self.name, plan.bar_ts, i)
+        if plan.method == SPLIT_PRICE and i > 0:
+            price = leg_limit_price(
+                plan.ref, plan.side, i, self.params[P_SPLIT_STEP], self.params[P_TICK]
+            )
+            return OrderRequest(
+                cid, self.bot.symbol, side, plan.leg_qty, "Limit", as_price(price, self.inst),
+                time_in_force="GTC",
+            )  # fmt: skip
+        tp = sl = None
+        if i == 0 and self.bot.category == "linear":
+            tp = as_price(plan.tp, self.inst) if plan.tp > 0 else None
+            sl = as_price(plan.sl, self.inst) if plan.sl > 0 else None
+        return OrderRequest(cid, self.bot.symbol, side, plan.leg_qty, take_profit=tp, stop_loss=sl)
+
+    def _send_leg(self, t: int, plan: Plan, i: int, report: StepReport) -> bool:
+        request = self._leg_request(plan, i)
+        ok = self._submit(
+            t, request, report, decision_id=plan.decision_id, plan_id=plan.plan_id,
+            leg_index=i, reason=plan.reason,
+        )  # fmt: skip
+        return ok
+
+    def _start_plan(self, t: int, plan: Plan, report: StepReport) -> int:
+        legs = range(plan.n) if plan.method == SPLIT_PRICE else range(1)
+        for i in legs:
+            self._send_leg(t, plan, i, report)
+        side = "BUY" if plan.side > 0 else "SELL"
+        record_event(
+            self.ctx.engine, "INFO", EventType.ORDER,
+            f"{side} {plan.leg_qty * plan.n} {self.bot.symbol} in {plan.n} leg(s)",
+            {"plan_id": plan.plan_id, "ref": plan.ref, "legs": plan.n, "deadline": plan.deadline},
+            bot=self.name, now=from_ms(t),
+        )  # fmt: skip
+        return len(legs)

@@ -1,0 +1,758 @@
+"""The trade loop (``jiritsu trade-loop``, live or ``--replay``) and the one-shot tick
+(``jiritsu trade-tick``).
+
+The loop works in *steps* at logical times ``t`` (ms) on the 1-minute grid:
+
+- at start: reconcile with the exchange, then a step at once (a bar that closed while the
+  process was down is still decided if it closed less than half a bar ago);
+- then at every close of a bot's bar, at every minute while a bot has minute work (a split
+  entry in progress, a closing order out, a spot holding whose TP/SL the bot watches), and at
+  the exact due time of a time-split leg or of a maximum holding time;
+- each step: move the paper clock (replay), read the halt switches (lifting elapsed
+  cool-downs), check the breakers (crash at every step; drawdown and daily loss every
+  :data:`BREAKER_EVERY_MS`, a portfolio snapshot every :data:`SNAPSHOT_EVERY_MS`), step the
+  bots that are due (:class:`~jiritsu.engine.bot.BotRunner`), beat the heartbeats.
+
+Signals: SIGTERM/SIGINT finish the current step and exit 0; SIGHUP reloads the configuration and
+the tuned overlay between steps (a CONFIG event lists what changed). Live, sleeps are at most
+:data:`SLEEP_CHUNK` seconds so a signal is honoured within one.
+
+Database trouble: a step is retried as a whole with back-off (every order id in it is
+deterministic, so a retry sends nothing twice); when the database stays away the loop stops
+before sending anything more, logs CRITICAL and exits 3.
+
+Replay (``--replay FROM..TO [--speed N]``): the paper exchange over the stored 1-minute candles
+with a simulated clock that jumps from one step to the next (``speed`` N = simulated seconds per
+real second; 0 = as fast as possible). It runs exactly the live code, with a
+:class:`~jiritsu.engine.market.ReplayFeed`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from jiritsu.controls import GLOBAL
+from jiritsu.errors import DatabaseUnavailable, ExitCode, UsageError
+from jiritsu.events import EventType, record_event
+from jiritsu.sim.clock import from_ms
+from jiritsu.strategy.params import MINUTE_MS
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from jiritsu.config import LoadedConfig
+    from jiritsu.engine.bot import BotRunner, EngineContext, StepReport
+    from jiritsu.exchange.base import Exchange
+
+log = logging.getLogger("jiritsu.loop")
+
+BREAKER_EVERY_MS = 5 * MINUTE_MS  # live; a replay checks every REPLAY_BREAKER_EVERY_MS
+REPLAY_BREAKER_EVERY_MS = 60 * MINUTE_MS  # with the snapshot: one portfolio valuation
+SNAPSHOT_EVERY_MS = 60 * MINUTE_MS
+HEARTBEAT_SECONDS = 20.0
+SLEEP_CHUNK = 0.5
+SETTLE_SECONDS = 2.0  # live: wait after a bar close until the exchange has published the bar
+WARMUP_DAYS = 2  # "--replay .." starts this long after the first stored candle
+DAY_MS = 86_400_000
+
+
+@dataclass
+class LoopOptions:
+    replay: tuple[int | None, int | None] | None = None  # (from ms, to ms); None: stored range
+    speed: float = 0.0
+    bots: list[str] | None = None  # default: every enabled bot
+    max_steps: int | None = None
+    settle_seconds: float = SETTLE_SECONDS
+    install_signals: bool = True
+
+
+@dataclass
+class LoopResult:
+    exit_code: int
+    steps: int = 0
+    decisions: int = 0
+    orders: int = 0
+    errors: int = 0
+    trips: list[str] = field(default_factory=list)
+    start_ms: int | None = None
+    end_ms: int | None = None
+    wall_seconds: float = 0.0
+
+
+def parse_replay(text: str) -> tuple[int | None, int | None]:
+    """``FROM..TO`` (UTC dates or ISO 8601 times; either side may be empty: the stored range).
+    A bare date as TO means the end of that day."""
+    if ".." not in text:
+        raise UsageError(f"--replay takes FROM..TO (e.g. 2024-01-03..2024-02-01), got {text!r}")
+    lo, _, hi = text.partition("..")
+
+    def parse(part: str, end: bool) -> int | None:
+        part = part.strip()
+        if not part:
+            return None
+        try:
+            when = datetime.fromisoformat(part.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"--replay: not a date or time: {part!r}") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        if end and len(part) == 10:  # a bare date: through the end of that day
+            when += timedelta(days=1)
+        return round(when.timestamp() * 1000)
+
+    start, stop = parse(lo, False), parse(hi, True)
+    if start is not None and stop is not None and stop <= start:
+        raise UsageError("--replay: TO must be after FROM")
+    return start, stop
+
+
+class _Flags:
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+
+
+def _install(flags: _Flags) -> Callable[[], None]:
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {
+        sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    }
+    signal.signal(signal.SIGTERM, lambda *_: flags.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: flags.stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: flags.reload.set())
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def _param_diff(old: Any, new: Any) -> dict[str, str]:
+    """``{"BOT.key": "old -> new"}`` for every changed strategy parameter, plus enabled."""
+    from jiritsu.strategy.params import build_params, describe
+
+    out: dict[str, str] = {}
+    old_bots = {b.name: b for b in old.sub_bots}
+    for bot in new.sub_bots:
+        before = old_bots.get(bot.name)
+        if before is None:
+            out[bot.name] = "added"
+            continue
+        if before.enabled != bot.enabled:
+            out[f"{bot.name}.enabled"] = f"{before.enabled} -> {bot.enabled}"
+        a, b = describe(build_params(before, old)), describe(build_params(bot, new))
+        for key in a:
+            if a[key] != b[key]:
+                out[f"{bot.name}.{key}"] = f"{a[key]:g} -> {b[key]:g}"
+    return out
+
+
+class TradeLoop:
+    """See the module docstring. ``load`` returns the configuration (called again on SIGHUP)."""
+
+    def __init__(
+        self,
+        load: Callable[[], LoadedConfig],
+        options: LoopOptions | None = None,
+        *,
+        on_step: Callable[[int, TradeLoop], None] | None = None,
+    ) -> None:
+        self.load = load
+        self.options = options or LoopOptions()
+        self.on_step = on_step
+        self.flags = _Flags()
+        self.loaded = load()
+        self.settings = self.loaded.settings
+        self.replay = self.options.replay is not None
+        self.engine: Engine | None = None
+        self.exchange: Exchange | None = None
+        self.ctx: EngineContext | None = None
+        self.runners: dict[str, BotRunner] = {}
+        self.clock: Any = None
+        self.result = LoopResult(exit_code=0)
+        self._last_beat = 0.0
+        self._ticked = False
+        self._next_breakers = 0
+        self._next_snapshot = 0
+        self._halted_global = False
+        self._replay_end: int | None = None
+        self._live: Any = None  # live paper trading's candle refresher
+        self._next_market_warning = 0
+
+    # --- set-up --------------------------------------------------------------------------
+
+    def _bots(self, settings: Any) -> list[Any]:
+        only = self.options.bots
+        bots = [b for b in settings.sub_bots if b.enabled and (not only or b.name in only)]
+        if only:
+            missing = sorted(set(only) - {b.name for b in bots})
+            if missing:
+                raise UsageError(f"no enabled bot named {', '.join(map(repr, missing))}")
+        return bots
+
+    def _connect(self) -> Engine:
+        from jiritsu.db.engine import connect
+
+        db = self.settings.database
+        return connect(
+            self.loaded.db_url,
+            attempts=db.reconnect_attempts,
+            base_delay=db.reconnect_base_delay_seconds,
+            connect_timeout=db.connect_timeout_seconds,
+        )
+
+    def _replay_setup(self, engine: Engine) -> tuple[Exchange, Any, int, int]:
+        from jiritsu.engine.market import ReplayFeed
+        from jiritsu.exchange.paper import PaperExchange
+        from jiritsu.market.source import ReplaySource
+        from jiritsu.market.store import CandleStore, cache_root
+        from jiritsu.sim.clock import SimClock
+
+        settings = self.settings
+        if settings.general.environment != "paper":
+            raise UsageError("--replay runs against the paper exchange: set environment = paper")
+        bots = self._bots(settings)
+        symbols = sorted({b.symbol for b in bots} | {settings.master_bot.index_symbol})
+        store = CandleStore(engine, cache_root(settings.general.data_dir))
+        frames = {s: store.load(s, "1") for s in symbols}
+        empty = [s for s, f in frames.items() if f.height == 0]
+        if empty:
+            raise UsageError(
+                f"no stored 1-minute candles for {', '.join(empty)}: run `jiritsu data synth`, "
+                "`jiritsu data import FILE` or `jiritsu data backfill` first"
+            )
+        first = max(int(f["ts"][0]) for f in frames.values())
+        last = min(int(f["ts"][-1]) for f in frames.values()) + MINUTE_MS
+        assert self.options.replay is not None
+        lo, hi = self.options.replay
+        start = lo if lo is not None else (first // DAY_MS + WARMUP_DAYS) * DAY_MS
+        end = hi if hi is not None else last
+        end = min(end, last)
+        if start >= end:
+            raise UsageError(
+                f"--replay: nothing to replay between {from_ms(start):%Y-%m-%d %H:%M} and "
+                f"{from_ms(end):%Y-%m-%d %H:%M} (stored: {from_ms(first):%Y-%m-%d %H:%M} .. "
+                f"{from_ms(last):%Y-%m-%d %H:%M})"
+            )
+        self.clock = SimClock(start)
+        source = ReplaySource(self.clock, frames)
+        exchange = PaperExchange(engine, settings, source, self.clock)
+        return exchange, ReplayFeed(frames), start, end
+
+    def _live_setup(self, engine: Engine) -> tuple[Exchange, Any]:
+        from jiritsu.engine.market import ExchangeFeed
+
+        if self.settings.general.environment == "paper":
+            from jiritsu.sim.clock import SimClock
+
+            # The paper exchange runs on the loop's step clock: an order sent at a bar close
+            # fills at the next 1-minute open, exactly as in a replay and a backtest. Its
+            # candles are the store's, topped up from Bybit's public klines at every step.
+            now = int(time.time() * 1000)
+            self.clock = SimClock(now)
+            exchange, self._live = paper_live(
+                self.loaded, engine, self.clock, self._bots(self.settings)
+            )
+            self._refresh(now, engine)
+        else:
+            from jiritsu.exchange.factory import build_exchange
+
+            exchange = build_exchange(self.loaded)
+        return exchange, ExchangeFeed(exchange)
+
+    def _context(self, engine: Engine, exchange: Exchange, feed: Any) -> EngineContext:
+        from jiritsu.engine.bot import EngineContext
+        from jiritsu.engine.snapshot import SentimentCache
+        from jiritsu.exchange.journal import OrderJournal
+        from jiritsu.notify import notifier_from_config
+
+        settings = self.settings
+        news = settings.news_sentiment
+        return EngineContext(
+            engine=engine,
+            exchange=exchange,
+            journal=OrderJournal(engine, exchange, environment=settings.general.environment),
+            feed=feed,
+            loaded=self.loaded,
+            notifier=notifier_from_config(self.loaded),
+            environment=settings.general.environment,
+            sentiment=SentimentCache(engine, news.moving_average_period_hours, news.enabled),
+            probe_changes=exchange.name == "paper",
+            sim_time=self.replay,
+        )
+
+    def _make_runners(self) -> None:
+        from jiritsu.engine.bot import BotRunner
+
+        assert self.ctx is not None
+        wanted = {b.name: b for b in self._bots(self.settings)}
+        for name in list(self.runners):
+            if name not in wanted:
+                del self.runners[name]
+        for name, bot in wanted.items():
+            if name in self.runners:
+                self.runners[name].reconfigure(bot, self.loaded)
+            else:
+                self.runners[name] = BotRunner(self.ctx, bot)
+
+    # --- running -------------------------------------------------------------------------
+
+    def run(self) -> LoopResult:
+        """Run until the replay ends, a stop signal, or the database stays away (exit 3)."""
+        started = time.monotonic()
+        restore = _install(self.flags) if self.options.install_signals else (lambda: None)
+        try:
+            self.result.exit_code = self._run()
+        except DatabaseUnavailable as exc:
+            log.critical("database unreachable, trading stopped: %s", exc)
+            self.result.exit_code = int(ExitCode.DB_UNREACHABLE)
+        finally:
+            restore()
+            self.result.wall_seconds = time.monotonic() - started
+            if self.exchange is not None:
+                self.exchange.close()
+            if self.engine is not None:
+                self.engine.dispose()
+        return self.result
+
+    def _run(self) -> int:
+        from jiritsu.ops import sdnotify
+
+        self.engine = engine = self._connect()
+        if self.replay:
+            self.exchange, feed, start, end = self._replay_setup(engine)
+            self._replay_end = end
+        else:
+            self.exchange, feed = self._live_setup(engine)
+            start, end = int(time.time() * 1000), None
+        self.ctx = self._context(engine, self.exchange, feed)
+        self.ctx.before_decide = self._before_decide
+        self._make_runners()
+        self.result.start_ms, self.result.end_ms = start, end
+        mode = "replay" if self.replay else "live"
+        record_event(
+            engine, "INFO", EventType.STARTUP,
+            f"trade loop starting ({mode}, {self.settings.general.environment}, "
+            f"bots {', '.join(self.runners)})",
+            {"mode": mode, "from": from_ms(start), "to": from_ms(end) if end else None},
+            now=from_ms(start),
+        )  # fmt: skip
+        self._reconcile(start)
+        sdnotify.ready(f"trading {', '.join(self.runners)}")
+        t = start
+        while True:
+            if self.flags.reload.is_set():
+                self.flags.reload.clear()
+                self._reload(t)
+            self._step_with_retry(t)
+            self.result.steps += 1
+            if self.on_step is not None:
+                self.on_step(t, self)
+            if self.flags.stop.is_set():
+                break
+            if self.options.max_steps is not None and self.result.steps >= self.options.max_steps:
+                break
+            t_next = self._next_wake(t)
+            if end is not None and t_next > end:
+                break
+            if not self._wait(t, t_next):
+                break
+            t = t_next
+        sdnotify.stopping()
+        self._final_sync(t)
+        record_event(
+            engine, "INFO", EventType.SHUTDOWN,
+            f"trade loop stopped after {self.result.steps} steps",
+            {"decisions": self.result.decisions, "orders": self.result.orders},
+            now=from_ms(t),
+        )  # fmt: skip
+        self._beat(t, force=True)
+        return int(ExitCode.OK)
+
+    def _final_sync(self, t: int) -> None:
+        """Record the fills and order states the last step caused before exiting (a market
+        order on Bybit fills at once; the next step would have recorded it)."""
+        now = t if self.replay else max(t, int(time.time() * 1000))
+        for runner in self.runners.values():
+            try:
+                runner.read_state(now)
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - shutting down: log and go on
+                log.warning("%s: final sync failed: %s", runner.name, exc)
+
+    def _refresh(self, t: int, engine: Engine) -> None:
+        """Live paper: fresh candles for the step (a failure is a WARNING, once per hour)."""
+        if self._live is None:
+            return
+        error = self._live.refresh(t)
+        if error is not None and t >= self._next_market_warning:
+            self._next_market_warning = t + 60 * MINUTE_MS
+            record_event(
+                engine, "WARNING", EventType.EXCHANGE_ERROR,
+                f"market data for paper trading could not be refreshed: {error}", None,
+                now=from_ms(t),
+            )  # fmt: skip
+
+    def _reconcile(self, t: int) -> None:
+        from jiritsu.exchange.reconcile import BotAccount, reconcile
+
+        assert self.ctx is not None
+        accounts = [BotAccount(r.name, r.bot.category, r.bot.symbol) for r in self.runners.values()]
+        report = reconcile(
+            self.ctx.engine, self.ctx.exchange, accounts, environment=self.ctx.environment,
+            notifier=self.ctx.notifier, now=from_ms(t),
+        )  # fmt: skip
+        if not report.clean:
+            log.warning("reconciliation settled %d differences", len(report.differences))
+
+    def _reload(self, t: int) -> None:
+        assert self.ctx is not None
+        try:
+            loaded = self.load()
+        except Exception as exc:  # noqa: BLE001 - a bad reload keeps the running configuration
+            record_event(
+                self.ctx.engine, "ERROR", EventType.CONFIG,
+                f"configuration reload failed, keeping the running one: {exc}", None,
+                notifier=self.ctx.notifier, now=from_ms(t),
+            )  # fmt: skip
+            return
+        changed = _param_diff(self.settings, loaded.settings)
+        self.loaded = loaded
+        self.settings = loaded.settings
+        self.ctx.loaded = loaded
+        self._make_runners()
+        record_event(
+            self.ctx.engine, "INFO", EventType.CONFIG,
+            f"configuration reloaded (SIGHUP): {len(changed)} change(s)",
+            {"changed": changed}, now=from_ms(t),
+        )  # fmt: skip
+
+    def _wait(self, t: int, t_next: int) -> bool:
+        """Sleep until ``t_next`` (live: plus the settle delay; replay: ``speed``); False when a
+        stop signal arrived meanwhile."""
+        if self.replay:
+            if self.options.speed > 0:
+                deadline = time.monotonic() + (t_next - t) / 1000 / self.options.speed
+                while (left := deadline - time.monotonic()) > 0:
+                    if self.flags.stop.wait(min(left, SLEEP_CHUNK)):
+                        return False
+            return not self.flags.stop.is_set()
+        from jiritsu.ops import sdnotify
+
+        settle = self.options.settle_seconds if t_next % MINUTE_MS == 0 else 0.0
+        target = t_next / 1000 + settle
+        while (left := target - time.time()) > 0:
+            if self.flags.stop.wait(min(left, SLEEP_CHUNK)):
+                return False
+            sdnotify.watchdog()  # alive while waiting for the next bar
+            if self.flags.reload.is_set():  # reload now, then keep waiting for the step's time
+                self.flags.reload.clear()
+                self._reload(t)
+        return not self.flags.stop.is_set()
+
+    def _next_wake(self, t: int) -> int:
+        wake = min((r.next_wake(t) for r in self.runners.values()), default=t + MINUTE_MS)
+        if not self.replay:
+            wake = min(wake, (t // MINUTE_MS + 1) * MINUTE_MS)  # heartbeats, crash checks
+            now = int(time.time() * 1000)
+            if wake < now - 2 * MINUTE_MS:  # fell behind (suspended, a slow exchange)
+                log.warning("trade loop %d s behind: skipping to now", (now - wake) // 1000)
+                wake = now - now % MINUTE_MS
+        return max(wake, t + 1)
+
+    # --- a step --------------------------------------------------------------------------
+
+    def _step_with_retry(self, t: int) -> None:
+        from jiritsu.db.engine import retry_db
+
+        db = self.settings.database
+        retry_db(
+            lambda: self._step(t),
+            attempts=max(1, db.reconnect_attempts),
+            base_delay=db.reconnect_base_delay_seconds,
+            what="trade loop step",
+        )
+
+    def _halts(self, t: int) -> tuple[bool, set[str]]:
+        from jiritsu import controls
+
+        assert self.ctx is not None
+        now = from_ms(t)
+        glob = False
+        bots: set[str] = set()
+        for st in controls.all_states(self.ctx.engine):
+            if not st.halted:
+                continue
+            if st.cooldown_until is not None and st.cooldown_until <= now:
+                st = controls.state(self.ctx.engine, st.scope, now=now)  # lifts it
+                if not st.halted:
+                    record_event(
+                        self.ctx.engine, "WARNING", EventType.RESUME,
+                        f"halt of {st.scope} lifted: cool-down elapsed", None,
+                        bot=None if st.scope == GLOBAL else st.scope,
+                        notifier=self.ctx.notifier, now=now,
+                    )  # fmt: skip
+                    if st.scope == GLOBAL:
+                        self._snapshot(t)  # the breakers' new baseline
+                    continue
+            if st.scope == GLOBAL:
+                glob = True
+            else:
+                bots.add(st.scope)
+        return glob, bots
+
+    def _snapshot(self, t: int) -> Any:
+        from jiritsu.engine.risk import take_snapshot
+
+        assert self.ctx is not None
+        self._next_snapshot = t + SNAPSHOT_EVERY_MS
+        return take_snapshot(self.ctx.engine, self.ctx.exchange, self.settings, now=from_ms(t))
+
+    def _breakers(self, t: int, glob: bool) -> bool:
+        """Snapshot and breakers when due (one portfolio valuation serves both)."""
+        from jiritsu.engine.risk import apply_trip, check_portfolio, portfolio_value
+
+        assert self.ctx is not None
+        now = from_ms(t)
+        equity = t >= self._next_breakers and not glob
+        snapshot = t >= self._next_snapshot
+        value = None
+        if snapshot:
+            value = self._snapshot(t)
+        elif equity:
+            value = portfolio_value(self.ctx.exchange, self.settings)
+        if equity:
+            every = REPLAY_BREAKER_EVERY_MS if self.replay else BREAKER_EVERY_MS
+            self._next_breakers = t + every
+        trips = check_portfolio(
+            self.ctx.engine, self.ctx.exchange, self.ctx.feed, self.settings, now=now,
+            value=value, equity=equity, crash=not glob,
+        )  # fmt: skip
+        for trip in trips:
+            if apply_trip(self.ctx.engine, trip, self.settings, now=now,
+                          notifier=self.ctx.notifier):  # fmt: skip
+                self.result.trips.append(f"{from_ms(t):%Y-%m-%d %H:%M} {trip.breaker}")
+                glob = True
+        return glob
+
+    def _step(self, t: int) -> None:
+        assert self.ctx is not None
+        assert self.exchange is not None
+        if self.clock is not None and self.clock.now_ms() < t:
+            self.clock.advance_to(t)
+        self._refresh(t, self.ctx.engine)
+        if self.ctx.probe_changes and any(r.has_orders or r.guarded for r in self.runners.values()):
+            if self.exchange.step() > 0:  # type: ignore[attr-defined]
+                for runner in self.runners.values():
+                    runner.dirty = True
+        glob, halted_bots = self._halts(t)
+        glob = self._breakers(t, glob)
+        decided = False
+        for runner in list(self.runners.values()):
+            go, decide = runner.wants(t)
+            if not go:
+                continue
+            halted = glob or runner.name in halted_bots
+            report = self._run_bot(runner, t, halted, decide)
+            decided = decided or report.decided
+            self._after_bot(runner, report, t, halted)
+        self._beat(t, ticked=decided)
+
+    def _run_bot(self, runner: BotRunner, t: int, halted: bool, decide: bool) -> StepReport:
+        from jiritsu.db.engine import is_disconnect
+        from jiritsu.engine.bot import StepReport
+
+        try:
+            return runner.step(t, halted=halted, decide=decide)
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:
+            if is_disconnect(exc):
+                raise
+            # a bug in one bot must not stop the others; the traceback goes to the log
+            log.exception("%s: step at %s failed", runner.name, from_ms(t))
+            assert self.ctx is not None
+            runner.dirty = True
+            record_event(
+                self.ctx.engine, "ERROR", EventType.ORDER_ERROR,
+                f"step failed: {type(exc).__name__}: {exc}", None, bot=runner.name,
+                notifier=self.ctx.notifier, now=from_ms(t),
+            )  # fmt: skip
+            return StepReport(runner.name, t, error=str(exc))
+
+    def _after_bot(self, runner: BotRunner, report: StepReport, t: int, halted: bool) -> None:
+        from jiritsu.engine.risk import apply_trip, exchange_failure_trip
+
+        assert self.ctx is not None
+        self.result.decisions += int(report.decided)
+        self.result.orders += len(report.orders)
+        self.result.errors += int(report.error is not None)
+        if halted or report.error is None:
+            return
+        trip = exchange_failure_trip(self.ctx.engine, runner.name, self.settings)
+        if trip and apply_trip(
+            self.ctx.engine, trip, self.settings, now=from_ms(t), notifier=self.ctx.notifier
+        ):
+            self.result.trips.append(f"{from_ms(t):%Y-%m-%d %H:%M} {runner.name} {trip.breaker}")
+
+    def _before_decide(self, runner: BotRunner, t: int) -> bool:
+        """The loss-streak breaker, right before a bot decides (as the kernel's backtest driver
+        does with ``loss_streak_pause``); True when it tripped."""
+        from jiritsu.engine.risk import apply_trip, loss_streak_trip
+
+        assert self.ctx is not None
+        trip = loss_streak_trip(self.ctx.engine, runner.name, self.settings)
+        if trip and apply_trip(
+            self.ctx.engine, trip, self.settings, now=from_ms(t), notifier=self.ctx.notifier
+        ):
+            self.result.trips.append(f"{from_ms(t):%Y-%m-%d %H:%M} {runner.name} {trip.breaker}")
+            return True
+        return False
+
+    def _beat(self, t: int, *, ticked: bool = False, force: bool = False) -> None:
+        from jiritsu.heartbeat import TRADE_LOOP, TRADE_TICK, beat
+        from jiritsu.ops import sdnotify
+
+        assert self.ctx is not None
+        sdnotify.watchdog()
+        wall = time.monotonic()
+        details = {
+            "mode": "replay" if self.replay else "live",
+            "step_time": from_ms(t).isoformat(),
+            "pid": os.getpid(),
+            "bots": sorted(self.runners),
+        }
+        self._ticked = self._ticked or ticked
+        if force or wall - self._last_beat >= HEARTBEAT_SECONDS:
+            beat(self.ctx.engine, TRADE_LOOP, details)
+            if self._ticked:
+                beat(self.ctx.engine, TRADE_TICK, details)
+                self._ticked = False
+            self._last_beat = wall
+
+
+def paper_live(loaded: LoadedConfig, engine: Engine, clock: Any, bots: list[Any]) -> tuple:
+    """The paper exchange of live paper trading on ``clock``, with its candle refresher
+    (:class:`jiritsu.engine.market.LiveCandles`); call ``refresh(t)`` before each step."""
+    from jiritsu.engine.market import LiveCandles
+    from jiritsu.exchange.factory import build_market_data_exchange
+    from jiritsu.exchange.paper import PaperExchange
+    from jiritsu.market.source import ReplaySource
+    from jiritsu.market.store import CandleStore, cache_root
+
+    settings = loaded.settings
+    symbols = sorted({b.symbol for b in bots} | {settings.master_bot.index_symbol})
+    source = ReplaySource(clock)
+    live = LiveCandles(
+        build_market_data_exchange(loaded),
+        CandleStore(engine, cache_root(settings.general.data_dir)),
+        source,
+        symbols,
+        days=LiveCandles.history_days(bots),
+    )
+    return PaperExchange(engine, settings, source, clock), live
+
+
+def run_loop(
+    loaded_or_load: Any,
+    options: LoopOptions | None = None,
+    *,
+    on_step: Callable[[int, TradeLoop], None] | None = None,
+) -> LoopResult:
+    """Run a :class:`TradeLoop` (``loaded_or_load``: a LoadedConfig or a function giving one)."""
+    load = loaded_or_load if callable(loaded_or_load) else (lambda: loaded_or_load)
+    return TradeLoop(load, options, on_step=on_step).run()
+
+
+# --- one tick --------------------------------------------------------------------------------
+
+
+@dataclass
+class TickResult:
+    exit_code: int
+    reports: list[StepReport]
+    halted: list[str]
+    trips: list[str]
+
+
+def run_tick(
+    loaded: LoadedConfig, *, bots: list[str] | None = None, now_ms: int | None = None
+) -> TickResult:
+    """One cycle for every enabled bot (or ``bots``): exit 0 ok, 1 errors, 4 halted."""
+    from jiritsu import controls
+    from jiritsu.db.engine import connect
+    from jiritsu.engine.bot import BotRunner
+    from jiritsu.engine.market import ExchangeFeed
+    from jiritsu.engine.risk import apply_trip, check_bot, check_portfolio
+    from jiritsu.heartbeat import TRADE_TICK, beat
+
+    settings = loaded.settings
+    t = int(now_ms if now_ms is not None else time.time() * 1000)
+    loop = TradeLoop(lambda: loaded, LoopOptions(bots=bots, install_signals=False))
+    selected = loop._bots(settings)
+    db = settings.database
+    engine = connect(
+        loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
+    )
+    exchange: Exchange | None = None
+    try:
+        if settings.general.environment == "paper":
+            from jiritsu.sim.clock import SimClock
+
+            exchange, live = paper_live(loaded, engine, SimClock(t), selected)
+            error = live.refresh(t)
+            if error is not None:
+                record_event(
+                    engine, "WARNING", EventType.EXCHANGE_ERROR,
+                    f"market data for paper trading could not be refreshed: {error}", None,
+                    now=from_ms(t),
+                )  # fmt: skip
+        else:
+            from jiritsu.exchange.factory import build_exchange
+
+            exchange = build_exchange(loaded)
+        feed = ExchangeFeed(exchange)
+        ctx = loop._context(engine, exchange, feed)
+        now = from_ms(t)
+        trips: list[str] = []
+        glob = controls.halted(engine, now=now).halted
+        if not glob:
+            for trip in check_portfolio(engine, exchange, feed, settings, now=now):
+                if apply_trip(engine, trip, settings, now=now, notifier=ctx.notifier):
+                    trips.append(trip.breaker)
+                    glob = True
+        reports: list[StepReport] = []
+        halted_names: list[str] = []
+        for bot in selected:
+            halted = glob or controls.halted(engine, bot.name, now=now).halted
+            if not halted:
+                for trip in check_bot(engine, bot.name, settings):
+                    if apply_trip(engine, trip, settings, now=now, notifier=ctx.notifier):
+                        trips.append(f"{bot.name} {trip.breaker}")
+                        halted = True
+            if halted:
+                halted_names.append(bot.name)
+            runner = BotRunner(ctx, bot)
+            reports.append(runner.step(t, halted=halted, decide=True, fresh=True))
+        beat(engine, TRADE_TICK, {"mode": "tick", "step_time": now.isoformat()})
+        code = ExitCode.OK
+        if any(r.error for r in reports):
+            code = ExitCode.FAILURE
+        elif halted_names:
+            code = ExitCode.HALTED
+        return TickResult(int(code), reports, halted_names, trips)
+    finally:
+        if exchange is not None:
+            exchange.close()
+        engine.dispose()

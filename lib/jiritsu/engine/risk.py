@@ -1,0 +1,402 @@
+"""Circuit breakers: global halts (drawdown, daily loss, crash) and bot pauses (loss streak,
+exchange failures).
+
+Every trip is a halt in ``controls`` (``by="breaker"``, with ``risk.cooldown_minutes``: 0 means
+only ``jiritsu resume`` lifts it), a CIRCUIT_BREAKER event (CRITICAL for a global halt, ERROR for
+a bot) and an alert. A breaker that is already halted does not trip again (no alert storms).
+
+Definitions:
+
+- **Portfolio value** = the enabled bots' equity (``exchange.balance(bot).equity``: wallet plus
+  unrealised PnL, spot holdings at market; the snapshots' ``portfolio_bot_balances``) + the
+  savings (``profit_saved_balance``) (the main account's FUND wallet,
+  ``balance(MAIN)``). Savings are not at risk, but profit saving and rebalancing MOVE money
+  between the two, so only their sum is blind to transfers. The breakers therefore measure the
+  loss in this sum and divide it by the capital that was actually at risk (the bots' part):
+
+  - drawdown = (peak value - value now) / (peak value - savings at the peak); the peak is the
+    highest value among the portfolio snapshots (``portfolio_history``) since the last lift of
+    the global halt, and now. Trips above ``risk.max_drawdown_pct``.
+  - daily loss = (base value - value now) / (base value - base savings); the base is the last
+    snapshot at or before 00:00 UTC (else the day's first), or the first snapshot after a lift of
+    the global halt later that day. Trips above ``risk.daily_loss_pct``.
+- **Crash**: on the index symbol's 1-minute bars, ``|close_now / close_then - 1|`` where
+  ``close_then`` is the close of the newest bar at least ``crash_window_minutes`` older than the
+  newest bar. Trips above ``risk.crash_move_pct``.
+- **Loss streak** (per bot): the bot's closing trades (``trades.pnl``, see
+  :mod:`jiritsu.engine.book`) since its last halt or resume; ``risk.max_consecutive_losses``
+  losing ones in a row pause the bot.
+- **Exchange failures** (per bot): EXCHANGE_ERROR events of the bot since its last decision
+  (a completed tick) or its last halt/resume; ``risk.exchange_failure_limit`` of them pause it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from jiritsu.controls import GLOBAL
+from jiritsu.events import EventType, record_event
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from jiritsu.engine.market import CandleFeed
+    from jiritsu.exchange.base import Exchange
+    from jiritsu.notify import Notifier
+
+log = logging.getLogger("jiritsu.risk")
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Trip:
+    scope: str  # GLOBAL or a bot name
+    breaker: str  # drawdown | daily_loss | crash | loss_streak | exchange_failures
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PortfolioValue:
+    bots: dict[str, Decimal]  # equity per bot
+    available: dict[str, Decimal]
+    savings: Decimal
+
+    @property
+    def bots_total(self) -> Decimal:
+        return sum(self.bots.values(), ZERO)
+
+    @property
+    def value(self) -> Decimal:
+        return self.bots_total + self.savings
+
+
+def portfolio_value(exchange: Exchange, settings: Any) -> PortfolioValue:
+    from jiritsu.exchange.types import MAIN
+
+    quote = settings.paper.quote_coin
+    bots: dict[str, Decimal] = {}
+    available: dict[str, Decimal] = {}
+    for bot in settings.enabled_bots:
+        bal = exchange.balance(bot.name, quote)
+        bots[bot.name] = bal.equity
+        available[bot.name] = bal.available
+    savings = exchange.balance(MAIN, quote).equity
+    return PortfolioValue(bots, available, savings)
+
+
+# --- snapshots ---------------------------------------------------------------------------
+
+
+def take_snapshot(
+    engine: Engine, exchange: Exchange, settings: Any, *, now: datetime
+) -> PortfolioValue:
+    """A ``portfolio_history`` row (the master layer's :func:`jiritsu.master.snapshot.
+    take_snapshot`; written here in the same layout if that module is missing); returns the
+    value it recorded, which the breakers then use."""
+    try:
+        from jiritsu.master.snapshot import take_snapshot as master_snapshot
+    except ImportError:
+        master_snapshot = None
+    if master_snapshot is not None:
+        snap = master_snapshot(engine, exchange, settings, now=now)
+        return PortfolioValue(
+            {b.bot: b.equity for b in snap.bots},
+            {b.bot: b.available for b in snap.bots},
+            snap.profit_saved_balance,
+        )
+    from jiritsu.db.engine import session_scope
+    from jiritsu.db.models import PortfolioBotBalance, PortfolioSnapshot
+
+    value = portfolio_value(exchange, settings)
+    with session_scope(engine) as session:
+        snap_row = PortfolioSnapshot(
+            timestamp=now,
+            total_balance_usdt=value.bots_total,
+            profit_saved_balance=value.savings,
+            environment=settings.general.environment,
+        )
+        session.add(snap_row)
+        session.flush()
+        for name, equity in value.bots.items():
+            session.add(
+                PortfolioBotBalance(
+                    snapshot_id=snap_row.id,
+                    bot_name=name,
+                    balance=equity,
+                    available_balance=value.available.get(name),
+                )
+            )
+    return value
+
+
+def _snapshot_values(
+    engine: Engine, since: datetime | None = None
+) -> list[tuple[datetime, Decimal, Decimal]]:
+    """(time, value = bots + savings, savings) of every snapshot since ``since``, oldest first."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import PortfolioBotBalance as B
+    from jiritsu.db.models import PortfolioSnapshot as S
+
+    query = sa.select(S.id, S.timestamp, S.profit_saved_balance).order_by(S.timestamp, S.id)
+    if since is not None:
+        query = query.where(S.timestamp >= since)
+    with engine.connect() as conn:
+        snaps = conn.execute(query).all()
+        if not snaps:
+            return []
+        ids = [s.id for s in snaps]
+        sums: dict[int, Decimal] = {}
+        for sid, bal in conn.execute(
+            sa.select(B.snapshot_id, B.balance).where(B.snapshot_id.in_(ids))
+        ).all():
+            sums[sid] = sums.get(sid, ZERO) + bal
+    out = []
+    for sid, ts, saved in snaps:
+        savings = saved or ZERO
+        out.append((ts, sums.get(sid, ZERO) + savings, savings))
+    return out
+
+
+def _lift_time(engine: Engine, scope: str) -> datetime | None:
+    """When ``scope`` was last resumed (by hand or by its cool-down), or halted."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Control
+
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(Control.halted_at, Control.resumed_at).where(Control.scope == scope)
+        ).first()
+    if row is None:
+        return None
+    times = [t for t in row if t is not None]
+    return max(times) if times else None
+
+
+# --- the breakers ------------------------------------------------------------------------
+
+
+def drawdown_trip(engine: Engine, value: PortfolioValue, settings: Any) -> Trip | None:
+    limit = settings.risk.max_drawdown_pct
+    lift = _lift_time(engine, GLOBAL)
+    rows = _snapshot_values(engine, lift)
+    peak_value, peak_savings = value.value, value.savings
+    for _ts, v, s in rows:
+        if v > peak_value:
+            peak_value, peak_savings = v, s
+    capital = peak_value - peak_savings
+    if capital <= 0:
+        return None
+    dd = (peak_value - value.value) / capital
+    if dd <= Decimal(str(limit)):
+        return None
+    return Trip(
+        GLOBAL,
+        "drawdown",
+        f"drawdown {float(dd):.2%} from the peak {peak_value:.2f} exceeds "
+        f"max_drawdown_pct {limit:.2%}",
+        {"peak": peak_value, "value": value.value, "drawdown": float(dd)},
+    )
+
+
+def daily_loss_trip(
+    engine: Engine, value: PortfolioValue, settings: Any, now: datetime
+) -> Trip | None:
+    limit = settings.risk.daily_loss_pct
+    day = datetime.combine(now.date(), time(0), tzinfo=timezone.utc)
+    rows = _snapshot_values(engine, day - timedelta(days=2))
+    base: tuple[datetime, Decimal, Decimal] | None = None
+    for row in rows:
+        if row[0] <= day:
+            base = row
+    if base is None:
+        base = next((r for r in rows if r[0] >= day), None)
+    lift = _lift_time(engine, GLOBAL)
+    if lift is not None and lift > day:
+        after = next((r for r in rows if r[0] >= lift), None)
+        base = after  # measured from the value at the lift (None: nothing yet)
+    if base is None:
+        return None
+    _ts, base_value, base_savings = base
+    capital = base_value - base_savings
+    if capital <= 0:
+        return None
+    loss = (base_value - value.value) / capital
+    if loss <= Decimal(str(limit)):
+        return None
+    return Trip(
+        GLOBAL,
+        "daily_loss",
+        f"today's loss {float(loss):.2%} of {capital:.2f} exceeds daily_loss_pct {limit:.2%}",
+        {"base": base_value, "value": value.value, "loss": float(loss)},
+    )
+
+
+def crash_trip(feed: CandleFeed, settings: Any, now_ms: int) -> Trip | None:
+    risk = settings.risk
+    symbol = settings.master_bot.index_symbol
+    window_ms = risk.crash_window_minutes * 60_000
+    bars = feed.minute_bars(symbol, "linear", now_ms, risk.crash_window_minutes + 2)
+    if len(bars) < 2:
+        return None
+    newest = bars[-1]
+    then = None
+    for bar in bars:
+        if bar.ts <= newest.ts - window_ms:
+            then = bar
+    if then is None or not then.close > 0:
+        return None
+    move = newest.close / then.close - 1.0
+    if abs(move) <= risk.crash_move_pct:
+        return None
+    return Trip(
+        GLOBAL,
+        "crash",
+        f"{symbol} moved {move:+.2%} in {risk.crash_window_minutes} minutes "
+        f"(crash_move_pct {risk.crash_move_pct:.2%})",
+        {"symbol": symbol, "from": then.close, "to": newest.close, "move": move},
+    )
+
+
+def loss_streak(engine: Engine, bot: str) -> int:
+    """Losing closing trades in a row, newest first, since the bot's last halt or resume."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Trade
+
+    since = _lift_time(engine, bot)
+    query = (
+        sa.select(Trade.pnl)
+        .where(
+            Trade.sub_bot_name == bot,
+            Trade.position_effect == "close",
+            Trade.pnl.is_not(None),
+        )
+        .order_by(Trade.timestamp.desc(), Trade.id.desc())
+        .limit(200)
+    )
+    if since is not None:
+        query = query.where(Trade.timestamp > since)
+    streak = 0
+    with engine.connect() as conn:
+        for (pnl,) in conn.execute(query):
+            if pnl < 0:
+                streak += 1
+            else:
+                break
+    return streak
+
+
+def loss_streak_trip(engine: Engine, bot: str, settings: Any) -> Trip | None:
+    limit = settings.risk.max_consecutive_losses
+    streak = loss_streak(engine, bot)
+    if streak < limit:
+        return None
+    return Trip(
+        bot,
+        "loss_streak",
+        f"{streak} losing trades in a row (max_consecutive_losses {limit})",
+        {"streak": streak},
+    )
+
+
+def exchange_failures(engine: Engine, bot: str) -> int:
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Decision, SystemEvent
+
+    with engine.connect() as conn:
+        last_ok = conn.execute(
+            sa.select(sa.func.max(Decision.created_at)).where(Decision.bot == bot)
+        ).scalar()
+    since = [t for t in (last_ok, _lift_time(engine, bot)) if t is not None]
+    query = sa.select(sa.func.count()).where(
+        SystemEvent.bot == bot, SystemEvent.event_type == EventType.EXCHANGE_ERROR.value
+    )
+    if since:
+        query = query.where(SystemEvent.timestamp > max(since))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def exchange_failure_trip(engine: Engine, bot: str, settings: Any) -> Trip | None:
+    limit = settings.risk.exchange_failure_limit
+    failures = exchange_failures(engine, bot)
+    if failures < limit:
+        return None
+    return Trip(
+        bot,
+        "exchange_failures",
+        f"{failures} failed exchange steps in a row (exchange_failure_limit {limit})",
+        {"failures": failures},
+    )
+
+
+def apply_trip(
+    engine: Engine,
+    trip: Trip,
+    settings: Any,
+    *,
+    now: datetime,
+    notifier: Notifier | None = None,
+) -> bool:
+    """Halt the trip's scope (with the configured cool-down), record and alert; False when it
+    was already halted."""
+    from jiritsu import controls
+
+    cooldown = settings.risk.cooldown_minutes
+    reason = f"circuit breaker {trip.breaker}: {trip.message}"
+    if not controls.halt(engine, trip.scope, reason, by="breaker", cooldown_minutes=cooldown,
+                         now=now):  # fmt: skip
+        return False
+    level = "CRITICAL" if trip.scope == GLOBAL else "ERROR"
+    details = {"breaker": trip.breaker, "cooldown_minutes": cooldown, **trip.details}
+    record_event(
+        engine,
+        level,
+        EventType.CIRCUIT_BREAKER,
+        reason,
+        details,
+        bot=None if trip.scope == GLOBAL else trip.scope,
+        notifier=notifier,
+        now=now,
+    )
+    return True
+
+
+def check_portfolio(
+    engine: Engine,
+    exchange: Exchange,
+    feed: CandleFeed | None,
+    settings: Any,
+    *,
+    now: datetime,
+    value: PortfolioValue | None = None,
+    equity: bool = True,
+    crash: bool = True,
+) -> list[Trip]:
+    """The global breakers that are over their limit now (not yet applied)."""
+    trips: list[Trip] = []
+    if crash and feed is not None:
+        found = crash_trip(feed, settings, round(now.timestamp() * 1000))
+        if found:
+            trips.append(found)
+    if equity:
+        value = value or portfolio_value(exchange, settings)
+        for check in (drawdown_trip(engine, value, settings),
+                      daily_loss_trip(engine, value, settings, now)):  # fmt: skip
+            if check:
+                trips.append(check)
+    return trips
+
+
+def check_bot(engine: Engine, bot: str, settings: Any) -> list[Trip]:
+    """The bot's breakers that are over their limit now (not yet applied)."""
+    return [t for t in (loss_streak_trip(engine, bot, settings),
+                        exchange_failure_trip(engine, bot, settings)) if t]  # fmt: skip

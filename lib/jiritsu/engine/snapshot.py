@@ -1,0 +1,163 @@
+"""The :class:`~jiritsu.advisors.base.MarketSnapshot` an advisor sees: our own numbers only.
+
+Built from the bot's CLOSED bars (the same arrays the strategy kernel reads), the position, the
+news sentiment average and the rule's own signal; ``allowed_actions`` comes from the kernel's risk
+gate (:func:`jiritsu.strategy.kernel.allowed_mask`). ADX/DI are informational for Gemini
+(period 14); the rules never read them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from jiritsu.advisors.base import Action, MarketSnapshot
+from jiritsu.sim.clock import from_ms
+from jiritsu.strategy import kernel as K
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from jiritsu.engine.market import BotBars
+
+log = logging.getLogger("jiritsu.engine")
+
+ADX_PERIOD = 14
+SUMMARY_BARS = 48  # the window of the price summary
+SENTIMENT_CACHE = timedelta(minutes=15)
+
+
+def profile_of(bot: Any) -> str:
+    """stable (spot), aggressive (shorts allowed or bars of 5 minutes or less), else balanced."""
+    if bot.category == "spot":
+        return "stable"
+    if bot.allow_short or bot.timeframe in ("1", "3", "5"):
+        return "aggressive"
+    return "balanced"
+
+
+def _f(x: float) -> float | None:
+    x = float(x)
+    return round(x, 10) if math.isfinite(x) else None
+
+
+def _ret(close: np.ndarray, k: int, n: int) -> float | None:
+    if k - n < 0 or not close[k - n] > 0:
+        return None
+    return _f(close[k] / close[k - n] - 1.0)
+
+
+def ohlcv_summary(bars: BotBars) -> dict[str, Any]:
+    """Recent closes, returns over 1/12/48 bars, the 48-bar range and volume."""
+    k = bars.k
+    lo = max(0, k - SUMMARY_BARS + 1)
+    return {
+        "closes": [_f(x) for x in bars.close[max(0, k - 5) : k + 1]],
+        "return_1": _ret(bars.close, k, 1),
+        "return_12": _ret(bars.close, k, 12),
+        "return_48": _ret(bars.close, k, 48),
+        "high_48": _f(bars.high[lo : k + 1].max()),
+        "low_48": _f(bars.low[lo : k + 1].min()),
+        "volume_last": _f(bars.volume[k]),
+        "volume_avg_48": _f(bars.volume[lo : k + 1].mean()),
+    }
+
+
+def indicator_values(bars: BotBars) -> dict[str, float | None]:
+    k = bars.k
+    ind = bars.ind
+    if getattr(ind, "adx", None) is not None:  # the feed computed it over the whole series
+        adx_k, plus_k, minus_k = ind.adx[k], ind.plus_di[k], ind.minus_di[k]
+    else:
+        from jiritsu.indicators import adx
+
+        lo = max(0, k - 10 * ADX_PERIOD)
+        adx_v, plus, minus = adx(
+            bars.high[lo : k + 1], bars.low[lo : k + 1], bars.close[lo : k + 1], ADX_PERIOD
+        )
+        adx_k, plus_k, minus_k = adx_v[-1], plus[-1], minus[-1]
+    price = float(bars.close[k])
+    atr = float(ind.atr[k])
+    return {
+        "ema_fast": _f(ind.ema_fast[k]),
+        "ema_slow": _f(ind.ema_slow[k]),
+        "ema_fast_prev": _f(ind.ema_fast[k - 1]) if k >= 1 else None,
+        "ema_slow_prev": _f(ind.ema_slow[k - 1]) if k >= 1 else None,
+        "rsi": _f(ind.rsi[k]),
+        "atr": _f(atr),
+        "atr_pct": _f(atr / price) if price > 0 else None,
+        "adx": _f(adx_k),
+        "plus_di": _f(plus_k),
+        "minus_di": _f(minus_k),
+    }
+
+
+def allowed_actions(mask: int) -> tuple[Action, ...]:
+    out: list[Action] = []
+    if mask & K.ALLOW_BUY:
+        out.append("BUY")
+    if mask & K.ALLOW_SELL:
+        out.append("SELL")
+    out.append("HOLD")
+    return tuple(out)
+
+
+class SentimentCache:
+    """``jiritsu.news.sentiment.sentiment_average``, asked at most every 5 minutes of step time;
+    None when the news module or its data is missing."""
+
+    def __init__(self, engine: Engine, period_hours: int, enabled: bool = True) -> None:
+        self.engine = engine
+        self.period_hours = period_hours
+        self.enabled = enabled
+        self._at: datetime | None = None
+        self._value: tuple[float | None, int] = (None, 0)
+
+    def get(self, now: datetime) -> tuple[float | None, int]:
+        if not self.enabled:
+            return None, 0
+        if self._at is not None and self._at <= now < self._at + SENTIMENT_CACHE:
+            return self._value
+        try:
+            from jiritsu.news.sentiment import sentiment_average
+
+            avg = sentiment_average(self.engine, now=now, period_hours=self.period_hours)
+            self._value = (avg.value, avg.count)
+        except ImportError:
+            self._value = (None, 0)
+        except Exception as exc:  # noqa: BLE001 - sentiment is optional context, never fatal
+            log.warning("sentiment average unavailable: %s", exc)
+            self._value = (None, 0)
+        self._at = now
+        return self._value
+
+
+def build_snapshot(
+    bot: Any,
+    bars: BotBars,
+    *,
+    position: dict[str, Any],
+    allowed: tuple[Action, ...],
+    rule_signal: tuple[Action, float, str] | None,
+    sentiment: tuple[float | None, int] = (None, 0),
+) -> MarketSnapshot:
+    """The snapshot of bar ``bars.k`` (its close is the price)."""
+    return MarketSnapshot(
+        bot=bot.name,
+        profile=profile_of(bot),
+        symbol=bot.symbol,
+        timeframe=bot.timeframe,
+        bar_ts=from_ms(bars.bar_ts),
+        price=float(bars.close[bars.k]),
+        ohlcv=ohlcv_summary(bars),
+        indicators=indicator_values(bars),
+        position=position,
+        sentiment=sentiment[0],
+        sentiment_count=sentiment[1],
+        rule_signal=rule_signal,
+        allowed_actions=allowed,
+    )

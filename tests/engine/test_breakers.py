@@ -1,0 +1,200 @@
+"""Each circuit breaker on the paper exchange: the trip, the halt in ``controls``, the event and
+the Discord alert (through the loopback fake), and no second alert while halted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from jiritsu import controls
+from jiritsu.db.engine import session_scope
+from jiritsu.db.models import Decision, PortfolioBotBalance, PortfolioSnapshot, Trade
+from jiritsu.engine import risk
+from jiritsu.events import EventType, record_event
+from jiritsu.notify import build_notifier
+from jiritsu.sim.clock import from_ms
+from tests.engine.conftest import MIN, T0, flat, frame
+from tests.fakes.discord import FakeDiscord
+
+NOW = T0 + 2 * 60 * MIN  # 02:00
+
+
+@pytest.fixture
+def discord() -> Iterator[FakeDiscord]:
+    with FakeDiscord() as fake:
+        yield fake
+
+
+def snapshot(engine: Any, when: datetime, bots: dict[str, str], saved: str = "0") -> None:
+    with session_scope(engine) as session:
+        row = PortfolioSnapshot(
+            timestamp=when,
+            total_balance_usdt=sum((Decimal(v) for v in bots.values()), Decimal(0)),
+            profit_saved_balance=Decimal(saved),
+            environment="paper",
+        )
+        session.add(row)
+        session.flush()
+        for name, value in bots.items():
+            session.add(PortfolioBotBalance(snapshot_id=row.id, bot_name=name, balance=value))
+
+
+def strict(**risk_env: str) -> dict[str, str]:
+    return {f"JIRITSU_RISK__{k.upper()}": v for k, v in risk_env.items()}
+
+
+def assert_tripped(paper: Any, discord: FakeDiscord, scope: str, level: str, breaker: str) -> None:
+    state = controls.state(paper.engine, scope, now=from_ms(NOW))
+    assert state.halted
+    assert state.halted_by == "breaker"
+    assert state.reason.startswith(f"circuit breaker {breaker}: ")
+    events = paper.rows("select level, event_type, details from system_events")
+    assert [(e[0], e[1]) for e in events] == [(level, "CIRCUIT_BREAKER")]
+    assert f'"breaker": "{breaker}"' in events[0][2]
+    assert len(discord.messages) == 1
+    assert "CIRCUIT_BREAKER" in discord.messages[0]["embeds"][0]["title"]
+
+
+def trip_all(paper: Any, discord: FakeDiscord, trips: list[risk.Trip]) -> list[bool]:
+    notifier = build_notifier(discord.url_for())
+    settings = paper.loaded.settings
+    return [risk.apply_trip(paper.engine, t, settings, now=from_ms(NOW), notifier=notifier)
+            for t in trips]  # fmt: skip
+
+
+def test_crash_on_the_index_symbol(paper_factory: Any, discord: FakeDiscord) -> None:
+    # 60 minutes at 40000, then a fall to 36700 within the hour: -8.25 % > 8 %
+    rows = flat(40000.0, 60) + [(40000.0 - 55 * i, 40001.0 - 55 * i, 39944.0 - 55 * i,
+                                 39945.0 - 55 * i) for i in range(60)]  # fmt: skip
+    paper = paper_factory(frame(rows), NOW, strict(crash_move_pct="0.08"))
+    trip = risk.crash_trip(paper.ctx.feed, paper.loaded.settings, NOW)
+    assert trip is not None
+    assert trip.scope == controls.GLOBAL
+    # newest bar (119) closes 36700; the bar 60 minutes before it (59) closed 40000
+    assert trip.details["move"] == pytest.approx(36700 / 40000 - 1)
+    assert trip_all(paper, discord, [trip, trip]) == [True, False]  # halted: no second alert
+    assert_tripped(paper, discord, controls.GLOBAL, "CRITICAL", "crash")
+    assert risk.crash_trip(paper.ctx.feed, paper.loaded.settings, T0 + 60 * MIN) is None
+
+
+def test_drawdown_from_the_peak_snapshot(paper_factory: Any, discord: FakeDiscord) -> None:
+    paper = paper_factory(frame(flat(40000.0, 130)), NOW, strict(max_drawdown_pct="0.15"))
+    settings = paper.loaded.settings
+    value = risk.portfolio_value(paper.exchange, settings)
+    assert (value.bots_total, value.savings) == (Decimal(10000), Decimal(0))
+    snapshot(paper.engine, from_ms(T0), {"SubBot-A": "3000", "SubBot-B": "4500",
+                                         "SubBot-C": "4000"})  # fmt: skip
+    assert risk.drawdown_trip(paper.engine, value, settings) is None  # 1500 / 11500 = 13 %
+    snapshot(paper.engine, from_ms(T0 + MIN), {"SubBot-A": "3500", "SubBot-B": "4500",
+                                               "SubBot-C": "4000"})  # fmt: skip
+    trip = risk.drawdown_trip(paper.engine, value, settings)  # 2000 / 12000 = 16.7 %
+    assert trip is not None
+    assert trip.details["drawdown"] == pytest.approx(2000 / 12000)
+    trip_all(paper, discord, [trip])
+    assert_tripped(paper, discord, controls.GLOBAL, "CRITICAL", "drawdown")
+
+
+def test_money_moved_to_savings_is_not_a_drawdown(paper_factory: Any) -> None:
+    env = {**strict(max_drawdown_pct="0.05"), "JIRITSU_PAPER__MAIN_BALANCE": "1000",
+           "JIRITSU_PAPER__STARTING_BALANCES": '{"SubBot-A": 3000, "SubBot-B": 3000, '
+                                              '"SubBot-C": 3000}'}  # fmt: skip
+    paper = paper_factory(frame(flat(40000.0, 130)), NOW, env)
+    value = risk.portfolio_value(paper.exchange, paper.loaded.settings)
+    assert (value.bots_total, value.savings) == (Decimal(9000), Decimal(1000))
+    # before the weekly saving the bots held 10000 and nothing was saved
+    snapshot(paper.engine, from_ms(T0), {"SubBot-A": "3000", "SubBot-B": "4000",
+                                         "SubBot-C": "3000"})  # fmt: skip
+    assert risk.drawdown_trip(paper.engine, value, paper.loaded.settings) is None
+    # a real loss on top, measured against the capital at risk at the peak (10000): 6 %
+    snapshot(paper.engine, from_ms(T0 + MIN), {"SubBot-A": "3600", "SubBot-B": "4000",
+                                               "SubBot-C": "3000"}, saved="0")  # fmt: skip
+    trip = risk.drawdown_trip(paper.engine, value, paper.loaded.settings)
+    assert trip is not None
+    assert trip.details["drawdown"] == pytest.approx(600 / 10600)
+
+
+def test_daily_loss_against_the_day_start(paper_factory: Any, discord: FakeDiscord) -> None:
+    paper = paper_factory(frame(flat(40000.0, 130)), NOW, strict(daily_loss_pct="0.05"))
+    settings = paper.loaded.settings
+    value = risk.portfolio_value(paper.exchange, settings)
+    now = from_ms(NOW)
+    assert risk.daily_loss_trip(paper.engine, value, settings, now) is None  # no base yet
+    # yesterday 23:00 (the last snapshot before midnight): 10400 -> today 10000 = 3.8 %
+    snapshot(paper.engine, from_ms(T0) - timedelta(hours=1), {"SubBot-A": "3400",
+             "SubBot-B": "4000", "SubBot-C": "3000"})  # fmt: skip
+    assert risk.daily_loss_trip(paper.engine, value, settings, now) is None
+    # a snapshot exactly at 00:00 is the base: 10600 -> 10000 = 5.66 %
+    snapshot(paper.engine, from_ms(T0), {"SubBot-A": "3600", "SubBot-B": "4000",
+                                         "SubBot-C": "3000"})  # fmt: skip
+    trip = risk.daily_loss_trip(paper.engine, value, settings, now)
+    assert trip is not None
+    assert trip.details["loss"] == pytest.approx(600 / 10600)
+    trip_all(paper, discord, [trip])
+    assert_tripped(paper, discord, controls.GLOBAL, "CRITICAL", "daily_loss")
+
+
+def closing_trade(engine: Any, bot: str, minute: int, pnl: str) -> None:
+    with session_scope(engine) as session:
+        session.add(
+            Trade(
+                timestamp=from_ms(T0 + minute * MIN),
+                sub_bot_name=bot,
+                symbol="BTCUSDT",
+                order_id=f"o-{bot}-{minute}",
+                side="Sell",
+                price=Decimal(40000),
+                quantity=Decimal("0.001"),
+                fee=Decimal("0.02"),
+                pnl=Decimal(pnl),
+                position_effect="close",
+            )
+        )
+
+
+def test_loss_streak_pauses_one_bot(paper_factory: Any, discord: FakeDiscord) -> None:
+    env = strict(max_consecutive_losses="3", cooldown_minutes="60")
+    paper = paper_factory(frame(flat(40000.0, 130)), NOW, env)
+    settings = paper.loaded.settings
+    for minute, pnl in enumerate(["-1", "2", "-1", "-0.5"]):
+        closing_trade(paper.engine, "SubBot-B", minute, pnl)
+    assert risk.loss_streak(paper.engine, "SubBot-B") == 2
+    assert risk.loss_streak_trip(paper.engine, "SubBot-B", settings) is None
+    closing_trade(paper.engine, "SubBot-B", 10, "-0.1")
+    trip = risk.loss_streak_trip(paper.engine, "SubBot-B", settings)
+    assert trip is not None
+    assert trip.scope == "SubBot-B"
+    assert trip.details == {"streak": 3}
+    trip_all(paper, discord, [trip])
+    assert_tripped(paper, discord, "SubBot-B", "ERROR", "loss_streak")
+    state = controls.state(paper.engine, "SubBot-B", now=from_ms(NOW))
+    assert state.cooldown_until == from_ms(NOW + 60 * MIN)
+    assert not controls.halted(paper.engine, "SubBot-A", now=from_ms(NOW)).halted
+    # the cool-down lifts it; the streak counts afresh from there
+    assert not controls.state(paper.engine, "SubBot-B", now=from_ms(NOW + 60 * MIN)).halted
+    assert risk.loss_streak(paper.engine, "SubBot-B") == 0
+
+
+def test_exchange_failures_pause_one_bot(paper_factory: Any, discord: FakeDiscord) -> None:
+    paper = paper_factory(frame(flat(40000.0, 130)), NOW, strict(exchange_failure_limit="3"))
+    settings = paper.loaded.settings
+    for minute in range(2):
+        record_event(paper.engine, "ERROR", EventType.EXCHANGE_ERROR, "timeout", bot="SubBot-C",
+                     now=from_ms(T0 + minute * MIN))  # fmt: skip
+    assert risk.exchange_failure_trip(paper.engine, "SubBot-C", settings) is None
+    with session_scope(paper.engine) as session:  # a completed tick resets the count
+        session.add(Decision(bot="SubBot-C", created_at=from_ms(T0 + 5 * MIN), provider="rules"))
+    for minute in range(6, 9):
+        record_event(paper.engine, "ERROR", EventType.EXCHANGE_ERROR, "timeout", bot="SubBot-C",
+                     now=from_ms(T0 + minute * MIN))  # fmt: skip
+    trip = risk.exchange_failure_trip(paper.engine, "SubBot-C", settings)
+    assert trip is not None
+    assert trip.details == {"failures": 3}
+    with session_scope(paper.engine) as session:
+        session.execute(sa.text("delete from system_events"))  # only the trip's event below
+    trip_all(paper, discord, [trip])
+    assert_tripped(paper, discord, "SubBot-C", "ERROR", "exchange_failures")

@@ -1,0 +1,83 @@
+"""The rules advisor, the snapshot an advisor sees and the decisions row."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from jiritsu.advisors.base import Decision
+from jiritsu.advisors.record import record_decision
+from jiritsu.advisors.rules import RulesAdvisor
+from jiritsu.engine.snapshot import build_snapshot, ohlcv_summary, profile_of
+from jiritsu.strategy import kernel as K
+from tests.engine.conftest import frame
+from tests.engine.test_tick import DECIDE, FALL, QUIET, RSI_BOT, paper_b
+
+
+def test_profiles_of_the_shipped_bots(paper_factory: Any) -> None:
+    paper = paper_factory(frame(FALL + QUIET), DECIDE)
+    settings = paper.loaded.settings
+    assert [profile_of(settings.bot(n)) for n in ("SubBot-A", "SubBot-B", "SubBot-C")] == [
+        "stable", "balanced", "aggressive"]  # fmt: skip
+
+
+def test_the_rules_advisor_passes_the_rule_on_and_falls_back_to_indicators(
+    paper_factory: Any,
+) -> None:
+    paper = paper_b(paper_factory)
+    bot = paper.loaded.settings.bot("SubBot-B")
+    bars = paper.ctx.feed.bot_bars(bot, paper.runner("SubBot-B").params, DECIDE)
+    snap = build_snapshot(bot, bars, position={"side": ""}, allowed=("BUY", "HOLD"),
+                          rule_signal=("BUY", 0.8, "why"))  # fmt: skip
+    assert RulesAdvisor(bot).decide(snap) == Decision("BUY", 0.8, "why", "rules")
+    # without the engine's signal it judges the indicators with the same rule: RSI 0 -> BUY 1.0
+    bare = build_snapshot(bot, bars, position={}, allowed=("BUY", "HOLD"), rule_signal=None)
+    decision = RulesAdvisor(bot).decide(bare)
+    assert (decision.action, decision.confidence, decision.outcome) == ("BUY", 1.0, "ok")
+    assert bare.indicators["rsi"] == 0.0
+    assert bare.indicators["atr"] == 41.0
+    assert bars.k == 29
+    assert bare.price == 39970.0
+    summary = ohlcv_summary(bars)
+    assert summary["closes"] == [39975.0, 39974.0, 39973.0, 39972.0, 39971.0, 39970.0]
+    assert summary["return_1"] == round(39970 / 39971 - 1, 10)
+    assert summary["high_48"] == 40020.0
+
+
+def test_every_answer_is_a_row_with_what_the_advisor_saw(paper_factory: Any) -> None:
+    paper = paper_b(paper_factory)
+    bot = paper.loaded.settings.bot("SubBot-B")
+    bars = paper.ctx.feed.bot_bars(bot, paper.runner("SubBot-B").params, DECIDE)
+    snap = build_snapshot(bot, bars, position={"side": ""}, allowed=("BUY", "HOLD"),
+                          rule_signal=("BUY", 1.0, "oversold"), sentiment=(0.25, 7))  # fmt: skip
+    failed = Decision(None, 0.0, "timeout", "gemini", outcome="error", model="gemini-x",
+                      latency_ms=20_000, prompt_tokens=400, output_tokens=0, error="deadline",
+                      extra={"prompt_hash": "abc123"})  # fmt: skip
+    when = datetime(2024, 1, 1, 0, 30, tzinfo=timezone.utc)
+    decision_id = record_decision(paper.engine, "SubBot-B", snap, failed,
+                                  engine_view={"acted": False}, now=when)  # fmt: skip
+    (row,) = paper.rows("select * from decisions where id = :i", i=decision_id)
+    row = row._mapping
+    assert (row["provider"], row["model"], row["prompt_hash"], row["outcome"]) == (
+        "gemini", "gemini-x", "abc123", "error")  # fmt: skip
+    assert (row["latency_ms"], row["prompt_tokens"], row["total_tokens"], row["error"]) == (
+        20000, 400, 400, "deadline")  # fmt: skip
+    assert row["action"] is None
+    summary = json.loads(row["input_summary"])
+    assert summary["allowed_actions"] == ["BUY", "HOLD"]
+    assert summary["rule_signal"] == ["BUY", 1.0, "oversold"]
+    assert (summary["sentiment"], summary["sentiment_count"]) == (0.25, 7)
+    assert summary["engine"] == {"acted": False}
+    assert summary["indicators"]["rsi"] == 0.0
+
+
+def test_the_snapshot_offers_only_what_the_risk_gate_allows(paper_factory: Any) -> None:
+    paper = paper_b(paper_factory, **RSI_BOT)
+    runner = paper.runner("SubBot-B")
+    runner.step(DECIDE, halted=False, decide=True)
+    (summary,) = paper.rows("select input_summary from decisions")
+    assert json.loads(summary[0])["allowed_actions"] == ["BUY", "HOLD"]  # long only, flat
+    state = K.new_state()
+    state[K.S_SIDE], state[K.S_QTY], state[K.S_AVG] = 1.0, 0.003, 40000.0
+    assert K.allowed_mask(state, runner.params, False) == K.ALLOW_SELL
