@@ -1,0 +1,8 @@
+"""The backtester: a bot's real strategy kernel over stored candles, compiled (see runner)."""
+
+from __future__ import annotations
+
+from jiritsu.backtest.metrics import Metrics, compute_metrics
+from jiritsu.backtest.runner import BacktestResult, MarketData, run_bot
+
+__all__ = ["BacktestResult", "MarketData", "Metrics", "compute_metrics", "run_bot"]

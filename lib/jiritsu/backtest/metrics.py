@@ -1,0 +1,162 @@
+"""Performance metrics of a backtest, from its equity curve and its closing fills.
+
+Annualisation: crypto trades around the clock, so a year holds ``525_600 / b`` bars of ``b``
+minutes. Sharpe = mean / std (sample, ddof=1) of the per-bar simple returns x sqrt(periods per
+year); Sortino uses the downside deviation sqrt(mean(min(r, 0)^2)) over ALL returns. No
+risk-free rate (USDT earns nothing on the exchange account).
+
+Gaps: bars are never invented. The equity curve holds one point per stored bar with its
+timestamp, and the return across a gap counts as one period (it is the change between two
+consecutive stored bars). CAGR uses the real elapsed time between the first and last point,
+so gaps do not distort it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+MINUTES_PER_YEAR = 525_600.0
+MS_PER_YEAR = MINUTES_PER_YEAR * 60_000.0
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Every figure the CLI, the tuner and the dashboard show (fractions, not percent)."""
+
+    initial_equity: float
+    final_equity: float
+    total_return: float
+    cagr: float
+    sharpe_ratio: float
+    sortino_ratio: float
+    max_drawdown: float  # positive fraction: 0.25 = the equity fell 25 % from a peak
+    win_rate: float
+    profit_factor: float
+    trade_count: int
+    exposure: float  # fraction of bars with a position open
+    fees_paid: float
+    bars: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: _clean(v) for k, v in asdict(self).items()}
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no inf/NaN: None stands for 'undefined'."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def periods_per_year(bar_minutes: float) -> float:
+    """Bars of ``bar_minutes`` in a 365-day year (24/7 market)."""
+    return MINUTES_PER_YEAR / bar_minutes
+
+
+def bar_returns(equity: np.ndarray) -> np.ndarray:
+    """Simple per-bar returns; a zero or negative equity ends the series (ruin)."""
+    eq = np.asarray(equity, dtype=np.float64)
+    if eq.shape[0] < 2:
+        return np.zeros(0)
+    prev = eq[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(prev > 0.0, eq[1:] / prev - 1.0, 0.0)
+    return r
+
+
+def sharpe(returns: np.ndarray, periods: float) -> float:
+    """Annualised Sharpe ratio (0 when the returns do not vary)."""
+    if returns.shape[0] < 2:
+        return 0.0
+    sd = float(np.std(returns, ddof=1))
+    if not sd > 1e-15:
+        return 0.0
+    return float(np.mean(returns)) / sd * math.sqrt(periods)
+
+
+def sortino(returns: np.ndarray, periods: float) -> float:
+    """Annualised Sortino ratio (0 without any losing bar)."""
+    if returns.shape[0] < 1:
+        return 0.0
+    down = np.minimum(returns, 0.0)
+    dd = math.sqrt(float(np.mean(down * down)))
+    if not dd > 1e-15:
+        return 0.0
+    return float(np.mean(returns)) / dd * math.sqrt(periods)
+
+
+def max_drawdown(equity: np.ndarray) -> float:
+    """Largest peak-to-trough fall as a positive fraction of the peak."""
+    eq = np.asarray(equity, dtype=np.float64)
+    if eq.shape[0] == 0:
+        return 0.0
+    peak = np.maximum.accumulate(eq)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = np.where(peak > 0.0, 1.0 - eq / peak, 0.0)
+    return float(dd.max())
+
+
+def cagr(first: float, last: float, elapsed_ms: float) -> float:
+    """Compound annual growth from the first to the last equity over the real elapsed time."""
+    if not (first > 0.0 and elapsed_ms > 0.0):
+        return 0.0
+    if last <= 0.0:
+        return -1.0
+    try:
+        return (last / first) ** (MS_PER_YEAR / elapsed_ms) - 1.0
+    except OverflowError:  # +2 % in three minutes, annualised
+        return math.inf
+
+
+def compute_metrics(
+    ts: np.ndarray,
+    equity: np.ndarray,
+    trade_pnls: np.ndarray,
+    fees_paid: float,
+    exposure: float,
+    bar_minutes: float = 1.0,
+    initial_equity: float | None = None,
+) -> Metrics:
+    """All metrics of one run. ``ts`` are the bars' OPEN times (ms) and ``equity`` the equity at
+    each bar's close; ``initial_equity`` (default the first point) is the equity before the
+    first bar, so the first bar's return counts too."""
+    ts = np.asarray(ts, dtype=np.int64)
+    eq = np.asarray(equity, dtype=np.float64)
+    pnls = np.asarray(trade_pnls, dtype=np.float64)
+    start = float(initial_equity) if initial_equity is not None else float(eq[0] if eq.size else 0)
+    curve = np.concatenate(([start], eq)) if initial_equity is not None else eq
+    final = float(curve[-1]) if curve.size else start
+    r = bar_returns(curve)
+    periods = periods_per_year(bar_minutes)
+    elapsed = 0.0
+    if ts.size:
+        # from the first bar's open to the last bar's close
+        elapsed = float(ts[-1] - ts[0]) + bar_minutes * 60_000.0
+        if initial_equity is None:
+            elapsed -= bar_minutes * 60_000.0
+    wins = pnls[pnls > 0.0]
+    losses = pnls[pnls < 0.0]
+    gross_loss = float(-losses.sum())
+    if gross_loss > 0.0:
+        pf = float(wins.sum()) / gross_loss
+    else:
+        pf = math.inf if wins.size else 0.0
+    return Metrics(
+        initial_equity=start,
+        final_equity=final,
+        total_return=final / start - 1.0 if start > 0.0 else 0.0,
+        cagr=cagr(start, final, elapsed),
+        sharpe_ratio=sharpe(r, periods),
+        sortino_ratio=sortino(r, periods),
+        max_drawdown=max_drawdown(curve),
+        win_rate=float(wins.size) / pnls.size if pnls.size else 0.0,
+        profit_factor=pf,
+        trade_count=int(pnls.size),
+        exposure=float(exposure),
+        fees_paid=float(fees_paid),
+        bars=int(eq.size),
+    )

@@ -1,0 +1,61 @@
+"""The equity chart: a PNG through matplotlib (Agg, imported only here) and a terminal
+sparkline, so a backtest shows its shape without leaving the shell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from jiritsu.backtest.runner import BacktestResult
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: np.ndarray, width: int = 60) -> str:
+    """``width`` block characters, each the last value of its slice, scaled min..max."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return ""
+    idx = np.linspace(0, v.size - 1, min(width, v.size)).round().astype(np.int64)
+    pts = v[idx]
+    lo, hi = float(pts.min()), float(pts.max())
+    if hi - lo <= 0.0:
+        return BLOCKS[0] * pts.size
+    scaled = ((pts - lo) / (hi - lo) * (len(BLOCKS) - 1)).round().astype(np.int64)
+    return "".join(BLOCKS[i] for i in scaled)
+
+
+def plot_equity(result: BacktestResult, path: str | Path) -> Path:
+    """Write the equity curve (and drawdown) of ``result`` to ``path`` as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    times = (result.ts + 60_000).astype("datetime64[ms]")
+    eq = result.equity
+    peak = np.maximum.accumulate(eq) if eq.size else eq
+    dd = np.where(peak > 0, eq / np.where(peak > 0, peak, 1.0) - 1.0, 0.0)
+    fig, (ax1, ax2) = plt.subplots(
+        2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    try:
+        ax1.plot(times, eq, linewidth=0.8)
+        m = result.metrics
+        ax1.set_title(
+            f"{result.bot} {result.symbol} {result.timeframe}m: return {m.total_return:+.2%}, "
+            f"Sharpe {m.sharpe_ratio:.2f}, max DD {m.max_drawdown:.2%}, {m.trade_count} trades"
+        )
+        ax1.set_ylabel("equity")
+        ax2.fill_between(times, dd * 100.0, 0.0, color="tab:red", linewidth=0)
+        ax2.set_ylabel("drawdown %")
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,482 @@
+"""Run a bot's real strategy over stored 1-minute candles: :func:`jiritsu.strategy.kernel.simulate`.
+
+The backtester owns no trading logic. It builds the kernel's inputs
+(:class:`jiritsu.strategy.inputs.SimInputs`: the bot's timeframe resampled with polars, its
+indicators, the rule's signals, the slippage volatility -- the same functions
+:func:`jiritsu.strategy.inputs.prepare` calls, and a test holds the arrays equal) and calls the
+strategy kernel's ``simulate`` -- the ``manage``/``decide`` functions the live tick calls,
+executed through the shared fill model (:mod:`jiritsu.sim.fills`) -- compiled by numba. It does
+not call ``inputs.run`` itself because that compiles without numba's disk cache (``cache=False``)
+and would cost ~20 s in every process.
+
+Sharing: a :class:`MarketData` holds one symbol's minutes; resampled bars and indicator arrays
+are cached on it by ``(timeframe, indicator, period)``, so a grid that only varies ``sl_ratio``
+computes every indicator once.
+
+Compile cache: the kernel is compiled with ``cache=True``; numba writes its cache next to the
+package sources (``__pycache__``) or, when that directory is read-only, in ``NUMBA_CACHE_DIR``,
+which :func:`ensure_cache_dir` points at ``<data_dir>/numba-cache`` unless already set. The first
+process compiles (about 20 s); later ones load the machine code (under a second).
+
+No lookahead: decisions at a bar close use bars closed by then (the rule reads indicator bar
+``k`` <= the newest closed bar), and their orders fill on a later 1-minute bar (the kernel's
+bar protocol), so candles after ``t`` cannot change anything decided up to ``t``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from jiritsu.backtest.metrics import Metrics, compute_metrics
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from jiritsu.config.models import Settings
+
+MINUTE_MS = 60_000
+FILL_KINDS = ("leg", "exit", "take_profit", "stop_loss")
+INITIAL_ROWS = 4096
+
+
+def f64(a: Any) -> np.ndarray:
+    """A C-contiguous, WRITABLE float64 array: one numba signature for every caller (a
+    read-only view of a polars frame would compile, and cache, a second specialisation)."""
+    return np.require(a, dtype=np.float64, requirements=["C", "W"])
+
+
+def ensure_cache_dir(data_dir: Path | None) -> None:
+    """Point numba's cache at ``<data_dir>/numba-cache`` when the package directory is not
+    writable (an installed, read-only tree) and ``NUMBA_CACHE_DIR`` is unset. Must run before
+    numba is first imported to take effect."""
+    if os.environ.get("NUMBA_CACHE_DIR") or data_dir is None:
+        return
+    pkg = Path(__file__).resolve().parent.parent / "strategy"
+    if os.access(pkg, os.W_OK):
+        return
+    target = Path(data_dir) / "numba-cache"
+    target.mkdir(parents=True, exist_ok=True)
+    os.environ["NUMBA_CACHE_DIR"] = str(target)
+
+
+def kernels() -> Any:
+    """The compiled strategy kernel (disk-cached)."""
+    from jiritsu.strategy import kernel
+
+    return kernel.compiled(cache=True)
+
+
+@dataclass
+class MarketData:
+    """One symbol's 1-minute candles as arrays, with per-timeframe bars and indicators cached."""
+
+    symbol: str
+    frame: pl.DataFrame
+    ts: np.ndarray = field(init=False)  # float64 bar opens (ms): the kernel's time type
+    open: np.ndarray = field(init=False)
+    high: np.ndarray = field(init=False)
+    low: np.ndarray = field(init=False)
+    close: np.ndarray = field(init=False)
+    _bars: dict[str, dict[str, np.ndarray]] = field(init=False, default_factory=dict)
+    _ind: dict[tuple[Any, ...], np.ndarray] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from jiritsu.market.frames import to_numpy
+
+        cols = to_numpy(self.frame)
+        self.ts = f64(cols["ts"])
+        for name in ("open", "high", "low", "close"):
+            setattr(self, name, f64(cols[name]))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # ship to worker processes without the caches (each worker builds its own)
+        state = dict(self.__dict__)
+        state["_bars"] = {}
+        state["_ind"] = {}
+        return state
+
+    def bars(self, timeframe: str) -> dict[str, np.ndarray]:
+        """The bot's timeframe bars (resampled once; a missing bucket stays missing)."""
+        found = self._bars.get(timeframe)
+        if found is None:
+            from jiritsu.market.frames import resample, to_numpy
+
+            frame = self.frame if timeframe == "1" else resample(self.frame, timeframe)
+            cols = to_numpy(frame)
+            found = {k: f64(v) for k, v in cols.items()}
+            self._bars[timeframe] = found
+        return found
+
+    def indicator(self, timeframe: str, name: str, period: int) -> np.ndarray:
+        """``ema``/``rsi``/``atr`` of the timeframe's bars, computed once per (name, period)."""
+        key = (timeframe, name, int(period))
+        found = self._ind.get(key)
+        if found is None:
+            from jiritsu import indicators
+
+            ns = indicators.compiled()
+            b = self.bars(timeframe)
+            if name == "atr":
+                found = ns.atr(b["high"], b["low"], b["close"], int(period))
+            else:
+                found = getattr(ns, name)(b["close"], int(period))
+            self._ind[key] = found
+        return found
+
+    def span(self) -> tuple[int, int]:
+        """(first bar open, last bar close) in ms."""
+        if self.ts.shape[0] == 0:
+            return 0, 0
+        return int(self.ts[0]), int(self.ts[-1]) + MINUTE_MS
+
+
+def closing_mask(fills: np.ndarray) -> np.ndarray:
+    """Fills that close a trade: exit orders (leg -1; the kernel logs market exits with kind 0),
+    exchange TP/SL (kind 2/3), or anything that realised a PnL."""
+    from jiritsu.strategy import kernel as K
+
+    return (fills[:, K.F_LEG] < 0) | (fills[:, K.F_KIND] > 0) | (fills[:, K.F_PNL] != 0.0)
+
+
+def fill_kind(row: np.ndarray) -> str:
+    """A fill's kind by name: leg, exit, take_profit or stop_loss."""
+    kind = int(row[5])
+    if kind == 0 and row[6] < 0:
+        return "exit"
+    return FILL_KINDS[kind]
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """One run: what was traded, the equity at each bar close in the period, and the metrics."""
+
+    bot: str
+    symbol: str
+    timeframe: str
+    strategy: str
+    params: dict[str, Any]  # the tunable values the run used (dotted keys)
+    start_ms: int
+    end_ms: int
+    ts: np.ndarray  # int64 bar opens in the period
+    equity: np.ndarray  # equity at each bar's close
+    fills: np.ndarray  # kernel fill log (F_* columns)
+    metrics: Metrics
+    actions: int
+    dust_notional: float = 0.0  # the instrument's minimum order value: less is dust (flat)
+
+    def trades(self) -> list[dict[str, Any]]:
+        """The fill list as plain records (time, side, qty, price, fee, kind, pnl)."""
+        out = []
+        for row in self.fills:
+            out.append(
+                {
+                    "ts": int(row[0]),
+                    "side": "Buy" if row[1] > 0 else "Sell",
+                    "qty": float(row[2]),
+                    "price": float(row[3]),
+                    "fee": float(row[4]),
+                    "kind": fill_kind(row),
+                    "leg": int(row[6]),
+                    "pnl": float(row[7]),
+                }
+            )
+        return out
+
+    def trades_sha256(self) -> str:
+        """Fingerprint of the trade list (rounded), for golden tests and the runs table."""
+        import hashlib
+        import json
+
+        rows = [
+            [r["ts"], r["side"], round(r["qty"], 8), round(r["price"], 8)] for r in self.trades()
+        ]
+        return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def bot_values(settings: Settings, bot_name: str) -> dict[str, Any]:
+    """The bot's current values of every tunable parameter named in ``optimizer.param_ranges``."""
+    out: dict[str, Any] = {}
+    for key in settings.optimizer.param_ranges:
+        if key.split(".", 1)[0] == bot_name:
+            out[key] = settings.get_param(key)
+    return out
+
+
+def _exposure(fills: np.ndarray, ts: np.ndarray, min_notional: float, end_ms: float) -> float:
+    """Fraction of the period's bars during which a position was open (rebuilt from fills:
+    a remainder worth less than the instrument minimum is dust, i.e. flat)."""
+    n = ts.shape[0]
+    if n == 0 or fills.shape[0] == 0:
+        return 0.0
+    pos = 0.0
+    opened: float | None = None
+    covered = 0
+    for row in fills:
+        pos += row[1] * row[2]
+        price = row[3]
+        is_open = abs(pos) * price >= max(min_notional, 1e-9)
+        if is_open and opened is None:
+            opened = row[0]
+        elif not is_open and opened is not None:
+            covered += int(np.searchsorted(ts, row[0]) - np.searchsorted(ts, opened))
+            opened = None
+    if opened is not None:
+        covered += int(n - np.searchsorted(ts, opened))
+    return covered / n
+
+
+def simulate_arrays(
+    params: np.ndarray,
+    ts: np.ndarray,
+    o: np.ndarray,
+    h: np.ndarray,
+    low: np.ndarray,
+    c: np.ndarray,
+    vol: np.ndarray,
+    tf_close_ms: np.ndarray,
+    tf_close: np.ndarray,
+    tf_atr: np.ndarray,
+    sig: np.ndarray,
+    conf: np.ndarray,
+    initial_equity: float,
+    start_ms: float,
+    end_ms: float,
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """The compiled kernel's ``simulate`` with log buffers grown until everything fits:
+    (fills, action count, final account, equity at each bar's close)."""
+    from jiritsu.strategy import kernel as K
+
+    k = kernels()
+    args = [f64(a) for a in (ts, o, h, low, c, vol, tf_close_ms, tf_close, tf_atr)]
+    sig = f64(sig)
+    conf = f64(conf)
+    equity = np.zeros(args[0].shape[0], dtype=np.float64)
+    rows_a, rows_f = INITIAL_ROWS, INITIAL_ROWS
+    while True:
+        acts = np.zeros((rows_a, K.NACT), dtype=np.float64)
+        fills = np.zeros((rows_f, K.NFILL), dtype=np.float64)
+        na, nf, _state, acct = k.simulate(
+            *args, sig, conf, params, float(initial_equity), float(start_ms), float(end_ms),
+            acts, fills, equity,
+        )  # fmt: skip
+        if na <= rows_a and nf <= rows_f:
+            return fills[:nf].copy(), na, acct, equity
+        rows_a, rows_f = max(rows_a, na), max(rows_f, nf)
+
+
+def build_inputs(
+    settings: Settings,
+    bot_name: str,
+    data: MarketData,
+    decisions: dict[int, tuple[int, float]] | None = None,
+) -> Any:
+    """The kernel's inputs (:class:`jiritsu.strategy.inputs.SimInputs`) for one bot, exactly
+    what :func:`jiritsu.strategy.inputs.prepare` builds (a test holds them equal), but with the
+    resampled bars and indicators taken from ``data``'s cache so a grid computes each once.
+
+    ``decisions`` (bar open ms -> (action, confidence)) replaces the rule's signal on those bars:
+    recorded advisor answers (:func:`recorded_decisions`)."""
+    from jiritsu.sim.fills import VOL_WINDOW
+    from jiritsu.strategy.inputs import SimInputs
+    from jiritsu.strategy.params import (
+        P_ATR_PERIOD,
+        P_FAST,
+        P_RSI_LOWER,
+        P_RSI_PERIOD,
+        P_RSI_UPPER,
+        P_RULE,
+        P_SLOW,
+        P_TF_MS,
+        P_VOL_FACTOR,
+        build_params,
+    )
+
+    bot = settings.bot(bot_name)
+    params = build_params(bot, settings)
+    k = kernels()
+    tf = bot.timeframe
+    bars = data.bars(tf)
+    tf_ms = float(params[P_TF_MS])
+    fast = data.indicator(tf, "ema", int(params[P_FAST]))
+    slow = data.indicator(tf, "ema", int(params[P_SLOW]))
+    rsi = data.indicator(tf, "rsi", int(params[P_RSI_PERIOD]))
+    atr = data.indicator(tf, "atr", int(params[P_ATR_PERIOD]))
+    sig, conf = k.rule_signals(
+        int(params[P_RULE]), bars["close"], fast, slow, rsi, atr,
+        float(params[P_RSI_LOWER]), float(params[P_RSI_UPPER]),
+    )  # fmt: skip
+    sig = sig.astype(np.float64)
+    if decisions:
+        idx = np.searchsorted(bars["ts"], np.array(sorted(decisions), dtype=np.float64))
+        for i, t in zip(idx.tolist(), sorted(decisions), strict=True):
+            if i < bars["ts"].shape[0] and bars["ts"][i] == t:
+                sig[i], conf[i] = decisions[t]
+    if params[P_VOL_FACTOR] > 0.0:
+        vol = k.slippage_vol(
+            data.ts, bars["ts"], bars["high"], bars["low"], bars["close"], tf_ms, VOL_WINDOW
+        )
+    else:
+        vol = np.zeros(data.ts.shape[0], dtype=np.float64)
+    return SimInputs(
+        ts=data.ts, open=data.open, high=data.high, low=data.low, close=data.close, vol=vol,
+        tf_ts=bars["ts"], tf_close_ms=bars["ts"] + tf_ms, tf_close=bars["close"], tf_atr=atr,
+        sig=sig, conf=conf, params=params,
+    )  # fmt: skip
+
+
+def recorded_decisions(engine: Any, bot: str, start_ms: int, end_ms: int) -> dict[int, tuple]:
+    """The advisor's recorded answers (Gemini / hybrid rows of ``decisions`` without an error)
+    by decided bar: replayed instead of the rule where they exist."""
+    from datetime import datetime, timezone
+
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Decision
+    from jiritsu.strategy.rules import ACTION_CODES
+
+    def dt(ms: int) -> datetime:
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+    out: dict[int, tuple[int, float]] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(Decision.bar_ts, Decision.action, Decision.confidence)
+            .where(Decision.bot == bot, Decision.provider.in_(("gemini", "hybrid")))
+            .where(Decision.error.is_(None), Decision.bar_ts.is_not(None))
+            .where(Decision.bar_ts >= dt(start_ms), Decision.bar_ts < dt(end_ms))
+            .order_by(Decision.id)
+        ).all()
+    for bar_ts, action, confidence in rows:
+        if action in ACTION_CODES:
+            when = bar_ts if bar_ts.tzinfo else bar_ts.replace(tzinfo=timezone.utc)
+            out[int(when.timestamp() * 1000)] = (ACTION_CODES[action], float(confidence or 0.0))
+    return out
+
+
+def run_bot(
+    settings: Settings,
+    bot_name: str,
+    data: MarketData,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    *,
+    initial_equity: float | None = None,
+    decisions: dict[int, tuple[int, float]] | None = None,
+) -> BacktestResult:
+    """Backtest one bot of ``settings`` on ``data`` with steps in ``[start_ms, end_ms)``.
+
+    Bars before ``start_ms`` only warm the indicators up. The starting wallet is the bot's
+    ``paper.starting_balances`` entry (what the paper exchange seeds), else 1000.
+    """
+    from jiritsu.strategy import kernel as K
+    from jiritsu.strategy.params import P_MIN_NOTIONAL
+
+    bot = settings.bot(bot_name)
+    first, last = data.span()
+    lo = first if start_ms is None else max(int(start_ms), first)
+    hi = last if end_ms is None else min(int(end_ms), last)
+    if initial_equity is None:
+        initial_equity = float(settings.paper.starting_balances.get(bot.name, 1000))
+    tf = bot.timeframe
+    inp = build_inputs(settings, bot_name, data, decisions)
+    params = inp.params
+    fills, na, acct, equity = simulate_arrays(
+        params, inp.ts, inp.open, inp.high, inp.low, inp.close, inp.vol, inp.tf_close_ms,
+        inp.tf_close, inp.tf_atr, inp.sig, inp.conf, float(initial_equity), lo, hi,
+    )  # fmt: skip
+    i0 = int(np.searchsorted(data.ts, lo))
+    i1 = int(np.searchsorted(data.ts, hi))
+    ts = data.ts[i0:i1].astype(np.int64)
+    eq = equity[i0:i1].copy()
+    closing = fills[closing_mask(fills)]
+    metrics = compute_metrics(
+        ts, eq, closing[:, K.F_PNL], float(acct[K.A_FEES]),
+        _exposure(fills, ts.astype(np.float64), float(params[P_MIN_NOTIONAL]), hi),
+        bar_minutes=1.0, initial_equity=float(initial_equity),
+    )  # fmt: skip
+    return BacktestResult(
+        bot=bot.name,
+        symbol=bot.symbol,
+        timeframe=tf,
+        strategy=bot.strategy_params.rule,
+        params=bot_values(settings, bot.name),
+        start_ms=lo,
+        end_ms=hi,
+        ts=ts,
+        equity=eq,
+        fills=fills,
+        metrics=metrics,
+        actions=na,
+        dust_notional=float(params[P_MIN_NOTIONAL]),
+    )
+
+
+def segment_metrics(result: BacktestResult, start_ms: int, end_ms: int) -> Metrics:
+    """Metrics of the part of a run in ``[start_ms, end_ms)``: the state (open positions) carries
+    in from before, as it would in a live bot; the starting equity is the equity at the close of
+    the bar before the segment."""
+    from jiritsu.strategy import kernel as K
+
+    i0 = int(np.searchsorted(result.ts, start_ms))
+    i1 = int(np.searchsorted(result.ts, end_ms))
+    ts = result.ts[i0:i1]
+    eq = result.equity[i0:i1]
+    start_eq = float(result.equity[i0 - 1]) if i0 > 0 else result.metrics.initial_equity
+    f = result.fills
+    inside = f[(f[:, K.F_TS] >= start_ms) & (f[:, K.F_TS] < end_ms)]
+    closing = inside[closing_mask(inside)]
+    before = f[f[:, K.F_TS] < end_ms]
+    dust = result.dust_notional
+    exposure = _exposure(before, ts.astype(np.float64), dust, float(end_ms)) if ts.size else 0.0
+    return compute_metrics(
+        ts, eq, closing[:, K.F_PNL], float(inside[:, K.F_FEE].sum()), exposure,
+        bar_minutes=1.0, initial_equity=start_eq,
+    )  # fmt: skip
+
+
+WARMUP_BARS = 1000  # bars of the bot's timeframe loaded before the period (as the live feed)
+DAY_MS = 86_400_000
+DEFAULT_SKIP_DAYS = 2  # without --from: start this long after the first stored candle
+
+
+def load_data(
+    engine: Any,
+    settings: Settings,
+    bot_name: str,
+    start_ms: int | None,
+    end_ms: int | None,
+    *,
+    warmup_bars: int = WARMUP_BARS,
+) -> tuple[MarketData, int, int]:
+    """The bot's symbol's stored minutes for ``[start, end)`` plus a warm-up before it;
+    returns (data, start, end) with the defaults resolved (the stored range, the first
+    :data:`DEFAULT_SKIP_DAYS` days kept for warm-up)."""
+    from jiritsu.errors import UsageError
+    from jiritsu.market.frames import interval_ms
+    from jiritsu.market.store import CandleStore, cache_root
+
+    ensure_cache_dir(settings.general.data_dir)
+    bot = settings.bot(bot_name)
+    store = CandleStore(engine, cache_root(settings.general.data_dir))
+    tf_ms = interval_ms(bot.timeframe)
+    lo_load = None if start_ms is None else int(start_ms) - warmup_bars * tf_ms
+    frame = store.load(bot.symbol, "1", lo_load, end_ms)
+    if frame.height == 0:
+        raise UsageError(
+            f"no stored 1-minute candles for {bot.symbol} in that period: run `jiritsu data "
+            "backfill`, `jiritsu data import FILE` or `jiritsu data synth` first"
+        )
+    data = MarketData(bot.symbol, frame)
+    first, last = data.span()
+    start = (
+        int(start_ms) if start_ms is not None else (first // DAY_MS + DEFAULT_SKIP_DAYS) * DAY_MS
+    )
+    end = min(int(end_ms), last) if end_ms is not None else last
+    if start >= end:
+        raise UsageError("nothing to backtest: the period holds no stored candles after warm-up")
+    return data, max(start, first), end

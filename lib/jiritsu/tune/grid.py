@@ -1,0 +1,243 @@
+"""Parameter grids: parse ``key=start:end:step`` / ``key=value``, expand, and run every candidate
+of a grid over the same candles -- on local processes or a Dask cluster -- in a fixed order, so
+the results never depend on the number of workers.
+
+A key is ``BOT.section.key`` (any tunable numeric sub-bot field), or, with a bot given,
+``section.key`` or just ``key`` when only one section has it (``sl_ratio``, ``atr_period``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from jiritsu.errors import UsageError
+
+if TYPE_CHECKING:
+    from jiritsu.backtest.metrics import Metrics
+    from jiritsu.backtest.runner import MarketData
+    from jiritsu.config.models import Settings
+
+SECTIONS: tuple[tuple[str, ...], ...] = ((), ("strategy_params",), ("dynamic_sizing",),
+                                          ("split_entry",))  # fmt: skip
+
+
+def resolve_key(name: str, bot: str | None, bot_names: Sequence[str]) -> str:
+    """The full ``BOT.section.key`` of a (possibly short) parameter name."""
+    from jiritsu.config.models import param_key_problem, tunable_kind
+
+    first = name.split(".", 1)[0]
+    if first in bot_names:
+        problem = param_key_problem(name, bot_names)
+        if problem:
+            raise UsageError(f"{name}: {problem}")
+        return name
+    if bot is None:
+        raise UsageError(f"{name}: name the bot (BOT.section.key) or pass --bot")
+    path = tuple(name.split("."))
+    found = [sec + path for sec in SECTIONS if tunable_kind(sec + path) is not None]
+    if len(found) != 1:
+        why = "is ambiguous" if found else "is not a tunable numeric parameter"
+        raise UsageError(f"{name}: {why}")
+    return f"{bot}." + ".".join(found[0])
+
+
+def _number(text: str, what: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise UsageError(f"{what}: {text!r} is not a number") from None
+    if not value.is_finite():
+        raise UsageError(f"{what}: {text!r} is not a finite number")
+    return value
+
+
+def _typed(key: str, value: Decimal) -> Any:
+    from jiritsu.config.models import split_param_key, tunable_kind
+
+    _, path = split_param_key(key)
+    if tunable_kind(path) == "int":
+        if value != value.to_integral_value():
+            raise UsageError(f"{key}: {value} is not a whole number")
+        return int(value)
+    return value
+
+
+def parse_sets(specs: Sequence[str], bot: str | None, bot_names: Sequence[str]) -> dict[str, Any]:
+    """``["sl_ratio=1.5", ...]`` -> ``{"BOT.strategy_params.sl_ratio": Decimal("1.5")}``."""
+    out: dict[str, Any] = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep:
+            raise UsageError(f"--set {spec!r}: expected key=value")
+        key = resolve_key(name.strip(), bot, bot_names)
+        out[key] = _typed(key, _number(value, key))
+    return out
+
+
+def parse_grid(specs: Sequence[str], bot: str | None, bot_names: Sequence[str]) -> dict[str, list]:
+    """``["sl_ratio=0.5:2.0:0.1"]`` -> ``{key: [0.5, 0.6, ..., 2.0]}`` (exact decimals, ends
+    inclusive, like ``optimizer.param_ranges``)."""
+    from jiritsu.config.models import ParamRange
+
+    grid: dict[str, list[Any]] = {}
+    for spec in specs:
+        name, sep, rng = spec.partition("=")
+        parts = rng.split(":")
+        if not sep or len(parts) != 3:
+            raise UsageError(f"--grid {spec!r}: expected param=start:end:step")
+        key = resolve_key(name.strip(), bot, bot_names)
+        start, end, step = (_number(p, key) for p in parts)
+        try:
+            pr = ParamRange(start=start, end=end, step=step)
+        except ValueError as exc:
+            raise UsageError(f"--grid {spec!r}: {exc}") from None
+        grid[key] = [_typed(key, v) for v in pr.values()]
+    return grid
+
+
+def expand(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination, keys sorted, values in range order (a deterministic order)."""
+    keys = sorted(grid)
+    return [
+        dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in keys))
+    ]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One grid point's outcome: its metrics over the whole period and over each segment."""
+
+    index: int
+    params: dict[str, Any]
+    metrics: Metrics | None
+    segments: tuple[Metrics, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class GridJob:
+    """Everything a worker needs, shipped once per worker (not per candidate)."""
+
+    settings: Settings
+    bot: str
+    data: MarketData
+    start_ms: int
+    end_ms: int
+    boundaries: tuple[int, ...] = ()  # segment edges (ms) for walk-forward scoring
+
+
+def run_candidate(job: GridJob, index: int, params: Mapping[str, Any]) -> Candidate:
+    """Backtest one grid point (a bad combination is reported, not raised)."""
+    from jiritsu.backtest.runner import run_bot, segment_metrics
+    from jiritsu.errors import ConfigError
+
+    try:
+        settings = job.settings.with_params(params) if params else job.settings
+    except ConfigError as exc:
+        return Candidate(index, dict(params), None, (), str(exc))
+    result = run_bot(settings, job.bot, job.data, job.start_ms, job.end_ms)
+    b = job.boundaries
+    segs = tuple(segment_metrics(result, b[i], b[i + 1]) for i in range(len(b) - 1))
+    return Candidate(index, dict(params), result.metrics, segs)
+
+
+def prewarm(job: GridJob, candidates: Sequence[Mapping[str, Any]]) -> None:
+    """Compile the kernel and compute every indicator the grid needs in THIS process, so forked
+    workers inherit them instead of each redoing the work."""
+    from jiritsu.backtest.runner import kernels
+    from jiritsu.errors import ConfigError
+    from jiritsu.strategy.params import P_ATR_PERIOD, P_FAST, P_RSI_PERIOD, P_SLOW, build_params
+
+    kernels()
+    seen: set[tuple[str, int, int, int, int]] = set()
+    for params in candidates:
+        try:
+            settings = job.settings.with_params(params) if params else job.settings
+        except ConfigError:
+            continue
+        bot = settings.bot(job.bot)
+        p = build_params(bot, settings)
+        key = (bot.timeframe, int(p[P_FAST]), int(p[P_SLOW]), int(p[P_RSI_PERIOD]),
+               int(p[P_ATR_PERIOD]))  # fmt: skip
+        if key in seen:
+            continue
+        seen.add(key)
+        job.data.indicator(bot.timeframe, "ema", key[1])
+        job.data.indicator(bot.timeframe, "ema", key[2])
+        job.data.indicator(bot.timeframe, "rsi", key[3])
+        job.data.indicator(bot.timeframe, "atr", key[4])
+
+
+def worker_count(workers: int) -> int:
+    """``optimizer.workers``: 0 = every local core."""
+    return workers if workers > 0 else (os.cpu_count() or 1)
+
+
+_JOB: GridJob | None = None
+
+
+def _init_worker(job: GridJob | None) -> None:
+    global _JOB
+    if job is not None:
+        _JOB = job
+
+
+def _run_chunk(items: list[tuple[int, dict[str, Any]]]) -> list[Candidate]:
+    assert _JOB is not None
+    return [run_candidate(_JOB, i, p) for i, p in items]
+
+
+def run_grid(
+    job: GridJob,
+    candidates: Sequence[Mapping[str, Any]],
+    *,
+    workers: int = 0,
+    scheduler: str = "",
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Candidate]:
+    """Run every candidate; results in candidate order whatever the execution.
+
+    ``scheduler`` (``tcp://host:port``) sends the grid to a Dask cluster
+    (:mod:`jiritsu.tune.distributed`); otherwise a process pool of ``workers`` local processes
+    (0: all cores; 1: in this process).
+    """
+    items = [(i, dict(p)) for i, p in enumerate(candidates)]
+    if scheduler:
+        from jiritsu.tune.distributed import run_on_dask
+
+        return run_on_dask(job, items, scheduler, progress=progress)
+    n = min(worker_count(workers), max(1, len(items)))
+    prewarm(job, candidates)
+    done: list[Candidate] = []
+    if n <= 1:
+        for i, p in items:
+            done.append(run_candidate(job, i, p))
+            if progress:
+                progress(len(done), len(items))
+        return done
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _JOB
+    # fork: workers inherit the compiled kernel and the indicator caches (prewarmed above)
+    ctx = mp.get_context("fork")
+    size = max(1, min(8, len(items) // (n * 4) or 1))
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    _JOB = job
+    try:
+        with ProcessPoolExecutor(
+            n, mp_context=ctx, initializer=_init_worker, initargs=(None,)
+        ) as ex:
+            for batch in ex.map(_run_chunk, chunks):
+                done.extend(batch)
+                if progress:
+                    progress(len(done), len(items))
+    finally:
+        _JOB = None
+    done.sort(key=lambda c: c.index)
+    return done

@@ -1,0 +1,123 @@
+"""Benchmark the backtester on one real year of 1-minute bars (../shared/data), printing figures.
+
+Steps (figures, not a test: machines are noisy):
+
+1. compile (or load from the numba disk cache) the strategy kernel;
+2. one year (~520,000 bars), SubBot-B (linear, 15-minute bars, dynamic sizing, 3 split legs,
+   TP/SL): best of N runs once compiled, and the peak RSS -- target < 0.15 s, < 500 MB;
+3. the design's grid, sl_ratio 0.5..2.0 step 0.1 x atr_period 10..30 step 2 (176 runs) over six
+   months on all local cores -- target < 5 s;
+4. a cold ``jiritsu backtest`` process over the year (candles stored in a temporary SQLite
+   database first; compile cache warm) -- target < 3 s in total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".." / "shared" / "data"
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--year", type=int, default=2019, choices=(2017, 2018, 2019))
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--skip-cli", action="store_true", help="skip step 4")
+    args = parser.parse_args()
+
+    from jiritsu.backtest.runner import MarketData, kernels, run_bot
+    from jiritsu.config.models import Settings
+    from jiritsu.market.importer import read_candle_file
+    from jiritsu.tune.grid import GridJob, expand, parse_grid, run_grid
+
+    path = DATA / f"bitfinex_BTCUSD_1m_{args.year}.csv.gz"
+    frame = read_candle_file(path).frame
+    print(f"data: {path.name}: {frame.height:,} bars")
+    settings = Settings()
+    data = MarketData("BTCUSDT", frame)
+
+    t0 = time.perf_counter()
+    kernels()
+    print(f"kernel compile / cache load       {time.perf_counter() - t0:8.3f} s")
+
+    t0 = time.perf_counter()
+    first = run_bot(settings, "SubBot-B", data)
+    print(f"first run (resample + indicators) {time.perf_counter() - t0:8.3f} s")
+    best = float("inf")
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        result = run_bot(settings, "SubBot-B", data)
+        best = min(best, time.perf_counter() - t0)
+    m = result.metrics
+    print(
+        f"one year, SubBot-B, best of {args.repeat}     {best:8.3f} s  ({m.bars:,} bars, "
+        f"{m.trade_count} trades, {len(result.fills)} fills, return {m.total_return:+.2%})"
+    )
+    assert result.trades_sha256() == first.trades_sha256()
+    print(f"peak RSS so far                   {_rss_mib():8.1f} MiB")
+
+    half = frame.filter(frame["ts"] < frame["ts"][0] + 182 * 86_400_000)
+    six = MarketData("BTCUSDT", half)
+    names = [b.name for b in settings.sub_bots]
+    grid = parse_grid(["sl_ratio=0.5:2.0:0.1", "atr_period=10:30:2"], "SubBot-B", names)
+    cands = expand(grid)
+    job = GridJob(settings, "SubBot-B", six, int(six.ts[0]), six.span()[1])
+    t0 = time.perf_counter()
+    found = run_grid(job, cands, workers=0)
+    grid_s = time.perf_counter() - t0
+    print(
+        f"grid {len(cands)} runs, six months, {os.cpu_count()} cores {grid_s:8.3f} s  "
+        f"({grid_s / len(cands) * 1000:.1f} ms/run, {six.ts.shape[0]:,} bars each)"
+    )
+    assert all(c.metrics is not None for c in found)
+    print(f"peak RSS                          {_rss_mib():8.1f} MiB")
+
+    if not args.skip_cli:
+        _cold_cli(frame)
+    return 0
+
+
+def _cold_cli(frame: object) -> None:
+    from jiritsu.db.engine import make_engine
+    from jiritsu.db.migrate import upgrade
+    from jiritsu.market.store import CandleStore, cache_root
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        data_dir.mkdir()
+        url = f"sqlite:///{data_dir}/jiritsu.db"
+        upgrade(url)
+        engine = make_engine(url)
+        t0 = time.perf_counter()
+        CandleStore(engine, cache_root(data_dir)).write("BTCUSDT", "1", frame)
+        print(f"(storing the year for the CLI     {time.perf_counter() - t0:8.3f} s)")
+        engine.dispose()
+        # an installed package has its bytecode compiled; let this run write it too
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JIRITSU_")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["JIRITSU_GENERAL__DATA_DIR"] = str(data_dir)
+        env["JIRITSU_CONFIG"] = str(ROOT / "config.toml")
+        cmd = [str(ROOT / ".venv" / "bin" / "jiritsu"), "backtest", "--bot", "SubBot-B", "--json"]
+        for label in ("cold CLI (first: cache warm-up)", "cold `jiritsu backtest`, 1 year"):
+            t0 = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+            wall = time.perf_counter() - t0
+            if done.returncode != 0:
+                print(done.stderr[-2000:], file=sys.stderr)
+            print(f"{label:<34}{wall:8.3f} s  (exit {done.returncode})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""``jiritsu backtest`` end to end: stored synthetic candles in, a saved run out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from jiritsu.backtest.results import load_run
+from jiritsu.db.engine import make_engine
+from jiritsu.db.models import BacktestEquity, BacktestRun
+from jiritsu_cli.main import app
+
+
+def _synth(runner: CliRunner) -> None:
+    out = runner.invoke(app, ["data", "synth", "--days", "6", "--seed", "3"])
+    assert out.exit_code == 0, out.output
+
+
+def test_backtest_saves_the_run_with_its_equity(isolated_env: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    _synth(runner)
+    png = tmp_path / "eq.png"
+    out = runner.invoke(app, ["backtest", "--bot", "SubBot-C", "--json", "--plot", str(png)])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["bot"] == "SubBot-C"
+    # six days stored, the first two kept for warm-up: four days of minutes
+    assert doc["metrics"]["bars"] == 4 * 1440
+    assert doc["gaps"].endswith("no gaps")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    engine = make_engine(f"sqlite:///{isolated_env}/jiritsu.db")
+    with engine.connect() as conn:
+        run = conn.execute(sa.select(BacktestRun)).one()
+        points = conn.execute(sa.select(sa.func.count()).select_from(BacktestEquity)).scalar()
+    assert run.source == "cli"
+    assert run.trade_count == doc["metrics"]["trade_count"]
+    assert points == 2000  # thinned from 5,760 for the dashboard
+    loaded = load_run(engine, doc["run_id"])
+    assert loaded is not None
+    assert loaded["equity"][-1][1] == doc["metrics"]["final_equity"]
+    engine.dispose()
+
+
+def test_backtest_table_set_and_grid(isolated_env: Path) -> None:
+    runner = CliRunner()
+    _synth(runner)
+    out = runner.invoke(app, ["backtest", "--bot", "SubBot-B", "--set", "sl_ratio=1.5"])
+    assert out.exit_code == 0, out.output
+    assert "Sharpe" in out.stdout
+    assert "equity " in out.stdout
+    grid = runner.invoke(
+        app,
+        ["backtest", "--bot", "SubBot-B", "--grid", "sl_ratio=0.5:1.5:0.5", "--workers", "1",
+         "--json"],
+    )  # fmt: skip
+    assert grid.exit_code == 0, grid.output
+    rows = json.loads(grid.stdout)
+    assert sorted(r["params"]["SubBot-B.strategy_params.sl_ratio"] for r in rows) == [0.5, 1.0, 1.5]
+    bad = runner.invoke(app, ["backtest", "--bot", "SubBot-B", "--set", "colour=3"])
+    assert bad.exit_code == 2
+    assert "not a tunable" in bad.output
