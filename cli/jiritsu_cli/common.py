@@ -134,9 +134,3 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(int(ExitCode.FAILURE)) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def not_implemented(name: str) -> None:
-    """Placeholder body for subcommands whose capability has not landed yet."""
-    console(stderr=True).print(f"jiritsu {name}: not implemented yet")
-    raise typer.Exit(int(ExitCode.FAILURE))

@@ -7,7 +7,6 @@ level); the library is imported inside each command.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +14,9 @@ import typer
 
 from jiritsu import __version__
 from jiritsu_cli import (
+    backtest_cmd,
     config_cmd,
+    control_cmd,
     dashboard_cmd,
     data_cmd,
     db_cmd,
@@ -24,8 +25,10 @@ from jiritsu_cli import (
     news_cmd,
     reconcile_cmd,
     status_cmd,
+    trade_cmd,
+    tune_cmd,
 )
-from jiritsu_cli.common import AppState, new_app, not_implemented
+from jiritsu_cli.common import AppState, new_app
 
 app = new_app(
     "Jiritsu (自律): a self-optimising crypto portfolio on Bybit, run unattended.",
@@ -77,44 +80,17 @@ app.command("status", help=status_cmd.status.__doc__)(status_cmd.status)
 app.command("fetch-news", help=news_cmd.fetch_news.__doc__)(news_cmd.fetch_news)
 app.command("reconcile", help=reconcile_cmd.reconcile.__doc__)(reconcile_cmd.reconcile)
 app.command("health", help=health_cmd.health.__doc__)(health_cmd.health)
+app.command("trade-tick", help=trade_cmd.trade_tick.__doc__)(trade_cmd.trade_tick)
+app.command("trade-loop", help=trade_cmd.trade_loop.__doc__)(trade_cmd.trade_loop)
+app.command("halt", help=control_cmd.halt.__doc__)(control_cmd.halt)
+app.command("resume", help=control_cmd.resume.__doc__)(control_cmd.resume)
+app.command("flatten", help=control_cmd.flatten.__doc__)(control_cmd.flatten)
 app.command("phase", help=master_cmd.phase.__doc__)(master_cmd.phase)
 app.command("rebalance", help=master_cmd.rebalance.__doc__)(master_cmd.rebalance)
 app.command("save-profit", help=master_cmd.save_profit.__doc__)(master_cmd.save_profit)
 app.command("snapshot", help=master_cmd.snapshot.__doc__)(master_cmd.snapshot)
-
-# Subcommands whose capability has not landed yet: registered now so that the CLI surface, the
-# systemd units and the README can be written against it; each says so and exits 1.
-_PENDING: dict[str, str] = {
-    "trade-tick": "Run one trading cycle for every enabled bot.",
-    "trade-loop": "Trade continuously: reconcile, tick at each bar close, honour halts.",
-    "tune": "Re-tune the bots' parameters by walk-forward backtesting.",
-    "backtest": "Backtest a bot over stored candles.",
-    "halt": "Halt trading globally or for one bot.",
-    "resume": "Lift a halt.",
-    "flatten": "Cancel every open order and close every position at market.",
-}
-_PENDING_GROUPS: dict[str, tuple[str, dict[str, str]]] = {}
-_LENIENT = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-def _placeholder(full_name: str) -> Callable[[typer.Context], None]:
-    def command(ctx: typer.Context) -> None:
-        not_implemented(full_name)
-
-    return command
-
-
-for _name, _help in _PENDING.items():
-    app.command(_name, help=f"{_help} (not implemented yet)", context_settings=_LENIENT)(
-        _placeholder(_name)
-    )
-for _group, (_help, _subs) in _PENDING_GROUPS.items():
-    _sub = new_app(_help)
-    for _name, _shelp in _subs.items():
-        _sub.command(_name, help=f"{_shelp} (not implemented yet)", context_settings=_LENIENT)(
-            _placeholder(f"{_group} {_name}")
-        )
-    app.add_typer(_sub, name=_group)
+app.command("backtest", help=backtest_cmd.backtest.__doc__)(backtest_cmd.backtest)
+app.command("tune", help=tune_cmd.tune.__doc__)(tune_cmd.tune)
 
 
 def run() -> None:

@@ -6,11 +6,10 @@ import json
 import subprocess
 import sys
 
-import pytest
 import typer
 from typer.testing import CliRunner
 
-from jiritsu_cli.main import _PENDING, _PENDING_GROUPS, app
+from jiritsu_cli.main import app
 from tests.conftest import REPO
 
 runner = CliRunner()
@@ -49,15 +48,6 @@ def test_every_command_has_help_text_and_is_in_the_readme() -> None:
         assert f"jiritsu {name}" in readme or (
             len(path) == 2 and f"jiritsu {path[0]} " in readme and path[1] in readme
         ), f"jiritsu {name} is missing from README.md"
-
-
-@pytest.mark.parametrize("path", [(n,) for n in _PENDING] + [
-    (g, s) for g, (_, subs) in _PENDING_GROUPS.items() for s in subs
-])  # fmt: skip
-def test_pending_commands_say_so_and_exit_1_even_with_options(path: tuple[str, ...]) -> None:
-    result = runner.invoke(app, [*path, "--bot", "X", "--dry-run"])
-    assert result.exit_code == 1
-    assert "not implemented yet" in result.output
 
 
 def test_help_for_every_command_exits_0() -> None:
