@@ -193,25 +193,12 @@ def is_url(source: str) -> bool:
 # --------------------------------------------------------------------------- bytes in
 
 
-def _loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def url_allowed(url: str, environment: str) -> str | None:
-    """Why ``url`` may not be fetched in ``environment`` (None when it may)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "not an http(s) URL"
-    if environment != "paper" and parts.scheme != "https" and not _loopback(parts.hostname):
-        return "plain http outside paper mode"
-    return None
+    """Why ``url`` may not be fetched in ``environment`` (None when it may): the same rule as
+    every configured URL (https outside paper mode, loopback excepted)."""
+    from jiritsu.config.models import url_problem
+
+    return url_problem(url, environment)
 
 
 def page_url_allowed(url: str, environment: str) -> str | None:
