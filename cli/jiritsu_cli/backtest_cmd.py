@@ -20,18 +20,10 @@ if TYPE_CHECKING:
 @contextmanager
 def open_engine(loaded: Any) -> Iterator[Any]:
     """A migrated database engine for the command's duration."""
-    from jiritsu.db.engine import connect
-    from jiritsu.db.migrate import ensure_schema
+    from jiritsu.db.engine import open_database
 
-    db = loaded.settings.database
-    engine = connect(
-        loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
-    )
-    try:
-        ensure_schema(loaded.db_url)
+    with open_database(loaded) as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 @contextmanager

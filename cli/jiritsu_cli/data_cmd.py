@@ -27,20 +27,12 @@ IntervalOpt = Annotated[str, typer.Option("--interval", "-i", help="Bybit interv
 
 @contextmanager
 def _store(ctx: typer.Context) -> Iterator[tuple[CandleStore, Any]]:
-    from jiritsu.db.engine import connect
-    from jiritsu.db.migrate import ensure_schema
+    from jiritsu.db.engine import open_database
     from jiritsu.market.store import CandleStore, cache_root
 
     loaded = state(ctx).loaded()
-    db = loaded.settings.database
-    engine = connect(
-        loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
-    )
-    try:
-        ensure_schema(loaded.db_url)
+    with open_database(loaded) as engine:
         yield CandleStore(engine, cache_root(loaded.settings.general.data_dir)), loaded
-    finally:
-        engine.dispose()
 
 
 def _symbol(symbol: str | None, loaded: Any) -> str:

@@ -30,19 +30,11 @@ DryRunOpt = Annotated[
 
 @contextmanager
 def _database(ctx: typer.Context) -> Iterator[tuple[Any, Any]]:
-    from jiritsu.db.engine import connect
-    from jiritsu.db.migrate import ensure_schema
+    from jiritsu.db.engine import open_database
 
     loaded = state(ctx).loaded()
-    db = loaded.settings.database
-    engine = connect(
-        loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
-    )
-    try:
-        ensure_schema(loaded.db_url)
+    with open_database(loaded) as engine:
         yield loaded, engine
-    finally:
-        engine.dispose()
 
 
 @contextmanager

@@ -37,27 +37,15 @@ def fetch_news(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Fetch news feeds and score their sentiment."""
-    from jiritsu.db.engine import connect
-    from jiritsu.db.migrate import ensure_schema
+    from jiritsu.db.engine import open_database
 
     loaded = state(ctx).loaded()
     settings = loaded.settings
-    db = settings.database
-    engine = connect(
-        loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
-    )
-    try:
-        ensure_schema(
-            loaded.db_url,
-            attempts=db.reconnect_attempts,
-            base_delay=db.reconnect_base_delay_seconds,
-        )
+    with open_database(loaded) as engine:
         if show:
             _show(engine, settings, limit, as_json)
             return
         report = _run(loaded, engine, sources)
-    finally:
-        engine.dispose()
     if as_json:
         typer.echo(json.dumps(report.as_dict(), default=str, indent=2))
     else:

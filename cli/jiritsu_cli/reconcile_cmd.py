@@ -17,8 +17,7 @@ def reconcile(
     """Reconcile orders, fills and positions with the exchange (safe to run any time)."""
     from rich.table import Table
 
-    from jiritsu.db.engine import connect
-    from jiritsu.db.migrate import ensure_schema
+    from jiritsu.db.engine import open_database
     from jiritsu.exchange.factory import build_exchange
     from jiritsu.exchange.reconcile import bot_accounts
     from jiritsu.exchange.reconcile import reconcile as run
@@ -26,13 +25,8 @@ def reconcile(
 
     loaded = state(ctx).loaded()
     settings = loaded.settings
-    db = settings.database
     accounts = bot_accounts(settings, bot)
-    engine = connect(
-        loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
-    )
-    try:
-        ensure_schema(loaded.db_url)
+    with open_database(loaded) as engine:
         exchange = build_exchange(loaded)
         notifier = notifier_from_config(loaded)
         try:
@@ -45,8 +39,6 @@ def reconcile(
             )
         finally:
             exchange.close()
-    finally:
-        engine.dispose()
     out = console()
     if report.clean:
         out.print(f"in sync with the exchange ({', '.join(report.bots)})")

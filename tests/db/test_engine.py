@@ -171,3 +171,33 @@ def test_session_scope_commits_or_rolls_back(migrated: Engine) -> None:
         scopes = session.scalars(sa.select(Control.scope)).all()
     assert scopes == ["global"]
     migrated.dispose()
+
+
+def test_open_database_migrates_to_head_and_refuses_an_unreachable_one(
+    isolated_env: Path,
+) -> None:
+    from jiritsu.config import load_config
+    from jiritsu.db import migrate
+    from jiritsu.db.engine import open_database
+    from jiritsu.errors import DatabaseUnavailable
+    from tests.conftest import REPO
+
+    loaded = load_config(
+        REPO / "config.toml", environ={"JIRITSU_GENERAL__DATA_DIR": str(isolated_env)}
+    )
+    with open_database(loaded) as engine:
+        assert migrate.current(loaded.db_url) == migrate.head()
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    down = load_config(
+        REPO / "config.toml",
+        environ={
+            "JIRITSU_DATABASE__DB_TYPE": "postgresql",
+            "JIRITSU_DATABASE__DB_URL": "postgresql://u:pw-never-shown@127.0.0.1:1/x",
+            "JIRITSU_DATABASE__RECONNECT_ATTEMPTS": "1",
+            "JIRITSU_DATABASE__RECONNECT_BASE_DELAY_SECONDS": "0.01",
+        },
+    )
+    with pytest.raises(DatabaseUnavailable) as info, open_database(down):
+        pass
+    assert "pw-never-shown" not in str(info.value)

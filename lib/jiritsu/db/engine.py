@@ -299,3 +299,26 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def connect_configured(loaded: Any) -> Engine:
+    """:func:`connect` with the configuration's reconnect settings (a ``LoadedConfig``)."""
+    db = loaded.settings.database
+    return connect(
+        loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
+    )
+
+
+@contextmanager
+def open_database(loaded: Any) -> Iterator[Engine]:
+    """What every command does first: wait (bounded) for the configured database, bring its
+    schema to head, and dispose of the engine afterwards. DatabaseUnavailable when it stays down.
+    """
+    from jiritsu.db.migrate import upgrade
+
+    engine = connect_configured(loaded)
+    try:
+        upgrade(loaded.db_url)
+        yield engine
+    finally:
+        engine.dispose()
