@@ -1,9 +1,13 @@
-"""``jiritsu halt``, ``jiritsu resume`` and ``jiritsu flatten``: the operator's controls."""
+"""``jiritsu halt``, ``jiritsu resume`` and ``jiritsu flatten``: the operator's controls.
+
+The work is :mod:`jiritsu.usecases.control` (the dashboard's buttons call the same functions);
+these commands parse, confirm and render.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -15,30 +19,6 @@ BotOpt = Annotated[
 ]
 
 
-def _engine(loaded: Any) -> Any:
-    from jiritsu.db.engine import connect
-    from jiritsu.db.migrate import ensure_schema
-
-    db = loaded.settings.database
-    ensure_schema(
-        loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
-    )
-    return connect(
-        loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
-    )
-
-
-def _scope(loaded: Any, bot: str | None) -> str:
-    from jiritsu.controls import GLOBAL
-    from jiritsu.errors import UsageError
-
-    if bot is None:
-        return GLOBAL
-    if bot not in loaded.settings.bot_names:
-        raise UsageError(f"no bot named {bot!r} (bots: {', '.join(loaded.settings.bot_names)})")
-    return bot
-
-
 @handle_errors
 def halt(
     ctx: typer.Context,
@@ -46,47 +26,39 @@ def halt(
     bot: BotOpt = None,
 ) -> None:
     """Halt trading globally or for one bot (lifted only by `jiritsu resume`)."""
-    from jiritsu import controls
-    from jiritsu.events import EventType, record_event
+    from datetime import datetime, timezone
+
+    from jiritsu.db.engine import open_database
     from jiritsu.notify import notifier_from_config
+    from jiritsu.usecases import control
 
     loaded = state(ctx).loaded()
-    scope = _scope(loaded, bot)
-    engine = _engine(loaded)
-    try:
-        if not controls.halt(engine, scope, reason, by="operator"):
-            console().print(f"{scope} was already halted")
-            return
-        record_event(
-            engine, "WARNING", EventType.HALT, f"{scope} halted by the operator: {reason}",
-            {"scope": scope}, bot=bot, notifier=notifier_from_config(loaded),
+    control.scope_for(loaded.settings, bot)
+    with open_database(loaded) as engine:
+        result = control.halt(
+            engine, loaded.settings, bot=bot, reason=reason, by=control.Requester(),
+            now=datetime.now(timezone.utc), notifier=notifier_from_config(loaded),
         )  # fmt: skip
-    finally:
-        engine.dispose()
-    console().print(f"{scope} halted: {reason}")
+    console().print(result.message, markup=False)
 
 
 @handle_errors
 def resume(ctx: typer.Context, bot: BotOpt = None) -> None:
     """Lift a halt (global, or one bot's)."""
-    from jiritsu import controls
-    from jiritsu.events import EventType, record_event
+    from datetime import datetime, timezone
+
+    from jiritsu.db.engine import open_database
     from jiritsu.notify import notifier_from_config
+    from jiritsu.usecases import control
 
     loaded = state(ctx).loaded()
-    scope = _scope(loaded, bot)
-    engine = _engine(loaded)
-    try:
-        if not controls.resume(engine, scope):
-            console().print(f"{scope} was not halted")
-            return
-        record_event(
-            engine, "WARNING", EventType.RESUME, f"{scope} resumed by the operator",
-            {"scope": scope}, bot=bot, notifier=notifier_from_config(loaded),
+    control.scope_for(loaded.settings, bot)
+    with open_database(loaded) as engine:
+        result = control.resume(
+            engine, loaded.settings, bot=bot, by=control.Requester(),
+            now=datetime.now(timezone.utc), notifier=notifier_from_config(loaded),
         )  # fmt: skip
-    finally:
-        engine.dispose()
-    console().print(f"{scope} resumed")
+    console().print(result.message, markup=False)
 
 
 @handle_errors
@@ -100,13 +72,13 @@ def flatten(
 
     from rich.table import Table
 
-    from jiritsu.engine.flatten import flatten as run
+    from jiritsu.db.engine import open_database
     from jiritsu.errors import UsageError
-    from jiritsu.exchange.factory import build_exchange
     from jiritsu.notify import notifier_from_config
+    from jiritsu.usecases import control
 
     loaded = state(ctx).loaded()
-    scope = _scope(loaded, bot)
+    scope = control.scope_for(loaded.settings, bot)
     what = f"bot {bot}" if bot else "EVERY bot"
     if not yes:
         if not sys.stdin.isatty():
@@ -115,18 +87,13 @@ def flatten(
             f"Cancel all orders and close all positions of {what} at market, then halt {scope}?",
             abort=True,
         )
-    engine = _engine(loaded)
-    exchange = None
-    try:
-        exchange = build_exchange(loaded)
-        report = run(
-            engine, exchange, loaded.settings, bot=bot, now=datetime.now(timezone.utc),
+    with open_database(loaded) as engine:
+        result = control.flatten(
+            engine, loaded, bot=bot, by=control.Requester(), now=datetime.now(timezone.utc),
             notifier=notifier_from_config(loaded),
         )  # fmt: skip
-    finally:
-        if exchange is not None:
-            exchange.close()
-        engine.dispose()
+    report = result.report
+    assert report is not None
     table = Table(title=f"flatten {scope}", title_justify="left")
     for col in ("bot", "action", "symbol", "side", "qty", "client id", "status", "detail"):
         table.add_column(col)
@@ -138,6 +105,6 @@ def flatten(
         )  # fmt: skip
     out = console()
     out.print(table)
-    out.print(f"halted: {', '.join(report.halted)} (lift with `jiritsu resume`)")
+    out.print(f"halted: {', '.join(report.halted)} (lift with `jiritsu resume`)", markup=False)
     if report.errors:
         raise typer.Exit(1)

@@ -164,8 +164,12 @@ def flatten(
     now: datetime,
     notifier: Notifier | None = None,
     by: str = "operator",
+    requested_by: str | None = None,
 ) -> FlattenReport:
-    """Halt, cancel and close (see the module docstring) for ``bot``, or every bot."""
+    """Halt, cancel and close (see the module docstring) for ``bot``, or every bot.
+
+    ``requested_by`` (who and from where) goes into the event and its alert.
+    """
     from jiritsu import controls
     from jiritsu.errors import UsageError
 
@@ -196,8 +200,13 @@ def flatten(
         "CRITICAL" if bot is None else "WARNING",
         EventType.HALT,
         f"flatten {scope}: {cancelled} order(s) cancelled, {len(closed)} position(s) closing; "
-        "halted",
-        {"closed": closed, "cancelled": cancelled, "errors": len(report.errors)},
+        f"halted{f' (by {requested_by})' if requested_by else ''}",
+        {
+            "closed": closed,
+            "cancelled": cancelled,
+            "errors": len(report.errors),
+            "requested_by": requested_by or by,
+        },
         bot=bot,
         notifier=notifier,
         now=now,
