@@ -155,3 +155,52 @@ def test_bad_symbol_or_interval_is_refused(cache: CandleCache) -> None:
         cache.load("BTC USDT", "1")
     with pytest.raises(UsageError):
         cache.write("BTCUSDT", "M", _bars(Y2024, 1))
+
+
+class _RacedCache(CandleCache):
+    """A cache whose readers, right after listing the partition files, give a concurrent
+    delete (another process rebuilding the series) half a second to run."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.raced = 0
+
+    def _partitions(self, directory: Path) -> dict[int, Path]:
+        import threading
+
+        listed = CandleCache._partitions(directory)
+        if listed and not self.raced:
+            self.raced += 1
+            other = CandleCache(self.root)
+            rebuild = threading.Thread(target=other.replace_all, args=("BTCUSDT", "1", _bars(
+                Y2024, 5, price=200.0)))  # fmt: skip
+            rebuild.start()
+            rebuild.join(0.5)  # blocked by the reader's lock after the fix
+            self.pending = rebuild
+        return listed
+
+
+@pytest.mark.parametrize("read", ["load", "info"])
+def test_a_read_is_never_hurt_by_a_concurrent_rebuild(tmp_path: Path, read: str) -> None:
+    cache = _RacedCache(tmp_path / "candles")
+    CandleCache(cache.root).write("BTCUSDT", "1", _bars(Y2024 - 2 * M, 4))  # 2023 and 2024
+    if read == "load":
+        frame = cache.load("BTCUSDT", "1")
+        assert frame.height == 4
+        assert frame["open"][0] == 100.0
+    else:
+        assert [(e.rows, e.first_ts) for e in cache.info()] == [(4, Y2024 - 2 * M)]
+    cache.pending.join(10)
+    after = CandleCache(cache.root).load("BTCUSDT", "1")
+    assert after["ts"].to_list() == _bars(Y2024, 5)["ts"].to_list()  # 2023 removed
+    assert after["open"][0] == 200.0
+
+
+def test_replace_all_swaps_the_whole_series(cache: CandleCache) -> None:
+    cache.write("BTCUSDT", "1", _bars(Y2024 - 2 * M, 4))
+    assert cache.replace_all("BTCUSDT", "1", _bars(Y2024 + M, 2, price=7.0)) == 2
+    frame = cache.load("BTCUSDT", "1")
+    assert frame["ts"].to_list() == [Y2024 + M, Y2024 + 2 * M]
+    assert cache.replace_all("BTCUSDT", "1", _bars(Y2024, 0)) == 0
+    assert cache.load("BTCUSDT", "1").height == 0
+    assert cache.info() == []

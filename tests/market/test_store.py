@@ -123,3 +123,28 @@ def test_import_a_real_year_twice(tmp_path: Path) -> None:
     assert "9,955 gaps, 12,873 missing bars" in first.output
     second = runner.invoke(app, ["data", "import", str(path), "-s", "BTCUSD"])
     assert "0 new bars stored, 512,727 already present" in second.output
+
+
+class _RacedStore(CandleStore):
+    """A store whose read of the stored minutes is followed, before its insert, by another
+    process's write of the same minutes (the interleaving of two concurrent top-ups)."""
+
+    def __init__(self, engine: Engine, cache_dir: Path, other: CandleStore, bars: pl.DataFrame):
+        super().__init__(engine, cache_dir)
+        self.other, self.bars = other, bars
+
+    def _stored_ts(self, symbol: str, interval: str, lo: int, hi: int):  # type: ignore[no-untyped-def]
+        stored = super()._stored_ts(symbol, interval, lo, hi)
+        self.other.write(symbol, interval, self.bars)
+        return stored
+
+
+def test_concurrent_top_ups_of_the_same_minutes_both_succeed(
+    engine: Engine, tmp_path: Path
+) -> None:
+    other = CandleStore(engine, tmp_path / "cache")
+    store = _RacedStore(engine, tmp_path / "cache", other, _bars([3, 4]))
+    stats = store.write("BTCUSDT", "1", _bars([0, 1, 2, 3, 4]))
+    assert (stats.inserted, stats.already_stored) == (3, 2)
+    assert store.count("BTCUSDT", "1") == 5
+    assert store.load("BTCUSDT", "1")["ts"].to_list() == [T0 + m * MIN for m in range(5)]

@@ -4,7 +4,9 @@ a fraction of a second instead of pulling half a million rows through SQL.
 Layout: ``root/<SYMBOL>/<interval>/<year>.parquet``, one file per UTC year of the bar open. A
 load touches only the years it needs; a write rewrites only the years it changes, each through a
 temporary file and ``os.replace``, so a reader never sees half a file and a crash never leaves
-one. Writers of one symbol and interval are serialised by an advisory lock; reads take no lock.
+one. Every writer of one symbol and interval holds an exclusive advisory lock, every reader a
+shared one: a reader lists and scans the partition files while no rebuild can delete them (a
+jiritsu process topping up candles may rebuild the cache while another one reads it).
 """
 
 from __future__ import annotations
@@ -76,13 +78,14 @@ class CandleCache:
         return self.root / normalize_symbol(symbol) / normalize_interval(interval)
 
     @contextlib.contextmanager
-    def _locked(self, symbol: str, interval: str) -> Iterator[None]:
-        """Serialise writers of one series (read-merge-replace must not interleave)."""
+    def _locked(self, symbol: str, interval: str, *, shared: bool = False) -> Iterator[None]:
+        """Writers of one series exclusively (read-merge-replace must not interleave), readers
+        shared (the files they listed stay until they have scanned them)."""
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
         name = f"{normalize_symbol(symbol)}_{normalize_interval(interval)}.lock"
         with (locks / name).open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             try:
                 yield
             finally:
@@ -174,9 +177,13 @@ class CandleCache:
     ) -> pl.DataFrame:
         """Bars with ``start_ms <= ts < end_ms`` (either bound optional) as one canonical,
         single-chunk frame; only the years in the range are read. No data: an empty frame."""
-        partitions = self._partitions(self._dir(symbol, interval))
         if start_ms is not None and end_ms is not None and end_ms <= start_ms:
             return empty_frame()
+        with self._locked(symbol, interval, shared=True):
+            return self._load(self._dir(symbol, interval), start_ms, end_ms)
+
+    def _load(self, directory: Path, start_ms: int | None, end_ms: int | None) -> pl.DataFrame:
+        partitions = self._partitions(directory)
         first_year = _year(start_ms) if start_ms is not None else None
         last_year = _year(end_ms - 1) if end_ms is not None else None
         files = [
@@ -208,19 +215,20 @@ class CandleCache:
             for interval_dir in symbol_dir.iterdir():
                 if interval_dir.name not in INTERVALS:
                     continue
-                files = list(self._partitions(interval_dir).values())
-                if not files:
-                    continue
-                first, last, rows = (
-                    pl.scan_parquet(files)
-                    .select(
-                        pl.col("ts").min().alias("first"),
-                        pl.col("ts").max().alias("last"),
-                        pl.len(),
+                with self._locked(symbol_dir.name, interval_dir.name, shared=True):
+                    files = list(self._partitions(interval_dir).values())
+                    if not files:
+                        continue
+                    first, last, rows = (
+                        pl.scan_parquet(files)
+                        .select(
+                            pl.col("ts").min().alias("first"),
+                            pl.col("ts").max().alias("last"),
+                            pl.len(),
+                        )
+                        .collect()
+                        .row(0)
                     )
-                    .collect()
-                    .row(0)
-                )
                 entries.append(
                     CacheEntry(symbol_dir.name, interval_dir.name, int(first), int(last), rows)
                 )
@@ -238,3 +246,22 @@ class CandleCache:
             with contextlib.suppress(OSError):
                 directory.parent.rmdir()  # only succeeds when no other interval is left
         return int(rows)
+
+    def replace_all(self, symbol: str, interval: str, frame: pl.DataFrame) -> int:
+        """Make ``frame`` the whole cache of one series in one locked step (each year through
+        :meth:`_replace`, years it lacks removed), so a reader sees the old series or the new
+        one, never an empty or half-built one; returns the bars cached."""
+        validate_frame(frame)
+        directory = self._dir(symbol, interval)
+        with self._locked(symbol, interval):
+            directory.mkdir(parents=True, exist_ok=True)
+            old = self._partitions(directory)
+            years = frame.with_columns(
+                pl.from_epoch("ts", time_unit="ms").dt.year().alias("_year")
+            ).partition_by("_year", as_dict=True, maintain_order=True)
+            for (year,), part in years.items():
+                self._replace(part.drop("_year"), directory / f"{year}.parquet")
+                old.pop(year, None)
+            for path in old.values():
+                path.unlink()
+        return frame.height

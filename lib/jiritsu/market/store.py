@@ -93,23 +93,29 @@ class CandleStore:
         total = new.height
         rows = new.select(CANDLE_COLUMNS).rows()
         table = Candle.__table__
+        inserted = 0
         for start in range(0, total, CHUNK):
             batch = [(symbol, interval, *r) for r in rows[start : start + CHUNK]]
             with self.engine.begin() as conn:
                 # Straight to the driver's executemany: SQLAlchemy's per-row parameter
                 # processing costs more than the insert itself at a year of minutes.
+                # Another process (the trade loop, phase, rebalance) may top up the same
+                # minutes between the read above and this insert: its bars win, ours are
+                # skipped, and nobody fails (same syntax on SQLite and PostgreSQL).
                 mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
                 cols = ("symbol", "interval", *CANDLE_COLUMNS)
-                conn.exec_driver_sql(
+                result = conn.exec_driver_sql(
                     f"INSERT INTO {table.name} ({', '.join(cols)}) "  # noqa: S608 - fixed names
-                    f"VALUES ({', '.join([mark] * len(cols))})",
+                    f"VALUES ({', '.join([mark] * len(cols))}) "
+                    "ON CONFLICT (symbol, interval, ts) DO NOTHING",
                     batch,
                 )
+                inserted += max(result.rowcount, 0)
             if progress:
                 progress(min(start + CHUNK, total), total)
         if total:
             self.cache.write(symbol, interval, new)
-        return StoreStats(inserted=total, already_stored=frame.height - total)
+        return StoreStats(inserted=inserted, already_stored=frame.height - inserted)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -147,11 +153,7 @@ class CandleStore:
     def rebuild_cache(self, symbol: str, interval: str) -> int:
         """Rewrite the cache of one series from the database; returns the bars cached."""
         symbol, interval = normalize_symbol(symbol), normalize_interval(interval)
-        self.cache.delete(symbol, interval)
-        frame = self._db_frame(symbol, interval)
-        if frame.height:
-            self.cache.write(symbol, interval, frame)
-        return frame.height
+        return self.cache.replace_all(symbol, interval, self._db_frame(symbol, interval))
 
     def load(
         self, symbol: str, interval: str, start_ms: int | None = None, end_ms: int | None = None
