@@ -115,7 +115,8 @@ def backtest(
         list[str] | None, typer.Option("--set", help="Override a parameter: key=value.")
     ] = None,
     grid: Annotated[
-        list[str] | None, typer.Option("--grid", help="Sweep a parameter: key=start:end:step.")
+        list[str] | None,
+        typer.Option("--grid", help="Sweep a parameter: key=FROM:TO:STEP (ends included)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     plot: Annotated[
@@ -129,7 +130,7 @@ def backtest(
     from jiritsu.backtest.results import save_run
     from jiritsu.backtest.runner import load_data, recorded_decisions, run_bot
     from jiritsu.market.gaps import GapReport
-    from jiritsu.tune.grid import GridJob, expand, parse_grid, parse_sets, run_grid
+    from jiritsu.tune.grid import GridJob, check_grid, expand, parse_grid, parse_sets, run_grid
 
     loaded = state(ctx).loaded()
     settings = loaded.settings
@@ -139,14 +140,17 @@ def backtest(
     sets = parse_sets(set_ or [], bot, names)
     if sets:
         settings = settings.with_params(sets)
+    candidates = None
+    if grid:  # a bad grid is a usage error before any data is loaded
+        spec = parse_grid(grid, bot, names)
+        check_grid(settings, spec)
+        candidates = expand(spec)
     with open_engine(loaded) as engine:
         with progress_bar("loading candles", not as_json):
             data, start, end = load_data(engine, settings, bot, _ms(from_), _ms(to))
         lo, hi = int(data.ts.searchsorted(start)), int(data.ts.searchsorted(end))
         gaps = GapReport.from_ts(data.ts[lo:hi].astype("int64"), 60_000).summary()
-        if grid:
-            spec = parse_grid(grid, bot, names)
-            candidates = expand(spec)
+        if candidates is not None:
             job = GridJob(settings, bot, data, start, end)
             n = workers if workers is not None else settings.optimizer.workers
             with progress_bar(f"{len(candidates)} runs", not as_json) as update:

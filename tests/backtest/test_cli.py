@@ -62,3 +62,27 @@ def test_backtest_table_set_and_grid(isolated_env: Path) -> None:
     bad = runner.invoke(app, ["backtest", "--bot", "SubBot-B", "--set", "colour=3"])
     assert bad.exit_code == 2
     assert "not a tunable" in bad.output
+
+
+def test_a_bad_grid_is_a_usage_error_before_any_data_is_loaded(isolated_env: Path) -> None:
+    runner = CliRunner()  # nothing stored: the grid is refused on its own account
+    below = runner.invoke(app, ["backtest", "--bot", "SubBot-B", "--grid", "sl_ratio=-1:1:0.5"])
+    assert below.exit_code == 2, below.output
+    assert "--grid SubBot-B.strategy_params.sl_ratio: the value -1" in below.output
+    assert "candles" not in below.output and "Traceback" not in below.output
+    single = runner.invoke(app, ["backtest", "--bot", "SubBot-B", "--set", "sl_ratio=-1"])
+    assert single.exit_code == 2  # the same limit as --set
+    twice = runner.invoke(
+        app,
+        ["backtest", "--bot", "SubBot-B", "--grid", "sl_ratio=0.5:1:0.5", "--grid",
+         "strategy_params.sl_ratio=2:3:1"],
+    )  # fmt: skip
+    assert twice.exit_code == 2, twice.output
+    assert "SubBot-B.strategy_params.sl_ratio is given more than once" in twice.output
+
+
+def test_grid_usage_text_shows_the_syntax_not_an_emoji() -> None:
+    out = CliRunner().invoke(app, ["backtest", "--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0
+    assert "key=FROM:TO:STEP" in out.output
+    assert "\U0001f51a" not in out.output  # Rich turns ":end:" into the END arrow emoji

@@ -91,6 +91,8 @@ def parse_grid(specs: Sequence[str], bot: str | None, bot_names: Sequence[str]) 
         if not sep or len(parts) != 3:
             raise UsageError(f"--grid {spec!r}: expected param=start:end:step")
         key = resolve_key(name.strip(), bot, bot_names)
+        if key in grid:
+            raise UsageError(f"--grid {key} is given more than once; give each key once")
         start, end, step = (_number(p, key) for p in parts)
         try:
             pr = ParamRange(start=start, end=end, step=step)
@@ -98,6 +100,21 @@ def parse_grid(specs: Sequence[str], bot: str | None, bot_names: Sequence[str]) 
             raise UsageError(f"--grid {spec!r}: {exc}") from None
         grid[key] = [_typed(key, v) for v in pr.values()]
     return grid
+
+
+def check_grid(settings: Settings, grid: Mapping[str, Sequence[Any]]) -> None:
+    """Every value of ``grid`` within its parameter's own limits, checked as ``--set`` checks
+    one (the whole configuration re-validated); UsageError naming the key and value if not.
+    Combinations that only clash with each other are left to the runs to report."""
+    from jiritsu.errors import ConfigError
+
+    for key in sorted(grid):
+        for value in grid[key]:
+            try:
+                settings.with_params({key: value})
+            except ConfigError as exc:
+                why = "; ".join(msg for _path, msg in exc.problems)
+                raise UsageError(f"--grid {key}: the value {value} is invalid: {why}") from None
 
 
 def expand(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
