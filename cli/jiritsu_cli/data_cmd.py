@@ -93,12 +93,13 @@ def import_(
     ] = False,
 ) -> None:
     """Import candles (ts,open,high,low,close,volume; ts in UTC ms or ISO 8601)."""
-    from jiritsu.market.frames import interval_ms
+    from jiritsu.market.frames import bucket_offset_ms, interval_ms
     from jiritsu.market.gaps import GapReport
     from jiritsu.market.importer import read_candle_file
 
+    bar_ms, offset_ms = interval_ms(interval), bucket_offset_ms(interval)
     with _store(ctx) as (store, loaded):
-        result = read_candle_file(file, skip_bad=skip_bad)
+        result = read_candle_file(file, skip_bad=skip_bad, bar_ms=bar_ms, offset_ms=offset_ms)
         if result.bad_rows:
             console(stderr=True).print(
                 f"skipped {len(result.bad_rows)} bad rows (first: line {result.bad_rows[0].line}:"
@@ -107,7 +108,7 @@ def import_(
             )
         with _progress("storing") as progress:
             stats = store.write(_symbol(symbol, loaded), interval, result.frame, progress=progress)
-        gaps = GapReport.from_ts(result.frame["ts"].to_numpy(), interval_ms(interval))
+        gaps = GapReport.from_ts(result.frame["ts"].to_numpy(), bar_ms)
         _report(stats, gaps, str(file))
 
 
@@ -158,6 +159,8 @@ def info(
 
     for s in series:
         gap_text = "-" if s.gaps is None else f"{s.gaps.count:,} ({s.gaps.missing_bars:,} bars)"
+        if s.problem:
+            gap_text = f"bad data: {s.problem}"
         table.add_row(
             s.symbol, s.interval, f"{s.rows:,}", fmt(s.first_ts), fmt(s.last_ts),
             f"{s.cached_rows:,}", gap_text,

@@ -69,7 +69,8 @@ def test_a_bad_grid_is_a_usage_error_before_any_data_is_loaded(isolated_env: Pat
     below = runner.invoke(app, ["backtest", "--bot", "SubBot-B", "--grid", "sl_ratio=-1:1:0.5"])
     assert below.exit_code == 2, below.output
     assert "--grid SubBot-B.strategy_params.sl_ratio: the value -1" in below.output
-    assert "candles" not in below.output and "Traceback" not in below.output
+    assert "candles" not in below.output
+    assert "Traceback" not in below.output
     single = runner.invoke(app, ["backtest", "--bot", "SubBot-B", "--set", "sl_ratio=-1"])
     assert single.exit_code == 2  # the same limit as --set
     twice = runner.invoke(

@@ -112,7 +112,7 @@ def test_iso_timestamps_with_z_offset_and_naive(tmp_path: Path) -> None:
         "2024-01-01T00:04:00.250Z,1,1,1,1,1",  # milliseconds kept
         "2024-01-01T05:35+0530,1,1,1,1,1",  # 00:05Z, no seconds, offset without colon
     ]
-    result = read_candle_file(_csv(tmp_path, lines))
+    result = read_candle_file(_csv(tmp_path, lines), bar_ms=1)  # the parsing alone: any grid
     assert result.frame["ts"].to_list() == [
         T0,
         T0 + M,
@@ -151,6 +151,7 @@ def test_iso_timestamps_match_python(tmp_path: Path) -> None:
         (f"{(T0 + 3 * M) // 1000},104,105,101,102,1", "seconds instead of milliseconds"),
         ("12.5e3,104,105,101,102,1", "is not integer epoch milliseconds"),
         (f"{T0 - M},104,105,101,102,1", "out of order: ts '1704067140000' is not after line 4"),
+        (f"{T0 + 3 * M + 123},104,105,101,102,1", "is not on the 60000 ms bar grid"),
     ],
 )
 def test_each_bad_row_is_reported_with_its_line(tmp_path: Path, row: str, reason: str) -> None:
@@ -318,3 +319,47 @@ def test_empty_parquet(tmp_path: Path) -> None:
     GOOD_FRAME.clear().write_parquet(path)
     with pytest.raises(CandleFileError, match="no data rows"):
         read_candle_file(path)
+
+
+def test_bars_of_another_interval_are_checked_on_its_grid(tmp_path: Path) -> None:
+    hour = 60 * M
+    path = _csv(tmp_path, [HEADER, f"{T0},1,2,0.5,1.5,1", f"{T0 + 90 * M},1,2,0.5,1.5,1"])
+    with pytest.raises(CandleFileError) as info:
+        read_candle_file(path, bar_ms=hour)
+    assert [(b.line, b.reason) for b in info.value.bad_rows] == [
+        (3, f"ts '{T0 + 90 * M}' is not on the {hour} ms bar grid")
+    ]
+    week = _csv(tmp_path, [HEADER, f"{T0},1,2,0.5,1.5,1"], name="w.csv")  # a Monday
+    assert read_candle_file(week, bar_ms=7 * 1440 * M, offset_ms=4 * 1440 * M).frame.height == 1
+
+
+def test_cli_refuses_off_grid_rows_and_info_survives_bad_stored_bars(isolated_env: Path) -> None:
+    from typer.testing import CliRunner
+
+    from jiritsu.config import load_config
+    from jiritsu.db.engine import open_database
+    from jiritsu.market.store import CandleStore, cache_root
+    from jiritsu_cli.main import app
+
+    runner = CliRunner()
+    path = _csv(isolated_env.parent, [HEADER, "1514764800123,1,2,0.5,1.5,1", *GOOD])
+    refused = runner.invoke(app, ["data", "import", str(path)])
+    assert refused.exit_code == 2, refused.output
+    assert "line 2: ts '1514764800123' is not on the 60000 ms bar grid" in refused.output
+    assert "Traceback" not in refused.output
+    skipped = runner.invoke(app, ["data", "import", str(path), "--skip-bad"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "skipped 1 bad rows (first: line 2" in skipped.output
+    assert "3 new bars stored" in skipped.output
+    # bars stored before the importer checked the grid (the frame itself is well formed)
+    loaded = load_config(None)
+    with open_database(loaded) as engine:
+        store = CandleStore(engine, cache_root(loaded.settings.general.data_dir))
+        store.write(
+            "ETHUSDT", "1", GOOD_FRAME.with_columns(pl.Series("ts", [T0, T0 + M + 123, T0 + 3 * M]))
+        )
+    info = runner.invoke(app, ["data", "info"], env={"COLUMNS": "300"})
+    assert info.exit_code == 0, info.output
+    assert "bad data: timestamps are not on a 60000 ms grid" in info.output
+    assert "Traceback" not in info.output
+    assert "unexpected" not in info.output

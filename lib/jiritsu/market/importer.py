@@ -16,7 +16,13 @@ import numpy as np
 import polars as pl
 
 from jiritsu.errors import UsageError
-from jiritsu.market.frames import CANDLE_COLUMNS, CANDLE_SCHEMA, PRICE_COLUMNS, validate_frame
+from jiritsu.market.frames import (
+    CANDLE_COLUMNS,
+    CANDLE_SCHEMA,
+    MINUTE_MS,
+    PRICE_COLUMNS,
+    validate_frame,
+)
 
 VALUE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 MAX_LISTED_BAD_ROWS = 10
@@ -63,14 +69,17 @@ class CandleFileError(UsageError):
         self.bad_rows: list[BadRow] = list(bad_rows or [])
 
 
-def read_candle_file(path: Path, *, skip_bad: bool = False) -> ImportResult:
+def read_candle_file(
+    path: Path, *, skip_bad: bool = False, bar_ms: int = MINUTE_MS, offset_ms: int = 0
+) -> ImportResult:
     """Read and validate a candle file with columns ``ts,open,high,low,close,volume``.
 
     ``ts`` is the bar open, either integer epoch milliseconds or ISO-8601 text (``Z`` or an
     offset; no offset means UTC); which one is decided per file by what most rows use. A row is
     bad when a field is missing or not a number, a value is NaN/inf, a price is not positive, the
-    volume is negative, high < max(open, close) or low > min(open, close), its ts is out of
-    order, or it repeats a ts with different values. Exact duplicate rows are dropped and
+    volume is negative, high < max(open, close) or low > min(open, close), its ts is not a bar
+    open of the interval (``ts - offset_ms`` a multiple of ``bar_ms``; 1 minute by default), is
+    out of order, or repeats a ts with different values. Exact duplicate rows are dropped and
     counted. Blank lines are ignored.
 
     Without ``skip_bad`` any bad row raises :class:`CandleFileError` (nothing is imported);
@@ -91,7 +100,7 @@ def read_candle_file(path: Path, *, skip_bad: bool = False) -> ImportResult:
     unit = "row" if kind == "parquet" else "line"
 
     parsed = _parse(raw, path)
-    ok, value_bad = _check_values(parsed)
+    ok, value_bad = _check_values(parsed, bar_ms, offset_ms)
     ok, conflict_bad, dropped = _dedupe(ok, unit)
     ok, order_bad = _order(ok, unit)
 
@@ -305,7 +314,9 @@ def _reasons(checks: list[tuple[pl.Expr, pl.Expr]]) -> pl.Expr:
     ).replace("", None)
 
 
-def _check_values(parsed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _check_values(
+    parsed: pl.DataFrame, bar_ms: int, offset_ms: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split rows into good ones and bad ones with a reason; reason strings are only built for
     the failing rows, which keeps a clean file fast."""
     finite = {c: pl.col(c).is_finite().fill_null(False) for c in VALUE_COLUMNS}
@@ -321,6 +332,12 @@ def _check_values(parsed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
             pl.format(
                 "ts '{}' is outside 2000..2100 (seconds instead of milliseconds?)", pl.col("raw_ts")
             ),
+        )
+    )
+    checks.append(
+        (
+            ts.is_not_null() & ((ts - offset_ms) % bar_ms != 0),
+            pl.format(f"ts '{{}}' is not on the {bar_ms} ms bar grid", pl.col("raw_ts")),
         )
     )
     for c in VALUE_COLUMNS:

@@ -51,6 +51,7 @@ class StoredSeries:
     last_ts: int
     cached_rows: int
     gaps: GapReport | None
+    problem: str | None = None  # why the gaps could not be computed (bad stored bars)
 
 
 def cache_root(data_dir: Path) -> Path:
@@ -186,15 +187,18 @@ class CandleStore:
         cached = {(e.symbol, e.interval): e.rows for e in self.cache.info()}
         out = []
         for symbol, interval, rows, first, last in groups:
-            gaps = None
+            gaps = problem = None
             if with_gaps:
                 frame = self.load(symbol, interval)
-                gaps = GapReport.from_ts(frame["ts"].to_numpy(), interval_ms(interval))
                 cached[(symbol, interval)] = frame.height
+                try:
+                    gaps = GapReport.from_ts(frame["ts"].to_numpy(), interval_ms(interval))
+                except ValueError as exc:  # bars stored before the importer checked the grid
+                    problem = str(exc)
             out.append(
                 StoredSeries(
                     symbol, interval, int(rows), int(first), int(last),
-                    cached.get((symbol, interval), 0), gaps,
+                    cached.get((symbol, interval), 0), gaps, problem,
                 )
             )  # fmt: skip
         return out
