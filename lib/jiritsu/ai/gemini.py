@@ -441,7 +441,7 @@ def build_gemini_client(
         timeout_seconds=gemini.request_timeout_seconds,
         retry_attempts=gemini.retry_attempts,
         base_url=gemini.base_url or None,
-        verify=verify,
+        verify=verify if verify is not None else (gemini.ca_file or None),
         budget=budget,
         sleep=sleep,
         temperature=gemini.temperature,

@@ -250,6 +250,13 @@ def _checked_url(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def _checked_ca_file(value: str) -> str:
+    """A CA bundle (PEM file, or a hashed directory) that exists; empty = the system store."""
+    if value and not Path(value).expanduser().exists():
+        raise ValueError(f"no such CA file or directory: {value}")
+    return str(Path(value).expanduser()) if value else value
+
+
 def _unknown_bots(
     names: Iterable[str], known: set[str] | None, prefix: KeyPath = ()
 ) -> list[tuple[KeyPath, str]]:
@@ -380,6 +387,11 @@ class ExchangeSettings(_Model):
     def _https(cls, value: str, info: ValidationInfo) -> str:
         return _checked_url(value, info)
 
+    @field_validator("ca_file")
+    @classmethod
+    def _ca(cls, value: str) -> str:
+        return _checked_ca_file(value)
+
 
 class GeminiSettings(_Model):
     model: str = Field(default="gemini-2.5-flash", min_length=1)
@@ -388,12 +400,20 @@ class GeminiSettings(_Model):
     daily_request_budget: Int = Field(default=1000, ge=0)
     daily_token_budget: Int = Field(default=2_000_000, ge=0)
     base_url: str = ""
+    # A CA bundle for Gemini's TLS certificate (a TLS-inspecting proxy, the tests' fake);
+    # google-genai's HTTP client is given it explicitly, as pybit is given exchange.ca_file.
+    ca_file: str = ""
     temperature: Float = Field(default=0.2, ge=0, le=2)
 
     @field_validator("base_url")
     @classmethod
     def _https(cls, value: str, info: ValidationInfo) -> str:
         return _checked_url(value, info)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca(cls, value: str) -> str:
+        return _checked_ca_file(value)
 
 
 class VolatilityThresholds(_Model):
