@@ -46,11 +46,11 @@ def main() -> int:
     from jiritsu.config import load_config
     from jiritsu.db import migrate
     from jiritsu.db.engine import make_engine
-    from jiritsu.exchange.factory import build_market_data_exchange
     from jiritsu.market.backfill import backfill
     from jiritsu.market.importer import read_candle_file
     from jiritsu.market.store import CandleStore
     from jiritsu.market.synth import synth_candles
+    from jiritsu.runtime import public_client
 
     work = Path(tempfile.mkdtemp(prefix="jiritsu-bench-"))
     now = int(datetime.now(timezone.utc).timestamp() * 1000) // MIN * MIN
@@ -70,7 +70,7 @@ def main() -> int:
         migrate.upgrade(loaded.db_url)
         engine = make_engine(loaded.db_url)
         store = CandleStore(engine, work / "candles")
-        exchange = build_market_data_exchange(loaded)
+        exchange = public_client(loaded)
         result, seconds = _timed(
             f"backfill {args.days} days from the fake",
             lambda: backfill(exchange, store, "BTCUSDT", "1", days=args.days),

@@ -6,8 +6,9 @@ A *tick* is what ``jiritsu trade-tick`` does for one bot: a full sync with the e
 open orders, position), the kernel's ``manage``, and at a bar close the rule, the snapshot, the
 advisor, the decision row and ``decide``, plus any orders. Here the exchange is the paper
 exchange (SQLite ledger) and the candles are pre-loaded in memory, so the figure is Jiritsu's
-own cost; on Bybit add the round trips (about five requests per tick). The bots' indicators are
-computed per tick over the last 1000 bars, as live.
+own cost; on Bybit add the round trips (about five requests per tick). The market-data service
+resamples and computes each bot's indicators once per loaded window (its indicator cache), as
+live between two top-ups.
 
 Then: the compiled kernel (``jiritsu.strategy.inputs.run``) over one year of synthetic 1-minute
 bars per bot -- the backtester's inner loop.
@@ -32,17 +33,16 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def bench_ticks(days: int, cycles: int) -> None:
+    from jiritsu.clock import SimClock
     from jiritsu.config import load_config
     from jiritsu.db import migrate
     from jiritsu.db.engine import make_engine
     from jiritsu.engine.bot import BotRunner, EngineContext
-    from jiritsu.engine.market import ExchangeFeed
     from jiritsu.engine.snapshot import SentimentCache
     from jiritsu.exchange.journal import OrderJournal
     from jiritsu.exchange.paper import PaperExchange
-    from jiritsu.market.source import ReplaySource
+    from jiritsu.market.data import MarketData
     from jiritsu.market.synth import synth_candles
-    from jiritsu.sim.clock import SimClock
 
     tmp = Path(tempfile.mkdtemp(prefix="jiritsu-bench-"))
     loaded = load_config(
@@ -58,14 +58,14 @@ def bench_ticks(days: int, cycles: int) -> None:
     candles = synth_candles(days=days + 2, seed=42)
     start = int(candles["ts"][0]) + 2 * 86_400_000
     clock = SimClock(start)
-    exchange = PaperExchange(
-        engine, loaded.settings, ReplaySource(clock, {"BTCUSDT": candles}), clock
-    )
+    market = MarketData(None, clock, ["BTCUSDT"], days=None)
+    market.add("BTCUSDT", candles)
+    exchange = PaperExchange(engine, loaded.settings, market, clock)
     ctx = EngineContext(
         engine=engine,
         exchange=exchange,
-        journal=OrderJournal(engine, exchange, environment="paper"),
-        feed=ExchangeFeed(exchange),
+        journal=OrderJournal(engine, exchange, environment="paper", clock=clock),
+        feed=market,
         loaded=loaded,
         notifier=None,
         environment="paper",

@@ -199,13 +199,13 @@ def backfill(
 ) -> None:
     """Download candles from Bybit's public API; resumes an interrupted run."""
     from jiritsu.errors import UsageError
-    from jiritsu.exchange.factory import build_market_data_exchange
     from jiritsu.market.backfill import backfill as run_backfill
+    from jiritsu.runtime import public_client
 
     if category not in ("linear", "spot"):
         raise UsageError(f"--category must be linear or spot, not {category!r}")
     with _store(ctx) as (store, loaded):
-        exchange = build_market_data_exchange(loaded)
+        exchange = public_client(loaded)
         try:
             with _progress("backfilling") as progress:
                 result = run_backfill(

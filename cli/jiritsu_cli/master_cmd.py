@@ -38,23 +38,18 @@ def _database(ctx: typer.Context) -> Iterator[tuple[Any, Any]]:
 
 
 @contextmanager
-def _exchange(loaded: Any) -> Iterator[Any]:
-    from jiritsu.exchange.factory import build_exchange
+def _exchange(loaded: Any, engine: Any) -> Iterator[Any]:
+    from jiritsu.runtime import build_runtime
 
-    exchange = build_exchange(loaded)
-    try:
-        yield exchange
-    finally:
-        exchange.close()
+    with build_runtime(loaded, db=engine, notify=False) as rt:
+        yield rt.exchange
 
 
 def _market_data(loaded: Any) -> Any:
-    """Where fresh index candles come from: nowhere in paper mode (offline, stored candles)."""
-    if loaded.settings.is_paper:
-        return None
-    from jiritsu.exchange.factory import build_market_data_exchange
+    """Where fresh index candles come from: nowhere when prices are offline (stored candles)."""
+    from jiritsu.runtime import default_mode, live_prices, public_client
 
-    return build_market_data_exchange(loaded)
+    return public_client(loaded) if live_prices(loaded, default_mode(loaded)) else None
 
 
 def _when(text: str, what: str) -> datetime:
@@ -211,7 +206,7 @@ def rebalance(ctx: typer.Context, dry_run: DryRunOpt = False) -> None:
     from jiritsu.master.rebalance import run_rebalance
     from jiritsu.notify import notifier_from_config
 
-    with _database(ctx) as (loaded, engine), _exchange(loaded) as exchange:
+    with _database(ctx) as (loaded, engine), _exchange(loaded, engine) as exchange:
         refresh = _market_data(loaded)
         try:
             result = run_rebalance(
@@ -302,7 +297,7 @@ def save_profit(
     from jiritsu.master.profit import run_save_profit
     from jiritsu.notify import notifier_from_config
 
-    with _database(ctx) as (loaded, engine), _exchange(loaded) as exchange:
+    with _database(ctx) as (loaded, engine), _exchange(loaded, engine) as exchange:
         result = run_save_profit(
             engine,
             exchange,
@@ -380,7 +375,7 @@ def snapshot(ctx: typer.Context) -> None:
     """Record a portfolio snapshot: each bot's equity, the total and the profit saved."""
     from jiritsu.master.snapshot import take_snapshot
 
-    with _database(ctx) as (loaded, engine), _exchange(loaded) as exchange:
+    with _database(ctx) as (loaded, engine), _exchange(loaded, engine) as exchange:
         snap = take_snapshot(engine, exchange, loaded.settings)
     _render_snapshot(snap)
 

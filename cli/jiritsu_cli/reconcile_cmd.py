@@ -18,27 +18,18 @@ def reconcile(
     from rich.table import Table
 
     from jiritsu.db.engine import open_database
-    from jiritsu.exchange.factory import build_exchange
     from jiritsu.exchange.reconcile import bot_accounts
     from jiritsu.exchange.reconcile import reconcile as run
-    from jiritsu.notify import notifier_from_config
+    from jiritsu.runtime import build_runtime
 
     loaded = state(ctx).loaded()
     settings = loaded.settings
     accounts = bot_accounts(settings, bot)
-    with open_database(loaded) as engine:
-        exchange = build_exchange(loaded)
-        notifier = notifier_from_config(loaded)
-        try:
-            report = run(
-                engine,
-                exchange,
-                accounts,
-                environment=settings.general.environment,
-                notifier=notifier,
-            )
-        finally:
-            exchange.close()
+    with open_database(loaded) as engine, build_runtime(loaded, db=engine) as rt:
+        report = run(
+            engine, rt.exchange, accounts, environment=settings.general.environment,
+            notifier=rt.notifier,
+        )  # fmt: skip
     out = console()
     if report.clean:
         out.print(f"in sync with the exchange ({', '.join(report.bots)})")

@@ -74,9 +74,9 @@ def trade_loop(
 ) -> None:
     """Trade continuously: reconcile, tick at each bar close, honour halts (SIGTERM stops
     cleanly, SIGHUP reloads the configuration)."""
+    from jiritsu.clock import from_ms
     from jiritsu.config import load_config
     from jiritsu.engine.loop import LoopOptions, parse_replay, run_loop
-    from jiritsu.sim.clock import from_ms
 
     app_state = state(ctx)
     loaded = app_state.loaded()

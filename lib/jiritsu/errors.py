@@ -52,9 +52,5 @@ class Halted(JiritsuError):
     exit_code = ExitCode.HALTED
 
 
-class NotImplementedYet(JiritsuError):
-    """A registered subcommand whose capability has not landed."""
-
-
 class TemporaryError(JiritsuError):
     """A failure that may go away on retry (timeouts, 5xx, rate limits)."""

@@ -235,9 +235,9 @@ def _paper_exchange(engine: Any, loaded: LoadedConfig) -> Any:
 
     import sqlalchemy as sa
 
+    from jiritsu.clock import SimClock
     from jiritsu.db.models import PaperAccount, PaperFill, PaperPosition
-    from jiritsu.exchange.paper import PaperExchange
-    from jiritsu.sim.clock import SimClock
+    from jiritsu.runtime import build_runtime
 
     with engine.connect() as conn:
         if conn.execute(sa.select(sa.func.count()).select_from(PaperAccount)).scalar_one() == 0:
@@ -248,7 +248,7 @@ def _paper_exchange(engine: Any, loaded: LoadedConfig) -> Any:
         ]
     known = [int(m) for m in marks if m is not None]
     now = max(known) if known else int(time.time() * 1000)
-    return PaperExchange.from_config(loaded, clock=SimClock(now))
+    return build_runtime(loaded, "paper", SimClock(now), db=engine, notify=False).exchange
 
 
 def _trading(
@@ -288,9 +288,9 @@ def _balances(engine: Any, loaded: LoadedConfig, report: StatusReport) -> None:
             report.savings = Decimal(settings.paper.main_balance)
             return
     else:
-        from jiritsu.exchange.factory import build_exchange
+        from jiritsu.runtime import build_runtime
 
-        exchange = build_exchange(loaded)
+        exchange = build_runtime(loaded, db=engine, notify=False).exchange
     try:
         for bot in report.bots:
             cfg = settings.bot(bot.name)

@@ -12,14 +12,13 @@ import polars as pl
 import pytest
 from sqlalchemy.engine import Engine
 
+from jiritsu.clock import SimClock
 from jiritsu.config import LoadedConfig, load_config
 from jiritsu.engine.bot import BotRunner, EngineContext
-from jiritsu.engine.market import ReplayFeed
 from jiritsu.exchange.journal import OrderJournal
 from jiritsu.exchange.paper import PaperExchange
+from jiritsu.market.data import MarketData
 from jiritsu.market.frames import CANDLE_SCHEMA
-from jiritsu.market.source import ReplaySource
-from jiritsu.sim.clock import SimClock
 from tests.conftest import REPO
 
 MIN = 60_000
@@ -111,13 +110,17 @@ def make_paper(loaded: LoadedConfig, candles: pl.DataFrame, start: int) -> Paper
     engine = make_engine(loaded.db_url)
     clock = SimClock(start)
     frames = {"BTCUSDT": candles}
-    exchange = PaperExchange(engine, loaded.settings, ReplaySource(clock, frames), clock)
+    market = MarketData(None, clock, frames, days=None)
+    market.add("BTCUSDT", candles)
+    exchange = PaperExchange(engine, loaded.settings, market, clock)
     settings = loaded.settings
     ctx = EngineContext(
         engine=engine,
         exchange=exchange,
-        journal=OrderJournal(engine, exchange, environment=settings.general.environment),
-        feed=ReplayFeed(frames),
+        journal=OrderJournal(
+            engine, exchange, environment=settings.general.environment, clock=clock
+        ),
+        feed=market,
         loaded=loaded,
         notifier=None,
         environment=settings.general.environment,

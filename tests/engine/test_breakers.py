@@ -12,12 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from jiritsu import controls
+from jiritsu.clock import from_ms
 from jiritsu.db.engine import session_scope
 from jiritsu.db.models import Decision, PortfolioBotBalance, PortfolioSnapshot, Trade
 from jiritsu.engine import risk
 from jiritsu.events import EventType, record_event
 from jiritsu.notify import build_notifier
-from jiritsu.sim.clock import from_ms
 from tests.engine.conftest import MIN, T0, flat, frame
 from tests.fakes.discord import FakeDiscord
 

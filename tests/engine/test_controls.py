@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from jiritsu import controls
+from jiritsu.clock import from_ms
 from jiritsu.engine.flatten import flatten
 from jiritsu.engine.loop import run_tick
-from jiritsu.sim.clock import from_ms
 from jiritsu_cli.main import app
 from tests.engine.conftest import MIN, OFFLINE, frame, load, only_bot, store_candles
 from tests.engine.test_tick import DECIDE, FALL, QUIET, RSI_BOT

@@ -37,6 +37,7 @@ def paper_env(fake: FakeBybit, data_dir: Path) -> dict[str, str]:
         "JIRITSU_CONFIG": str(REPO / "config.toml"),
         "JIRITSU_GENERAL__DATA_DIR": str(data_dir),
         "JIRITSU_GENERAL__ENVIRONMENT": "paper",
+        "JIRITSU_PAPER__PRICE_SOURCE": "bybit",  # live prices; "replay" would be offline
         "JIRITSU_EXCHANGE__BASE_URL": fake.endpoint,
         "JIRITSU_EXCHANGE__CA_FILE": str(fake.ca_path),
         "JIRITSU_NEWS_SENTIMENT__ENABLED": "false",

@@ -122,7 +122,7 @@ def test_losing_the_database_stops_safely_with_exit_3(
 
 def test_a_cool_down_lifts_a_breaker_halt_during_the_loop(isolated_env: Path) -> None:
     from jiritsu import controls
-    from jiritsu.sim.clock import from_ms
+    from jiritsu.clock import from_ms
 
     loaded = load(isolated_env)
     candles = synth_candles(days=3, seed=5)

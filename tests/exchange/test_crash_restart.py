@@ -23,10 +23,9 @@ from jiritsu.config import load_config
 from jiritsu.db import migrate
 from jiritsu.db.engine import make_engine
 from jiritsu.db.models import Execution, Order
-from jiritsu.exchange.factory import build_exchange
-from jiritsu.exchange.journal import OrderJournal
 from jiritsu.exchange.reconcile import BotAccount, reconcile
 from jiritsu.exchange.types import OrderRequest
+from jiritsu.runtime import build_runtime
 from tests.conftest import REPO
 from tests.exchange.bybit_env import ENV_NAMES, KEYS, BybitEnv, bybit_env
 
@@ -34,14 +33,11 @@ CHILD = """
 import sys
 from decimal import Decimal
 from jiritsu.config import load_config
-from jiritsu.db.engine import make_engine
-from jiritsu.exchange.factory import build_exchange
-from jiritsu.exchange.journal import OrderJournal
 from jiritsu.exchange.types import OrderRequest
+from jiritsu.runtime import build_runtime
 
 loaded = load_config()
-engine = make_engine(loaded.db_url)
-journal = OrderJournal(engine, build_exchange(loaded), environment="testnet")
+journal = build_runtime(loaded).journal
 request = OrderRequest("SubBotC-crash-test-L0", "BTCUSDT", "Buy", Decimal("0.01"))
 print("sending", flush=True)
 journal.submit("SubBot-C", "linear", request, reason="crash test")
@@ -95,11 +91,10 @@ def test_sigkill_mid_request_then_restart(env: BybitEnv, isolated_env: Path) -> 
 
     # Restart: the same decision is submitted again by a fresh process state.
     env.fake.clear_faults()
-    exchange = build_exchange(loaded)
+    rt = build_runtime(loaded, db=engine)
+    exchange = rt.exchange
     request = OrderRequest("SubBotC-crash-test-L0", "BTCUSDT", "Buy", Decimal("0.01"))
-    state = OrderJournal(engine, exchange, environment="testnet").submit(
-        "SubBot-C", "linear", request, reason="crash test"
-    )
+    state = rt.journal.submit("SubBot-C", "linear", request, reason="crash test")
     assert state.status == "filled"
     assert len(env.fake.orders) == 1
     report = reconcile(

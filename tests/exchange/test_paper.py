@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 from sqlalchemy.engine import Engine
 
+from jiritsu.clock import SimClock, from_ms
 from jiritsu.config import Settings, load_config
 from jiritsu.db import migrate
 from jiritsu.db.engine import make_engine
@@ -31,10 +32,8 @@ from jiritsu.exchange.errors import (
 )
 from jiritsu.exchange.paper import PaperExchange
 from jiritsu.exchange.types import MAIN, OrderRequest, TransferRequest
-from jiritsu.market.cache import CandleCache
 from jiritsu.market.frames import CANDLE_SCHEMA
 from jiritsu.market.source import ReplaySource
-from jiritsu.sim.clock import SimClock, from_ms
 from tests.conftest import REPO
 
 D = Decimal
@@ -689,21 +688,17 @@ class _FixedClock:
         return from_ms(T0)
 
 
-def test_from_config_and_build_exchange(isolated_env: Path) -> None:
-    from jiritsu.exchange.factory import build_exchange
+def test_the_runtime_builds_it_over_the_stored_candles(isolated_env: Path) -> None:
+    from jiritsu.market.store import CandleStore, cache_root
+    from jiritsu.runtime import build_runtime
 
     loaded = load_config(REPO / "config.toml")
     assert loaded.settings.general.environment == "paper"
     migrate.upgrade(loaded.db_url)
-    CandleCache(isolated_env / "candles").write("BTCUSDT", "1", frame([HISTORY]))
-    ex = PaperExchange.from_config(loaded, clock=SimClock(T0 + M))
-    try:
-        assert ex.ticker("BTCUSDT").last == D(100)
-        assert {s.username for s in ex.sub_accounts()} == set(loaded.settings.bot_names)
-    finally:
-        ex.close()
-    built = build_exchange(loaded)
-    try:
-        assert isinstance(built, PaperExchange)
-    finally:
-        built.close()
+    engine = make_engine(loaded.db_url)
+    CandleStore(engine, cache_root(isolated_env)).write("BTCUSDT", "1", frame([HISTORY]))
+    with build_runtime(loaded, clock=SimClock(T0 + M), db=engine) as rt:
+        assert isinstance(rt.exchange, PaperExchange)
+        assert rt.exchange.ticker("BTCUSDT").last == D(100)
+        assert {s.username for s in rt.exchange.sub_accounts()} == set(loaded.settings.bot_names)
+    engine.dispose()

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 import pytest
 
+from jiritsu.clock import SimClock
 from jiritsu.errors import UsageError
-from jiritsu.market.cache import CandleCache
 from jiritsu.market.frames import CANDLE_SCHEMA
 from jiritsu.market.source import Bar, MarketSource, ReplaySource
-from jiritsu.sim.clock import SimClock
 
 T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC
 M = 60_000
@@ -92,13 +89,3 @@ def test_klines_finer_than_the_stored_bars_are_refused() -> None:
     assert source.bar_ms == 5 * M
     with pytest.raises(UsageError, match="multiple"):
         source.klines("BTCUSDT", "1")
-
-
-def test_from_cache_loads_the_stored_candles(tmp_path: Path) -> None:
-    cache = CandleCache(tmp_path / "candles")
-    cache.write("BTCUSDT", "1", ten_minutes())
-    clock = SimClock(T0 + 2 * M)
-    source = ReplaySource.from_cache(cache, ["BTCUSDT"], clock, start_ms=T0 + M)
-    assert source.symbols == ["BTCUSDT"]
-    assert source.bars_between("BTCUSDT", T0, T0 + 10 * M)["ts"].to_list() == [T0 + M]
-    assert source.price("BTCUSDT") == 101.5

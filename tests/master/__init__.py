@@ -15,11 +15,11 @@ from typing import Any
 import polars as pl
 from sqlalchemy.engine import Engine
 
+from jiritsu.clock import SimClock
 from jiritsu.config import Settings
 from jiritsu.exchange.paper import PaperExchange
 from jiritsu.market.frames import CANDLE_SCHEMA
 from jiritsu.market.source import ReplaySource
-from jiritsu.sim.clock import SimClock
 
 D = Decimal
 A, B, C = "SubBot-A", "SubBot-B", "SubBot-C"

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from jiritsu.clock import from_ms
 from jiritsu.config.models import MarketPhaseSettings, PhaseThresholds
 from jiritsu.master.phase import (
     PhaseUnavailable,
@@ -25,7 +26,6 @@ from jiritsu.master.phase import (
     record_reading,
     record_readings,
 )
-from jiritsu.sim.clock import from_ms
 from tests.master import T0, H, M, closes_frame, settings
 
 TH = PhaseThresholds()  # weak 0.5 %, strong 2 %, ADX 20 / 40

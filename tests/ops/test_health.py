@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,7 +20,7 @@ from jiritsu.config import LoadedConfig, Settings
 from jiritsu.config.models import HealthSettings
 from jiritsu.db import migrate
 from jiritsu.db.models import Candle, HealthCheck, SystemEvent
-from jiritsu.errors import NotImplementedYet, TemporaryError
+from jiritsu.errors import TemporaryError
 from jiritsu.events import record_event
 from jiritsu.heartbeat import Beat
 from jiritsu.notify import build_notifier
@@ -272,23 +271,10 @@ def test_exchange_check_reports_latency_skew_and_failures(
     assert "unreachable: TemporaryError" in down.message
     assert "sk-SECRETinErr01" not in down.message
 
-    def not_landed(loaded: LoadedConfig, **_: Any) -> FakeExchange:
-        raise NotImplementedYet("the paper exchange has not landed yet")
-
-    assert exchange_check(loaded, builder=not_landed).status == "skipped"
-
     def broken(loaded: LoadedConfig, **_: Any) -> FakeExchange:
         raise ValueError("bad base_url")
 
     assert exchange_check(loaded, builder=broken).status == "bad"
-
-
-def test_without_the_exchange_layer_the_check_is_skipped(
-    monkeypatch: pytest.MonkeyPatch, make_loaded: Callable[..., LoadedConfig], sqlite_url: str
-) -> None:
-    monkeypatch.setitem(sys.modules, "jiritsu.exchange.factory", None)  # import -> ImportError
-    check = exchange_check(make_loaded(sqlite_url))
-    assert (check.status, check.message) == ("skipped", "skipped: exchange layer not available")
 
 
 def test_paper_mode_asks_the_paper_exchange(

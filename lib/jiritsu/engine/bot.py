@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jiritsu.clock import from_ms
 from jiritsu.events import EventType, record_event
 from jiritsu.exchange.errors import ExchangeError, ExchangeUnavailable, OrderRejected
 from jiritsu.exchange.ids import client_order_id
 from jiritsu.exchange.journal import RESUMABLE, apply_state
 from jiritsu.exchange.types import OrderRequest
-from jiritsu.sim.clock import from_ms
 from jiritsu.strategy import kernel as K
 from jiritsu.strategy import rules as R
 from jiritsu.strategy.exits import EXIT_REASON_NAMES
@@ -72,11 +72,11 @@ if TYPE_CHECKING:
 
     from jiritsu.advisors.base import Advisor, Decision
     from jiritsu.config import LoadedConfig
-    from jiritsu.engine.market import CandleFeed
     from jiritsu.engine.snapshot import SentimentCache
     from jiritsu.exchange.base import Exchange
     from jiritsu.exchange.journal import OrderJournal
     from jiritsu.exchange.types import Instrument
+    from jiritsu.market.data import CandleFeed
     from jiritsu.notify import Notifier
 
 log = logging.getLogger("jiritsu.engine")
@@ -102,7 +102,6 @@ class EngineContext:
     # Called at a decision step right before deciding; True: the bot is halted now (the
     # loss-streak breaker tripped). The kernel's backtest driver does the same.
     before_decide: Callable[[BotRunner, int], bool] | None = None
-    sim_time: bool = False  # a replay: order rows are stamped with the simulated step time
 
     @property
     def settings(self) -> Any:
@@ -690,8 +689,6 @@ class BotRunner:
         except OrderRejected as exc:
             self._order_error(request.client_order_id, exc, t)
             return False
-        if self.ctx.sim_time:
-            self._stamp(request.client_order_id, t)
         report.orders.append(
             f"{request.side} {request.qty} {request.order_type}"
             + (f" @ {request.price}" if request.price is not None else "")
@@ -767,20 +764,6 @@ class BotRunner:
         if out[K.O_ENTER] != 0 and plan is not None:
             writes += self._start_plan(t, plan, report)
         return writes
-
-    def _stamp(self, cid: str, t: int) -> None:
-        """A replay's order row carries the simulated time, like its fills and decision."""
-        import sqlalchemy as sa
-
-        from jiritsu.db.engine import session_scope
-        from jiritsu.db.models import Order
-
-        with session_scope(self.ctx.engine) as session:
-            session.execute(
-                sa.update(Order)
-                .where(Order.client_order_id == cid)
-                .values(created_at=from_ms(t), sent_at=from_ms(t))
-            )
 
     def _mark_cancelled(self, cid: str, state: Any) -> None:
         import sqlalchemy as sa

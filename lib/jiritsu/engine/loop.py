@@ -23,8 +23,8 @@ before sending anything more, logs CRITICAL and exits 3.
 
 Replay (``--replay FROM..TO [--speed N]``): the paper exchange over the stored 1-minute candles
 with a simulated clock that jumps from one step to the next (``speed`` N = simulated seconds per
-real second; 0 = as fast as possible). It runs exactly the live code, with a
-:class:`~jiritsu.engine.market.ReplayFeed`.
+real second; 0 = as fast as possible). It runs exactly the live code; only the runtime differs
+(:func:`jiritsu.runtime.build_runtime` in mode "replay" instead of "live" or "paper").
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from jiritsu.clock import SimClock, from_ms
 from jiritsu.controls import GLOBAL
 from jiritsu.errors import DatabaseUnavailable, ExitCode, UsageError
 from jiritsu.events import EventType, record_event
-from jiritsu.sim.clock import from_ms
 from jiritsu.strategy.params import MINUTE_MS
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from jiritsu.config import LoadedConfig
     from jiritsu.engine.bot import BotRunner, EngineContext, StepReport
     from jiritsu.exchange.base import Exchange
+    from jiritsu.runtime import Runtime
 
 log = logging.getLogger("jiritsu.loop")
 
@@ -174,6 +175,7 @@ class TradeLoop:
         self.loaded = load()
         self.settings = self.loaded.settings
         self.replay = self.options.replay is not None
+        self.runtime: Runtime | None = None
         self.engine: Engine | None = None
         self.exchange: Exchange | None = None
         self.ctx: EngineContext | None = None
@@ -186,7 +188,6 @@ class TradeLoop:
         self._next_snapshot = 0
         self._halted_global = False
         self._replay_end: int | None = None
-        self._live: Any = None  # live paper trading's candle refresher
         self._next_market_warning = 0
 
     # --- set-up --------------------------------------------------------------------------
@@ -200,95 +201,70 @@ class TradeLoop:
                 raise UsageError(f"no enabled bot named {', '.join(map(repr, missing))}")
         return bots
 
-    def _connect(self) -> Engine:
-        from jiritsu.db.engine import connect
+    def _symbols(self) -> list[str]:
+        bots = self._bots(self.settings)
+        return sorted({b.symbol for b in bots} | {self.settings.master_bot.index_symbol})
 
-        db = self.settings.database
-        return connect(
-            self.loaded.db_url,
-            attempts=db.reconnect_attempts,
-            base_delay=db.reconnect_base_delay_seconds,
-            connect_timeout=db.connect_timeout_seconds,
-        )
+    def _replay_setup(self) -> tuple[Runtime, int, int]:
+        from jiritsu.clock import SimClock
+        from jiritsu.runtime import build_runtime
 
-    def _replay_setup(self, engine: Engine) -> tuple[Exchange, Any, int, int]:
-        from jiritsu.engine.market import ReplayFeed
-        from jiritsu.exchange.paper import PaperExchange
-        from jiritsu.market.source import ReplaySource
-        from jiritsu.market.store import CandleStore, cache_root
-        from jiritsu.sim.clock import SimClock
-
-        settings = self.settings
-        if settings.general.environment != "paper":
+        if self.settings.general.environment != "paper":
             raise UsageError("--replay runs against the paper exchange: set environment = paper")
-        bots = self._bots(settings)
-        symbols = sorted({b.symbol for b in bots} | {settings.master_bot.index_symbol})
-        store = CandleStore(engine, cache_root(settings.general.data_dir))
-        frames = {s: store.load(s, "1") for s in symbols}
-        empty = [s for s, f in frames.items() if f.height == 0]
-        if empty:
-            raise UsageError(
-                f"no stored 1-minute candles for {', '.join(empty)}: run `jiritsu data synth`, "
-                "`jiritsu data import FILE` or `jiritsu data backfill` first"
-            )
-        first = max(int(f["ts"][0]) for f in frames.values())
-        last = min(int(f["ts"][-1]) for f in frames.values()) + MINUTE_MS
-        assert self.options.replay is not None
-        lo, hi = self.options.replay
-        start = lo if lo is not None else (first // DAY_MS + WARMUP_DAYS) * DAY_MS
-        end = hi if hi is not None else last
-        end = min(end, last)
-        if start >= end:
-            raise UsageError(
-                f"--replay: nothing to replay between {from_ms(start):%Y-%m-%d %H:%M} and "
-                f"{from_ms(end):%Y-%m-%d %H:%M} (stored: {from_ms(first):%Y-%m-%d %H:%M} .. "
-                f"{from_ms(last):%Y-%m-%d %H:%M})"
-            )
-        self.clock = SimClock(start)
-        source = ReplaySource(self.clock, frames)
-        exchange = PaperExchange(engine, settings, source, self.clock)
-        return exchange, ReplayFeed(frames), start, end
+        clock = SimClock(0)
+        rt = build_runtime(self.loaded, "replay", clock, symbols=self._symbols())
+        try:
+            frames = rt.market.frames()
+            empty = [s for s, f in frames.items() if f.height == 0]
+            if empty:
+                raise UsageError(
+                    f"no stored 1-minute candles for {', '.join(empty)}: run `jiritsu data "
+                    "synth`, `jiritsu data import FILE` or `jiritsu data backfill` first"
+                )
+            first = max(int(f["ts"][0]) for f in frames.values())
+            last = min(int(f["ts"][-1]) for f in frames.values()) + MINUTE_MS
+            assert self.options.replay is not None
+            lo, hi = self.options.replay
+            start = lo if lo is not None else (first // DAY_MS + WARMUP_DAYS) * DAY_MS
+            end = min(hi if hi is not None else last, last)
+            if start >= end:
+                raise UsageError(
+                    f"--replay: nothing to replay between {from_ms(start):%Y-%m-%d %H:%M} and "
+                    f"{from_ms(end):%Y-%m-%d %H:%M} (stored: {from_ms(first):%Y-%m-%d %H:%M} "
+                    f".. {from_ms(last):%Y-%m-%d %H:%M})"
+                )
+        except BaseException:
+            rt.close()
+            raise
+        clock.advance_to(start)
+        return rt, start, end
 
-    def _live_setup(self, engine: Engine) -> tuple[Exchange, Any]:
-        from jiritsu.engine.market import ExchangeFeed
+    def _live_setup(self) -> Runtime:
+        from jiritsu.clock import RealClock, SimClock
+        from jiritsu.runtime import build_runtime, default_mode
 
-        if self.settings.general.environment == "paper":
-            from jiritsu.sim.clock import SimClock
+        mode = default_mode(self.loaded)
+        # Paper runs on the loop's step clock: an order sent at a bar close fills at the next
+        # 1-minute open, exactly as in a replay and a backtest.
+        now = int(time.time() * 1000)
+        clock = SimClock(now) if mode == "paper" else RealClock()
+        return build_runtime(self.loaded, mode, clock, symbols=self._symbols())
 
-            # The paper exchange runs on the loop's step clock: an order sent at a bar close
-            # fills at the next 1-minute open, exactly as in a replay and a backtest. Its
-            # candles are the store's, topped up from Bybit's public klines at every step.
-            now = int(time.time() * 1000)
-            self.clock = SimClock(now)
-            exchange, self._live = paper_live(
-                self.loaded, engine, self.clock, self._bots(self.settings)
-            )
-            self._refresh(now, engine)
-        else:
-            from jiritsu.exchange.factory import build_exchange
-
-            exchange = build_exchange(self.loaded)
-        return exchange, ExchangeFeed(exchange)
-
-    def _context(self, engine: Engine, exchange: Exchange, feed: Any) -> EngineContext:
+    def _context(self, rt: Runtime) -> EngineContext:
         from jiritsu.engine.bot import EngineContext
         from jiritsu.engine.snapshot import SentimentCache
-        from jiritsu.exchange.journal import OrderJournal
-        from jiritsu.notify import notifier_from_config
 
-        settings = self.settings
-        news = settings.news_sentiment
+        news = self.settings.news_sentiment
         return EngineContext(
-            engine=engine,
-            exchange=exchange,
-            journal=OrderJournal(engine, exchange, environment=settings.general.environment),
-            feed=feed,
+            engine=rt.db,
+            exchange=rt.exchange,
+            journal=rt.journal,
+            feed=rt.market,
             loaded=self.loaded,
-            notifier=notifier_from_config(self.loaded),
-            environment=settings.general.environment,
-            sentiment=SentimentCache(engine, news.moving_average_period_hours, news.enabled),
-            probe_changes=exchange.name == "paper",
-            sim_time=self.replay,
+            notifier=rt.notifier,
+            environment=rt.environment,
+            sentiment=SentimentCache(rt.db, news.moving_average_period_hours, news.enabled),
+            probe_changes=rt.simulated,
         )
 
     def _make_runners(self) -> None:
@@ -319,23 +295,26 @@ class TradeLoop:
         finally:
             restore()
             self.result.wall_seconds = time.monotonic() - started
-            if self.exchange is not None:
-                self.exchange.close()
-            if self.engine is not None:
-                self.engine.dispose()
+            if self.runtime is not None:
+                self.runtime.close()
         return self.result
 
     def _run(self) -> int:
         from jiritsu.ops import sdnotify
 
-        self.engine = engine = self._connect()
+        end: int | None
         if self.replay:
-            self.exchange, feed, start, end = self._replay_setup(engine)
+            rt, start, end = self._replay_setup()
             self._replay_end = end
         else:
-            self.exchange, feed = self._live_setup(engine)
-            start, end = int(time.time() * 1000), None
-        self.ctx = self._context(engine, self.exchange, feed)
+            rt = self._live_setup()
+            start, end = rt.clock.now_ms(), None
+        self.runtime = rt
+        self.engine = engine = rt.db
+        self.exchange = rt.exchange
+        self.clock = rt.clock
+        self._refresh(start, engine)
+        self.ctx = self._context(rt)
         self.ctx.before_decide = self._before_decide
         self._make_runners()
         self.result.start_ms, self.result.end_ms = start, end
@@ -392,10 +371,10 @@ class TradeLoop:
                 log.warning("%s: final sync failed: %s", runner.name, exc)
 
     def _refresh(self, t: int, engine: Engine) -> None:
-        """Live paper: fresh candles for the step (a failure is a WARNING, once per hour)."""
-        if self._live is None:
-            return
-        error = self._live.refresh(t)
+        """Fresh candles for the step when the runtime tops them up from Bybit (a failure is a
+        WARNING, once per hour)."""
+        assert self.runtime is not None
+        error = self.runtime.market.refresh(t)
         if error is not None and t >= self._next_market_warning:
             self._next_market_warning = t + 60 * MINUTE_MS
             record_event(
@@ -549,7 +528,7 @@ class TradeLoop:
     def _step(self, t: int) -> None:
         assert self.ctx is not None
         assert self.exchange is not None
-        if self.clock is not None and self.clock.now_ms() < t:
+        if isinstance(self.clock, SimClock) and self.clock.now_ms() < t:
             self.clock.advance_to(t)
         self._refresh(t, self.ctx.engine)
         if self.ctx.probe_changes and any(r.has_orders or r.guarded for r in self.runners.values()):
@@ -642,28 +621,6 @@ class TradeLoop:
             self._last_beat = wall
 
 
-def paper_live(loaded: LoadedConfig, engine: Engine, clock: Any, bots: list[Any]) -> tuple:
-    """The paper exchange of live paper trading on ``clock``, with its candle refresher
-    (:class:`jiritsu.engine.market.LiveCandles`); call ``refresh(t)`` before each step."""
-    from jiritsu.engine.market import LiveCandles
-    from jiritsu.exchange.factory import build_market_data_exchange
-    from jiritsu.exchange.paper import PaperExchange
-    from jiritsu.market.source import ReplaySource
-    from jiritsu.market.store import CandleStore, cache_root
-
-    settings = loaded.settings
-    symbols = sorted({b.symbol for b in bots} | {settings.master_bot.index_symbol})
-    source = ReplaySource(clock)
-    live = LiveCandles(
-        build_market_data_exchange(loaded),
-        CandleStore(engine, cache_root(settings.general.data_dir)),
-        source,
-        symbols,
-        days=LiveCandles.history_days(bots),
-    )
-    return PaperExchange(engine, settings, source, clock), live
-
-
 def run_loop(
     loaded_or_load: Any,
     options: LoopOptions | None = None,
@@ -691,39 +648,23 @@ def run_tick(
 ) -> TickResult:
     """One cycle for every enabled bot (or ``bots``): exit 0 ok, 1 errors, 4 halted."""
     from jiritsu import controls
-    from jiritsu.db.engine import connect
+    from jiritsu.clock import RealClock
     from jiritsu.engine.bot import BotRunner
-    from jiritsu.engine.market import ExchangeFeed
     from jiritsu.engine.risk import apply_trip, check_bot, check_portfolio
     from jiritsu.heartbeat import TRADE_TICK, beat
+    from jiritsu.runtime import build_runtime, default_mode
 
     settings = loaded.settings
     t = int(now_ms if now_ms is not None else time.time() * 1000)
     loop = TradeLoop(lambda: loaded, LoopOptions(bots=bots, install_signals=False))
     selected = loop._bots(settings)
-    db = settings.database
-    engine = connect(
-        loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
-    )
-    exchange: Exchange | None = None
-    try:
-        if settings.general.environment == "paper":
-            from jiritsu.sim.clock import SimClock
-
-            exchange, live = paper_live(loaded, engine, SimClock(t), selected)
-            error = live.refresh(t)
-            if error is not None:
-                record_event(
-                    engine, "WARNING", EventType.EXCHANGE_ERROR,
-                    f"market data for paper trading could not be refreshed: {error}", None,
-                    now=from_ms(t),
-                )  # fmt: skip
-        else:
-            from jiritsu.exchange.factory import build_exchange
-
-            exchange = build_exchange(loaded)
-        feed = ExchangeFeed(exchange)
-        ctx = loop._context(engine, exchange, feed)
+    mode = default_mode(loaded)
+    clock = SimClock(t) if mode == "paper" else RealClock()
+    with build_runtime(loaded, mode, clock, symbols=loop._symbols()) as rt:
+        engine, exchange, feed = rt.db, rt.exchange, rt.market
+        loop.runtime = rt
+        loop._refresh(t, engine)
+        ctx = loop._context(rt)
         now = from_ms(t)
         trips: list[str] = []
         glob = controls.halted(engine, now=now).halted
@@ -752,7 +693,3 @@ def run_tick(
         elif halted_names:
             code = ExitCode.HALTED
         return TickResult(int(code), reports, halted_names, trips)
-    finally:
-        if exchange is not None:
-            exchange.close()
-        engine.dispose()

@@ -44,8 +44,8 @@ from jiritsu.events import EventType, record_event
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from jiritsu.engine.market import CandleFeed
     from jiritsu.exchange.base import Exchange
+    from jiritsu.market.data import CandleFeed
     from jiritsu.notify import Notifier
 
 log = logging.getLogger("jiritsu.risk")

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jiritsu.advisors.base import Action, MarketSnapshot
-from jiritsu.sim.clock import from_ms
+from jiritsu.clock import from_ms
 from jiritsu.strategy import kernel as K
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from jiritsu.engine.market import BotBars
+    from jiritsu.market.data import BotBars
 
 log = logging.getLogger("jiritsu.engine")
 

@@ -316,17 +316,36 @@ class BybitExchange(Exchange):
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
         random: Callable[[], float] | None = None,
+        public: bool = False,
     ) -> BybitExchange:
-        """Build from the configuration; keys come from the variables it names.
+        """Build from the configuration; keys come from the variables it names. Called by
+        :mod:`jiritsu.runtime` only.
 
         With ``require_keys`` (the default) a missing master key or a missing key of an enabled
         bot is a UsageError naming the variables (never a value). Without it (market-data-only
-        commands) the error comes when that account is first used.
+        commands) the error comes when that account is first used. ``public``: Bybit's public
+        market data only (klines, tickers, instruments; no key): paper trading's candles are
+        real, so paper reads mainnet (or ``exchange.base_url``).
         """
         settings = loaded.settings
         environment = settings.general.environment
+        ex = settings.exchange
+        if public:
+            return cls(
+                environment="production" if environment == "paper" else environment,
+                credentials={},
+                base_url=ex.base_url,
+                leverage=ex.leverage,
+                timeout=ex.request_timeout_seconds,
+                recv_window_ms=ex.recv_window_ms,
+                retry_policy=RetryPolicy(max_retries=ex.max_retries),
+                sleep=sleep,
+                clock=clock,
+                random=random,
+                verify=verify,
+            )
         if environment == "paper":
-            raise UsageError("paper mode does not talk to Bybit; use build_exchange()")
+            raise UsageError("paper mode does not talk to Bybit; use jiritsu.runtime")
         api = settings.api_keys
         credentials: dict[str, AccountKeys] = {}
         missing: dict[str, str] = {}
@@ -356,7 +375,6 @@ class BybitExchange(Exchange):
             raise UsageError(
                 f"Bybit API keys missing for {environment}: set " + "; ".join(required)
             )
-        ex = settings.exchange
         return cls(
             environment=environment,
             credentials=credentials,

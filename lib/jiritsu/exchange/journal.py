@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
+    from jiritsu.clock import Clock
     from jiritsu.db.models import Order
     from jiritsu.exchange.base import Exchange
 
@@ -39,10 +39,6 @@ RESUMABLE = ("pending", "sent", "unknown")  # the answer never reached us: ask, 
 
 def db_status(status: str) -> str:
     return _DB_STATUS.get(status, status)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def apply_state(row: Order, state: OrderState) -> bool:
@@ -69,12 +65,20 @@ class RecordedFill:
 
 
 class OrderJournal:
-    """Place orders through an :class:`Exchange` with the write-ahead record kept here."""
+    """Place orders through an :class:`Exchange` with the write-ahead record kept here.
 
-    def __init__(self, engine: Engine, exchange: Exchange, *, environment: str) -> None:
+    Rows are stamped by ``clock`` (the runtime's: simulated in a replay, so a replay's order
+    rows carry the step time like its fills and decisions)."""
+
+    def __init__(
+        self, engine: Engine, exchange: Exchange, *, environment: str, clock: Clock | None = None
+    ) -> None:
+        from jiritsu.clock import RealClock
+
         self.engine = engine
         self.exchange = exchange
         self.environment = environment
+        self.clock: Clock = clock or RealClock()
 
     # --- placing ----------------------------------------------------------------------------
 
@@ -126,6 +130,7 @@ class OrderJournal:
                     leg_index=leg_index,
                     reason=redact(reason) if reason else None,
                     status="pending",
+                    created_at=self.clock.now(),
                 )
             )
         return True, "pending"
@@ -175,7 +180,7 @@ class OrderJournal:
                 )
             self._update(request.client_order_id, state=known)
             return known
-        self._update(request.client_order_id, status="sent", sent_at=_now())
+        self._update(request.client_order_id, status="sent", sent_at=self.clock.now())
         try:
             state = self.exchange.place_order(bot, category, request)
         except OrderRejected as exc:

@@ -3,7 +3,7 @@
 Accounts are the sub-bots (by name) and :data:`~jiritsu.exchange.types.MAIN`; their wallets are
 seeded once from ``[paper]`` (each bot's UNIFIED wallet gets its starting balance, MAIN's FUND
 wallet ``main_balance`` and its UNIFIED wallet 0). Prices come from a
-:class:`~jiritsu.market.source.MarketSource`; time from a :class:`~jiritsu.sim.clock.Clock`.
+:class:`~jiritsu.market.source.MarketSource`; time from a :class:`~jiritsu.clock.Clock`.
 
 How orders fill (the bar protocol of :mod:`jiritsu.sim.fills`, on the source's closed bars):
 
@@ -53,6 +53,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from jiritsu.clock import from_ms
 from jiritsu.db.engine import retry_db
 from jiritsu.errors import UsageError
 from jiritsu.exchange import ledger
@@ -82,22 +83,19 @@ from jiritsu.exchange.types import (
 )
 from jiritsu.market.symbols import normalize_symbol, split_symbol
 from jiritsu.sim import fills as fm
-from jiritsu.sim.clock import from_ms
 
 if TYPE_CHECKING:
     import polars as pl
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
-    from jiritsu.config import LoadedConfig
+    from jiritsu.clock import Clock
     from jiritsu.config.models import Settings
     from jiritsu.db.models import PaperOrder, PaperPosition
     from jiritsu.market.source import MarketSource
-    from jiritsu.sim.clock import Clock
 
 T = TypeVar("T")
 
-CANDLE_CACHE_DIRNAME = "candles"  # under general.data_dir
 TIME_IN_FORCE = ("GTC", "IOC", "FOK", "PostOnly")
 _TIF_ONE_BAR = ("IOC", "FOK")  # no partial fills here, so both mean "this bar or never"
 
@@ -189,51 +187,6 @@ class PaperExchange(Exchange):
         self._timeframes = {bot.name: bot.timeframe for bot in settings.sub_bots}
         self._instruments: dict[tuple[str, str], Instrument] = dict(instruments or {})
         self._seeded = False
-        self._owns_engine = False
-
-    @classmethod
-    def from_config(
-        cls,
-        loaded: LoadedConfig,
-        *,
-        source: MarketSource | None = None,
-        clock: Clock | None = None,
-    ) -> PaperExchange:
-        """The paper exchange of a loaded configuration (what ``build_exchange`` returns).
-
-        The ledger lives in the configured database (connected with bounded retries). Without
-        ``source``, prices are a replay of the candle cache ``<data_dir>/candles`` for the bots'
-        symbols; without ``clock``, time is the wall clock, so with a cache that ends before now
-        every order waits for bars that never come. Live paper trading passes the source built
-        on the Bybit exchange's public klines instead.
-        """
-        from jiritsu.db.engine import connect
-        from jiritsu.market.cache import CandleCache
-        from jiritsu.market.source import ReplaySource
-        from jiritsu.sim.clock import RealClock
-
-        settings = loaded.settings
-        clock = clock or RealClock()
-        engine = connect(loaded.db_url)
-        if source is None and settings.paper.price_source == "bybit":
-            from jiritsu.exchange.factory import build_market_data_exchange
-            from jiritsu.market.source import LiveSource
-            from jiritsu.market.store import CandleStore
-
-            store = CandleStore(engine, settings.general.data_dir / CANDLE_CACHE_DIRNAME)
-            source = LiveSource(build_market_data_exchange(loaded), clock, store=store)
-        if source is None:
-            symbols = sorted({bot.symbol for bot in settings.sub_bots})
-            cache = CandleCache(settings.general.data_dir / CANDLE_CACHE_DIRNAME)
-            source = ReplaySource.from_cache(cache, symbols, clock)
-        exchange = cls(engine, settings, source, clock)
-        exchange._owns_engine = True
-        return exchange
-
-    def close(self) -> None:
-        """Dispose of the database engine if this exchange created it."""
-        if self._owns_engine:
-            self.engine.dispose()
 
     # --- transactions ---------------------------------------------------------------------
 

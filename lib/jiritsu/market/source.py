@@ -1,8 +1,8 @@
 """Where the paper exchange gets its prices: a :class:`MarketSource`.
 
-Two kinds serve the protocol. Online, the Bybit exchange's public klines and tickers (no API key
-needed) are the source. Offline (demos, tests, replays) it is :class:`ReplaySource`: stored
-1-minute candles revealed by a simulated clock the caller advances.
+:class:`ReplaySource` holds 1-minute candles in memory and reveals them by a clock; the
+market-data service (:class:`jiritsu.market.data.MarketData`) keeps one, filled from the candle
+store and, for live prices, topped up from Bybit's public klines first.
 
 The rule every source keeps: a bar is visible only once it has CLOSED (``ts + bar_ms <= now``).
 The paper exchange fills orders on closed bars only, so it can never act on a price that, at the
@@ -12,14 +12,14 @@ fills in that minute, and pending orders wait for the next bar that exists.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import polars as pl
 
+from jiritsu.clock import Clock
 from jiritsu.errors import UsageError
-from jiritsu.market.cache import CandleCache
 from jiritsu.market.frames import (
     bucket_offset_ms,
     empty_frame,
@@ -29,11 +29,9 @@ from jiritsu.market.frames import (
     validate_frame,
 )
 from jiritsu.market.symbols import normalize_symbol
-from jiritsu.sim.clock import Clock
 
 if TYPE_CHECKING:
-    from jiritsu.exchange.base import Exchange
-    from jiritsu.market.store import CandleStore
+    pass
 
 __all__ = ["Bar", "MarketSource", "ReplaySource"]
 
@@ -94,10 +92,10 @@ class _Series:
 
 
 class ReplaySource:
-    """Stored candles replayed by a :class:`~jiritsu.sim.clock.Clock` (normally a SimClock).
+    """Stored candles replayed by a :class:`~jiritsu.clock.Clock` (normally a SimClock).
 
-    Build it from frames (tests) or from the :class:`~jiritsu.market.cache.CandleCache`
-    (:meth:`from_cache`). ``interval`` is the length of the stored bars ("1" = 1-minute, the
+    Build it from frames (:class:`~jiritsu.market.data.MarketData` adds the stored ones).
+    ``interval is the length of the stored bars ("1" = 1-minute, the
     normal case); coarser bars make quicker demos with coarser fills.
     """
 
@@ -114,23 +112,6 @@ class ReplaySource:
         self._series: dict[str, _Series] = {}
         for symbol, frame in (frames or {}).items():
             self.add(symbol, frame)
-
-    @classmethod
-    def from_cache(
-        cls,
-        cache: CandleCache,
-        symbols: Iterable[str],
-        clock: Clock,
-        *,
-        start_ms: int | None = None,
-        end_ms: int | None = None,
-        interval: str = "1",
-    ) -> ReplaySource:
-        """Load ``symbols`` from the candle cache (``start_ms <= ts < end_ms``) into memory."""
-        source = cls(clock, interval=interval)
-        for symbol in symbols:
-            source.add(symbol, cache.load(symbol, interval, start_ms, end_ms))
-        return source
 
     def add(self, symbol: str, frame: pl.DataFrame) -> None:
         """Add (or replace) the candles of one symbol; the frame must be canonical."""
@@ -216,79 +197,3 @@ class ReplaySource:
         bars = base if iv == self.bar_ms else resample(base, interval)
         bars = bars.filter((pl.col("ts") >= lower) & (pl.col("ts") < upper))
         return bars.tail(limit)
-
-
-class LiveSource(ReplaySource):
-    """Bybit's public 1-minute klines, fetched as time passes: paper money on real prices.
-
-    Before answering, it tops up each symbol with the bars that closed since its newest one
-    (bounded pages; the first call loads ``lookback_minutes``), keeps ``lookback_minutes`` in
-    memory, and optionally stores what it fetched in the candle store so backtests and the phase
-    classifier see the same bars. Everything else is :class:`ReplaySource`'s logic, so live
-    paper trading and replays share one implementation of "closed bars only".
-    """
-
-    MAX_PAGES = 20  # one call never pages more than this (20 000 minutes)
-
-    def __init__(
-        self,
-        exchange: Exchange,
-        clock: Clock,
-        *,
-        category: str = "linear",
-        lookback_minutes: int = 3 * 1440,
-        store: CandleStore | None = None,
-    ) -> None:
-        super().__init__(clock, interval="1")
-        self.exchange = exchange
-        self.category = category
-        self.lookback_ms = lookback_minutes * 60_000
-        self.store = store
-        self._fetched_to: dict[str, int] = {}  # symbol -> exclusive end of what was asked for
-
-    def _refresh(self, symbol: str, now_ms: int | None) -> None:
-        symbol = normalize_symbol(symbol)
-        now = self._now(now_ms)
-        end = now - now % self.bar_ms  # the bar opening at `end` has not closed yet
-        start = self._fetched_to.get(symbol, end - self.lookback_ms)
-        if start >= end:
-            return
-        pages: list[pl.DataFrame] = []
-        cursor = end
-        for _ in range(self.MAX_PAGES):
-            page = self.exchange.klines(
-                symbol, "1", category=self.category,  # type: ignore[arg-type]
-                start_ms=start, end_ms=cursor - 1, limit=1000,
-            )  # fmt: skip
-            page = page.filter((pl.col("ts") >= start) & (pl.col("ts") < cursor))
-            if page.height == 0:
-                break
-            pages.append(page)
-            cursor = int(page["ts"][0])
-            if cursor <= start:
-                break
-        self._fetched_to[symbol] = end
-        if not pages:
-            return
-        new = pl.concat(pages).unique("ts").sort("ts")
-        if self.store is not None:
-            self.store.write(symbol, "1", new)
-        old = self._series.get(symbol)
-        frame = new if old is None else pl.concat([old.frame, new]).unique("ts").sort("ts")
-        self.add(symbol, frame.filter(pl.col("ts") >= end - self.lookback_ms))
-
-    def prepare(self, symbols: Iterable[str], now_ms: int | None = None) -> None:
-        """Fetch what closed since the last call for ``symbols`` (the paper exchange calls this
-        before it locks its ledger, so no network call or store write happens inside)."""
-        for symbol in symbols:
-            self._refresh(symbol, now_ms)
-
-    def bars_between(
-        self, symbol: str, start_ms: int, end_ms: int, *, now_ms: int | None = None
-    ) -> pl.DataFrame:
-        self._refresh(symbol, now_ms)
-        return super().bars_between(symbol, start_ms, end_ms, now_ms=now_ms)
-
-    def last_closed_bar(self, symbol: str, now_ms: int | None = None) -> Bar | None:
-        self._refresh(symbol, now_ms)
-        return super().last_closed_bar(symbol, now_ms)

@@ -48,7 +48,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from jiritsu.errors import DatabaseUnavailable, ExitCode, NotImplementedYet
+from jiritsu.errors import DatabaseUnavailable, ExitCode
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -613,16 +613,16 @@ def exchange_check(
     """
     settings = loaded.settings
     environment = settings.general.environment
+    runtimes: list[Any] = []
     if builder is None:
-        try:
-            from jiritsu.exchange.factory import build_exchange
-        except ImportError:
-            return Check("exchange", SKIPPED, "skipped: exchange layer not available")
-        builder = build_exchange
+        from jiritsu.runtime import build_runtime
+
+        def builder(quick: LoadedConfig, *, require_keys: bool) -> Exchange:
+            runtimes.append(build_runtime(quick, require_keys=require_keys, notify=False))
+            return runtimes[-1].exchange
+
     try:
         exchange = builder(_quick(loaded, timeout), require_keys=False)
-    except (ImportError, NotImplementedYet) as exc:
-        return Check("exchange", SKIPPED, f"skipped: exchange layer not available ({exc})")
     except Exception as exc:  # noqa: BLE001 - any failure to build it is the finding
         return Check(
             "exchange", BAD, f"{environment}: cannot set up the exchange: " f"{_error_text(exc)}"
@@ -638,6 +638,8 @@ def exchange_check(
     finally:
         try:
             exchange.close()
+            for runtime in runtimes:
+                runtime.close()
         except Exception as exc:  # noqa: BLE001 - closing is best effort
             log.debug("closing the exchange failed: %s", exc)
     skew = server.timestamp() - (before + after) / 2

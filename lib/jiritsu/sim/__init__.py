@@ -1,9 +1,9 @@
-"""Simulation: the fill model shared by paper trading and the backtester (:mod:`.fills`) and the
-clocks that drive replays (:mod:`.clock`). Both modules are light to import (no polars)."""
+"""Simulation: the fill model shared by paper trading and the backtester (:mod:`.fills`), and the
+clocks that drive replays (defined in :mod:`jiritsu.clock`). Light to import (no polars)."""
 
 from __future__ import annotations
 
-from jiritsu.sim.clock import Clock, RealClock, SimClock, from_ms, to_ms
+from jiritsu.clock import Clock, RealClock, SimClock, from_ms, to_ms
 from jiritsu.sim.fills import (
     EXIT_NONE,
     EXIT_SL,

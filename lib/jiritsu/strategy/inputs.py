@@ -2,7 +2,7 @@
 
 :func:`prepare` is the ONE way to turn candles and a bot's settings into what
 :func:`jiritsu.strategy.kernel.simulate` reads -- the same resampling and indicator functions the
-live :class:`~jiritsu.engine.market.ReplayFeed` uses -- and :func:`run` calls it. A backtest, a
+live :class:`~jiritsu.market.data.MarketData` uses -- and :func:`run` calls it. A backtest, a
 tuning grid (change ``inputs.params`` or rebuild from ``settings.with_params(...)``) and the
 parity test all go through here.
 """

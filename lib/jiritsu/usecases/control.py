@@ -128,15 +128,20 @@ def flatten(
 
     scope = scope_for(loaded.settings, bot)
     if exchange_factory is None:
-        from jiritsu.exchange.factory import build_exchange as exchange_factory
-    exchange = exchange_factory(loaded)
+        from jiritsu.runtime import build_runtime
+
+        runtime = build_runtime(loaded, db=engine, notify=False)
+        exchange, close = runtime.exchange, runtime.close
+    else:
+        exchange = exchange_factory(loaded)
+        close = exchange.close
     try:
         report = run(
             engine, exchange, loaded.settings, bot=bot, now=now, notifier=notifier, by=by.name,
             requested_by=str(by),
         )  # fmt: skip
     finally:
-        exchange.close()
+        close()
     cancelled = sum(1 for line in report.lines if line.action == "cancelled")
     closed = sum(1 for line in report.lines if line.action == "close")
     message = (

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jiritsu.sim.clock import Clock, RealClock, SimClock, from_ms, to_ms
+from jiritsu.clock import Clock, RealClock, SimClock, from_ms, to_ms
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 T0_MS = 1_767_225_600_000

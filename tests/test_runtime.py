@@ -1,4 +1,5 @@
-"""build_exchange: the one place that picks paper or Bybit, and which Bybit host."""
+"""build_runtime: the one place that picks paper or Bybit, which Bybit host, and whether the
+market data may touch the network."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from jiritsu.errors import ConfigError
 from jiritsu.exchange.bybit import BybitExchange
-from jiritsu.exchange.factory import build_exchange
+from jiritsu.runtime import build_runtime
 from tests.exchange.bybit_env import BybitEnv, bybit_env
 
 
@@ -17,11 +18,11 @@ def env():
 
 
 def test_testnet_with_a_base_url_talks_to_it(env: BybitEnv):
-    ex = build_exchange(env.loaded(), verify=str(env.fake.ca_path), sleep=env.sleeps.append)
-    assert isinstance(ex, BybitExchange)
-    assert ex.endpoint == env.fake.endpoint
-    assert ex.balance("SubBot-C").wallet_balance == 1000
-    ex.close()
+    with build_runtime(env.loaded(), verify=str(env.fake.ca_path), sleep=env.sleeps.append) as rt:
+        ex = rt.exchange
+        assert isinstance(ex, BybitExchange)
+        assert ex.endpoint == env.fake.endpoint
+        assert ex.balance("SubBot-C").wallet_balance == 1000
 
 
 @pytest.mark.parametrize(
@@ -36,9 +37,10 @@ def test_each_environment_gets_its_official_host(env: BybitEnv, environment: str
     loaded = env.loaded(
         {"JIRITSU_GENERAL__ENVIRONMENT": environment, "JIRITSU_EXCHANGE__BASE_URL": ""}
     )
-    ex = build_exchange(loaded)
-    assert isinstance(ex, BybitExchange)
-    assert ex.endpoint == host
+    with build_runtime(loaded) as rt:
+        assert isinstance(rt.exchange, BybitExchange)
+        assert rt.exchange.endpoint == host
+        assert rt.market.client is not None  # live trading tops its candles up from Bybit
     assert env.fake.requests == []  # building connects to nothing
 
 
@@ -48,10 +50,8 @@ def test_plain_http_to_a_remote_host_is_refused_by_the_config(env: BybitEnv):
 
 
 def test_paper_never_builds_bybit(env: BybitEnv):
-    ex = build_exchange(env.loaded({"JIRITSU_GENERAL__ENVIRONMENT": "paper"}))
-    try:
-        assert not isinstance(ex, BybitExchange)
-        assert ex.name == "paper"
-    finally:
-        ex.close()
+    with build_runtime(env.loaded({"JIRITSU_GENERAL__ENVIRONMENT": "paper"})) as rt:
+        assert not isinstance(rt.exchange, BybitExchange)
+        assert rt.exchange.name == "paper"
+        assert rt.market.client is None  # price_source = "replay": offline
     assert env.fake.requests == []

@@ -1,0 +1,188 @@
+"""The composition root: the one place that turns a loaded configuration into wired objects.
+
+``build_runtime(loaded, mode, clock)`` decides, once, what the process talks to::
+
+    mode      exchange                    market data (store-backed)           clock
+    live      Bybit (environment's host)  topped up from that host's klines    RealClock
+    paper     paper ledger in the db      price_source "bybit": topped up from RealClock or the
+                                          mainnet klines; "replay": offline    loop's step clock
+    replay    paper ledger in the db      offline, whole stored range          SimClock
+    simulate  paper ledger in the db      offline, whole stored range          SimClock
+
+Everything else (commands, the trade loop, use-cases, the dashboard's buttons) asks the
+:class:`Runtime` for its exchange, market data, journal, notifier and clock instead of building
+them: this module is the only construction site of the paper exchange, the Bybit exchange and
+the market-data service outside the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from jiritsu.clock import Clock, RealClock, SimClock
+from jiritsu.errors import UsageError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from jiritsu.config import LoadedConfig
+    from jiritsu.exchange.base import Exchange
+    from jiritsu.exchange.journal import OrderJournal
+    from jiritsu.market.data import MarketData
+    from jiritsu.notify import Notifier
+
+Mode = Literal["live", "paper", "replay", "simulate"]
+MODES: tuple[str, ...] = ("live", "paper", "replay", "simulate")
+OFFLINE_MODES = ("replay", "simulate")
+
+
+def default_mode(loaded: LoadedConfig) -> Mode:
+    """``live`` on a Bybit environment, ``paper`` in paper mode (replay and simulate are asked
+    for explicitly: they need a simulated clock)."""
+    return "paper" if loaded.settings.general.environment == "paper" else "live"
+
+
+def live_prices(loaded: LoadedConfig, mode: str) -> bool:
+    """Does this mode top its candles up from Bybit? The one place ``price_source`` is read."""
+    if mode in OFFLINE_MODES:
+        return False
+    if mode == "paper":
+        return loaded.settings.paper.price_source == "bybit"
+    return True
+
+
+@dataclass
+class Runtime:
+    """The wired objects of one process (see the module docstring); :meth:`close` releases
+    what the runtime opened (also as a context manager)."""
+
+    loaded: LoadedConfig
+    mode: str
+    clock: Clock
+    db: Engine
+    market: MarketData
+    exchange: Exchange
+    journal: OrderJournal
+    notifier: Notifier | None
+    owns_db: bool = True
+
+    @property
+    def settings(self) -> Any:
+        return self.loaded.settings
+
+    @property
+    def environment(self) -> str:
+        return str(self.loaded.settings.general.environment)
+
+    @property
+    def simulated(self) -> bool:
+        """True when the exchange is the paper ledger (paper, replay, simulate)."""
+        return self.mode != "live"
+
+    def exchange_for(self, bot: str) -> Exchange:
+        """The exchange a bot trades on (one client serves every account today)."""
+        return self.exchange
+
+    def close(self) -> None:
+        self.exchange.close()
+        if self.market.client is not None:
+            self.market.client.close()
+        if self.owns_db:
+            self.db.dispose()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_runtime(
+    loaded: LoadedConfig,
+    mode: str | None = None,
+    clock: Clock | None = None,
+    *,
+    db: Engine | None = None,
+    symbols: Iterable[str] | None = None,
+    require_keys: bool = True,
+    notify: bool = True,
+    verify: str | bool | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> Runtime:
+    """Wire the objects of ``mode`` (default: :func:`default_mode`) on ``clock`` (default: the
+    wall clock; replay and simulate need a SimClock).
+
+    ``db``: an engine the caller owns (default: connect with the configured retries; the runtime
+    then disposes of it). ``symbols``: the candles to serve (default: every bot's symbol and the
+    index symbol). ``require_keys=False`` is for commands that only read market data;
+    ``verify``/``sleep`` are for tests against the loopback fake.
+    """
+    from jiritsu.exchange.journal import OrderJournal
+    from jiritsu.market.data import MarketData, history_days
+    from jiritsu.market.store import CandleStore, cache_root
+
+    settings = loaded.settings
+    mode = mode or default_mode(loaded)
+    if mode not in MODES:
+        raise UsageError(f"unknown runtime mode {mode!r} (one of {', '.join(MODES)})")
+    environment = settings.general.environment
+    if (mode == "live") == (environment == "paper"):
+        raise UsageError(f"mode {mode!r} does not run with environment = {environment!r}")
+    if clock is None:
+        if mode in OFFLINE_MODES:
+            raise UsageError(f"mode {mode!r} needs a simulated clock")
+        clock = RealClock()
+    elif mode in OFFLINE_MODES and not isinstance(clock, SimClock):
+        raise UsageError(f"mode {mode!r} needs a simulated clock")
+    owns_db = db is None
+    if db is None:
+        from jiritsu.db.engine import connect_configured
+
+        db = connect_configured(loaded)
+    verify = verify if verify is not None else (settings.exchange.ca_file or None)
+    client = (
+        public_client(loaded, verify=verify, sleep=sleep) if live_prices(loaded, mode) else None
+    )
+    wanted = set(symbols) if symbols is not None else _symbols(settings)
+    days = None if mode in OFFLINE_MODES else history_days(b.timeframe for b in settings.sub_bots)
+    store = CandleStore(db, cache_root(settings.general.data_dir))
+    market = MarketData(store, clock, wanted, days=days, client=client)
+    exchange: Exchange
+    if mode == "live":
+        from jiritsu.exchange.bybit import BybitExchange
+
+        exchange = BybitExchange.from_config(
+            loaded, require_keys=require_keys, verify=verify, sleep=sleep
+        )
+    else:
+        from jiritsu.exchange.paper import PaperExchange
+
+        exchange = PaperExchange(db, settings, market, clock)
+    notifier = None
+    if notify:
+        from jiritsu.notify import notifier_from_config
+
+        notifier = notifier_from_config(loaded)
+    journal = OrderJournal(db, exchange, environment=environment, clock=clock)
+    return Runtime(loaded, mode, clock, db, market, exchange, journal, notifier, owns_db)
+
+
+def public_client(
+    loaded: LoadedConfig,
+    *,
+    verify: str | bool | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> Exchange:
+    """Bybit's public market data (klines, tickers, instruments; no key): the environment's host,
+    mainnet in paper mode (paper money, real candles), or ``exchange.base_url``. For the live
+    top-up and for ``jiritsu data backfill``."""
+    from jiritsu.exchange.bybit import BybitExchange
+
+    verify = verify if verify is not None else (loaded.settings.exchange.ca_file or None)
+    return BybitExchange.from_config(loaded, public=True, verify=verify, sleep=sleep)
+
+
+def _symbols(settings: Any) -> set[str]:
+    return {b.symbol for b in settings.sub_bots} | {settings.master_bot.index_symbol}
