@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,20 @@ class ServerFactory:
 
 
 StartServer = ServerFactory
+
+
+def assert_pnl_is_numeric(server: Server, exact: dict[int, Decimal], first: int = 10) -> None:
+    """``trade_history`` filters ``pnl < -1`` and sorts by pnl as the exact values would."""
+    below = sorted(i for i, pnl in exact.items() if pnl < -1)
+    assert below
+    rows = server.get("/jiritsu/trade_history.json?_shape=array&_size=max&pnl__lt=-1").json()
+    assert sorted(row["id"] for row in rows) == below
+    ascending = server.get(
+        f"/jiritsu/trade_history.json?_shape=array&_size={first}&_sort=pnl&pnl__notblank=1"
+    ).json()
+    want = sorted(exact.items(), key=lambda item: (item[1], item[0]))[:first]
+    assert [row["id"] for row in ascending] == [i for i, _ in want]
+    assert ascending[0]["pnl"] == pytest.approx(float(want[0][1]))
 
 
 @pytest.fixture

@@ -43,7 +43,8 @@ def test_every_page_is_configured_with_a_consistent_layout() -> None:
             assert chart["db"] == DB_NAME
             assert chart["query"].lstrip().upper().startswith(("SELECT", "WITH")), name
             if chart["library"] == "vega-lite":
-                assert {"mark", "encoding"} <= set(chart["display"]), name
+                assert "encoding" in chart["display"], name
+                assert {"mark", "layer"} & set(chart["display"]), name
             if chart["library"] == "metric":
                 assert chart["display"]["field"] == "value"
 
@@ -51,6 +52,7 @@ def test_every_page_is_configured_with_a_consistent_layout() -> None:
 def test_the_log_viewer_refreshes_and_the_summary_has_its_numbers() -> None:
     boards = build_metadata(_settings())["plugins"]["datasette-dashboards"]
     assert boards["log"]["settings"]["autorefresh"] == 1
+    assert boards["summary"]["settings"]["autorefresh"] == 0.5
     titles = {chart["title"] for chart in boards["summary"]["charts"].values()}
     assert {"Total equity", "24h PnL (realised)", "Total profit saved", "Trading", "Health"} <= (
         titles
@@ -75,6 +77,25 @@ def test_only_the_configured_users_get_in() -> None:
     assert auth["auditor_password_hash"] == {"$env": "AUDIT_HASH"}
     assert auth["actors"] == {"operator": {"id": "operator"}, "auditor": {"id": "auditor"}}
     assert metadata["plugins"]["jiritsu-allowlist"] == {"allowed_ips": ["10.0.0.0/8"]}
+
+
+def test_who_may_press_the_control_buttons() -> None:
+    def users(*flags: bool | None) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for i, flag in enumerate(flags):
+            user: dict[str, object] = {"username": f"u{i}", "password_hash_env": f"H{i}"}
+            if flag is not None:
+                user["can_control"] = flag
+            out.append(user)
+        return out
+
+    assert _settings(users=users(None, None)).dashboard.controllers() == ["u0"]
+    assert _settings(users=users(False, None, True)).dashboard.controllers() == ["u2"]
+    assert _settings().dashboard.controllers() == ["operator"]
+    off = _settings(users=users(True, True), controls_enabled=False)
+    assert off.dashboard.controllers() == []
+    text = build_metadata(off)["plugins"]["datasette-dashboards"]["intervention"]["charts"]
+    assert "switched off" in text["commands"]["display"]
 
 
 def test_the_hash_never_enters_the_metadata(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ from jiritsu.db.models import DASHBOARD_VIEW_NAMES, Base, Trade
 from jiritsu.db.types import UTCDateTime
 from jiritsu.errors import UsageError
 from jiritsu_cli.main import app
-from tests.dashboard.conftest import SEED_END, ServerFactory, write_config
+from tests.dashboard.conftest import SEED_END, ServerFactory, assert_pnl_is_numeric, write_config
 
 # Ordering that makes each view's rows comparable.
 VIEW_ORDER = {
@@ -32,6 +32,11 @@ VIEW_ORDER = {
     "sentiment_daily": "day",
     "health_latest": "check_name",
     "dashboard_summary": "as_of",
+    "trade_history": "id",
+    "fill_history": "id",
+    "order_history": "id",
+    "transfer_history": "id",
+    "data_clock": "now_utc",
 }
 
 
@@ -160,6 +165,15 @@ def test_served_mirror_matches_postgresql_and_is_swapped_live(
         assert _same(expected, served), view
     for slug in ("summary", "performance"):
         assert server.get(f"/-/dashboards/{slug}").status_code == 200
+
+    # money from PostgreSQL's NUMERIC sorts and filters as numbers in the mirror's views
+    engine = make_engine(seeded_pg)
+    with engine.connect() as conn:
+        exact = dict(
+            conn.execute(sa.select(Trade.id, Trade.pnl).where(Trade.pnl.is_not(None))).all()
+        )
+    engine.dispose()
+    assert_pnl_is_numeric(server, exact)
 
     def count() -> int:
         body = server.get("/jiritsu.json?sql=select+count(*)+as+n+from+trades&_shape=array")

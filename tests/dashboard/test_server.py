@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import html
 import json
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from jiritsu.config import Settings
 from jiritsu.dashboard.config import PAGES, build_metadata, chart_urls
-from tests.dashboard.conftest import BOTS, HASH_ENV, Server
+from tests.dashboard.conftest import BOTS, HASH_ENV, Server, assert_pnl_is_numeric
 
 # Pages, tables, views, canned queries, raw SQL, the dashboards and Datasette's own JSON.
 PROTECTED = [
@@ -81,9 +84,12 @@ def test_a_wrong_password_does_not_log_in(server: Server) -> None:
     assert server.get("/jiritsu/trades.json").status_code == 403
 
 
-def test_login_sets_the_actor(operator: Server) -> None:
+def test_login_sets_the_actor_and_lands_on_the_dashboards(operator: Server) -> None:
     assert operator.get("/-/actor.json").json() == {"actor": {"id": "operator"}}
-    assert operator.get("/").status_code == 200
+    home = operator.get("/")  # where the login form sends the browser
+    assert home.status_code == 302
+    assert home.headers["location"] == "/-/dashboards"
+    assert operator.get("/-/dashboards").status_code == 200
 
 
 @pytest.mark.parametrize("slug", list(PAGES))
@@ -131,16 +137,38 @@ def test_manual_intervention_shows_the_exact_commands(operator: Server) -> None:
         assert f"{prefix} flatten --bot {bot} --yes" in text
 
 
-def test_trade_history_is_the_filterable_trades_table(operator: Server) -> None:
-    page = operator.get("/jiritsu/trades?sub_bot_name=SubBot-B&_sort_desc=timestamp")
+def test_trade_history_filters_on_the_bot_column_it_shows(operator: Server) -> None:
+    page = operator.get("/jiritsu/trade_history?bot=SubBot-B&_sort_desc=time_utc")
     assert page.status_code == 200
     rows = operator.get(
-        "/jiritsu/trades.json?_shape=array&sub_bot_name=SubBot-B&_sort_desc=timestamp"
+        "/jiritsu/trade_history.json?_shape=array&_size=max&bot=SubBot-B&_sort_desc=time_utc"
     ).json()
     assert rows
-    assert {row["sub_bot_name"] for row in rows} == {"SubBot-B"}
-    stamps = [row["timestamp"] for row in rows]
+    assert {row["bot"] for row in rows} == {"SubBot-B"}
+    stamps = [row["time_utc"] for row in rows]
     assert stamps == sorted(stamps, reverse=True)
+    links = DASHBOARDS["trades"]["charts"]["browse"]["display"]
+    assert "trade_history?_sort_desc=time_utc&bot=SubBot-B" in links
+
+
+def exact_pnls(db: Path) -> dict[int, Decimal]:
+    """Every trade's stored pnl (exact decimal text) by id, read straight from the file."""
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT id, pnl FROM trades WHERE pnl IS NOT NULL").fetchall()
+    finally:
+        conn.close()
+    return {row[0]: Decimal(row[1]) for row in rows}
+
+
+def test_trades_sort_and_filter_by_pnl_as_numbers(operator: Server, shared_db: Path) -> None:
+    exact = exact_pnls(shared_db)
+    below = sorted(i for i, pnl in exact.items() if pnl < -1)
+    assert 0 < len(below) < len(exact)  # the seed has a few big losses among many small ones
+    as_text = {i for i, pnl in exact.items() if str(pnl) < "-1"}
+    assert as_text != set(below)  # text comparison would get this wrong
+
+    assert_pnl_is_numeric(operator, exact, first=20)
 
 
 def test_metadata_names_the_hash_variable_and_never_shows_the_hash(

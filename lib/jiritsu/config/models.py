@@ -962,6 +962,8 @@ class HealthSettings(_Model):
 class DashboardUser(_Model):
     username: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
     password_hash_env: EnvName
+    # May press halt/resume/flatten; unset means yes for the first user, no for the others.
+    can_control: bool | None = None
 
 
 class DashboardSettings(_Model):
@@ -973,10 +975,12 @@ class DashboardSettings(_Model):
             DashboardUser(
                 username="operator",
                 password_hash_env="JIRITSU_DASHBOARD_PASSWORD_HASH",  # noqa: S106 - a name
+                can_control=True,
             )
         ]
     )
     mirror_path: str = ""
+    controls_enabled: bool = True  # false removes the dashboard's halt/resume/flatten route
 
     @field_validator("allowed_ips")
     @classmethod
@@ -1006,6 +1010,16 @@ class DashboardSettings(_Model):
     @classmethod
     def _absolute(cls, value: str, info: ValidationInfo) -> str:
         return str(resolve_path(value, _config_dir(info))) if value else value
+
+    def controllers(self) -> list[str]:
+        """The users who may press the control buttons (none when controls are disabled)."""
+        if not self.controls_enabled:
+            return []
+        return [
+            user.username
+            for i, user in enumerate(self.users)
+            if (user.can_control if user.can_control is not None else i == 0)
+        ]
 
     def network_list(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """``allowed_ips`` as networks (a single address is a /32 or /128)."""

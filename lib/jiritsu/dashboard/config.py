@@ -5,8 +5,14 @@ disk. The password hashes are only referenced (``{"$env": NAME}``): Datasette re
 the server's environment, so ``/-/metadata`` and any dump of this dict show names, not secrets.
 
 Chart SQL runs in Datasette, so it is SQLite SQL (the served file is SQLite: the live database
-or the mirror); numbers that must agree with PostgreSQL come from the views of migration 0004.
-Times are turned into ISO-8601 (``...T...Z``) for vega-lite, money into REAL.
+or the mirror); numbers that must agree with PostgreSQL come from the views of migrations 0004
+and 0005, and table links point at 0005's numeric views so money sorts and filters as numbers.
+``money()``, ``num()`` and ``pct()`` are the display functions of :mod:`jiritsu.dashboard.plugin`.
+
+One time rule: everything is shown in UTC and says so (table columns "... (UTC)", chart axes on
+UTC scales titled "(UTC)"); the daily views group by UTC day. "The last N days" count back from
+the data's clock (the ``data_clock`` view), so a replay or simulation database shows its own
+recent past.
 """
 
 from __future__ import annotations
@@ -24,6 +30,17 @@ ALLOWLIST_PLUGIN = "jiritsu-allowlist"
 AUTH_PLUGIN = "datasette-auth-passwords"
 DASHBOARDS_PLUGIN = "datasette-dashboards"
 LOG_REFRESH_MINUTES = 1
+SUMMARY_REFRESH_MINUTES = 0.5
+DAY_MS = 86_400_000
+CONTROL_PATH = "/-/jiritsu/control"  # served by jiritsu.dashboard.plugin
+LOG_TAIL_PATH = "/-/jiritsu/log"
+# datasette-dashboards' vega-lite config, plus numbers with thousands separators.
+_VL_CONFIG = {
+    "background": "#00000000",
+    "arc": {"innerRadius": 50},
+    "line": {"point": False},
+    "numberFormat": ",.2~f",
+}
 
 # slug -> title, in menu order
 PAGES: dict[str, str] = {
@@ -48,7 +65,7 @@ DATASETTE_SETTINGS: dict[str, Any] = {
 
 
 def _vl(mark: dict[str, Any] | str, encoding: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {"mark": mark, "encoding": encoding}
+    spec: dict[str, Any] = {"mark": mark, "encoding": encoding, "config": _VL_CONFIG}
     spec.update(extra)
     return spec
 
@@ -58,7 +75,24 @@ def _q(field: str, title: str | None = None, **extra: Any) -> dict[str, Any]:
 
 
 def _t(field: str, title: str = "time", **extra: Any) -> dict[str, Any]:
-    return {"field": field, "type": "temporal", "title": title, **extra}
+    """A time axis on a UTC scale, titled "(UTC)" (the dashboard's one time rule)."""
+    return {
+        "field": field,
+        "type": "temporal",
+        "title": f"{title} (UTC)",
+        "scale": {"type": "utc"},
+        **extra,
+    }
+
+
+def _day(field: str = "day", title: str = "day") -> dict[str, Any]:
+    """A UTC day axis: at most one label per day (a one-day chart does not repeat its date)."""
+    return _t(
+        field,
+        title,
+        timeUnit="utcyearmonthdate",
+        axis={"tickMinStep": DAY_MS, "labelExpr": "utchours(datum.value) == 0 ? datum.label : ''"},
+    )
 
 
 def _n(field: str, title: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -88,7 +122,26 @@ def _markdown(title: str, text: str) -> dict[str, Any]:
 
 
 def _money(expr: str) -> str:
-    return f"printf('%.2f', {expr})"
+    return f"money({expr})"
+
+
+def _utc(expr: str, alias: str) -> str:
+    """A stored UTC timestamp as 'YYYY-MM-DD HH:MM:SS' under a column that says UTC."""
+    return f'substr({expr}, 1, 19) AS "{alias} (UTC)"'
+
+
+def _or_none(columns: list[str], rest: str, first: str = "'none'") -> str:
+    """``rest`` plus one row of ``first`` and blanks when it has no rows.
+
+    datasette-dashboards' table chart reads the columns off the first row; an empty result
+    broke the page (a TypeError) and left the card blank.
+    """
+    names = [column.rsplit(" AS ", 1)[-1] for column in columns]
+    blanks = ", ".join([f"{first} AS {names[0]}"] + [f"'' AS {name}" for name in names[1:]])
+    where = rest.split(" ORDER BY ")[0]
+    inner = f"SELECT {', '.join(columns)} {rest}"
+    empty = f"SELECT {blanks} WHERE NOT EXISTS (SELECT 1 {where})"
+    return f"SELECT * FROM ({inner}) UNION ALL {empty}"  # noqa: S608 - this module's SQL
 
 
 def _h(column: str, alias: str | None = None) -> str:
@@ -111,7 +164,8 @@ def _summary() -> dict[str, Any]:
     return {
         "title": PAGES["summary"],
         "description": "Where the portfolio stands now. 24 hours count back from the newest "
-        "snapshot (data as of).",
+        "snapshot (data as of). Times are UTC. The page refreshes itself every 30 seconds.",
+        "settings": {"autorefresh": SUMMARY_REFRESH_MINUTES},
         "layout": [
             ["total_equity", "pnl_24h", "equity_change_24h", "profit_saved"],
             ["trading", "health", "as_of", "as_of"],
@@ -152,14 +206,13 @@ def _summary() -> dict[str, Any]:
             ),
             "as_of": _metric(
                 "Data as of",
-                f"SELECT COALESCE(substr(as_of, 1, 19) || ' UTC', 'no snapshot yet') AS value {s}",
+                f"SELECT COALESCE(substr(as_of, 1, 16) || ' UTC', 'no snapshot yet') AS value {s}",
             ),
             "equity_30d": _chart(
                 "Total equity, last 30 days",
                 "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', \"timestamp\") AS time, "
                 "CAST(total_balance_usdt AS REAL) AS equity FROM portfolio_history "
-                "WHERE \"timestamp\" >= (SELECT strftime('%Y-%m-%d %H:%M:%S', "
-                "MAX(\"timestamp\"), '-30 days') FROM portfolio_history) "
+                "WHERE \"timestamp\" >= (SELECT datetime(now_utc, '-30 days') FROM data_clock) "
                 'ORDER BY "timestamp"',
                 "vega-lite",
                 _vl(
@@ -167,29 +220,35 @@ def _summary() -> dict[str, Any]:
                     {"x": _t("time"), "y": _q("equity", "USDT", scale={"zero": False})},
                 ),
             ),
-            "halts": _table(
+            "halts": _chart(
                 "Halts",
-                [
-                    _h("scope"),
-                    _h("reason"),
-                    "substr(halted_at, 1, 19) AS halted_at",
-                    _h("halted_by"),
-                    "substr(cooldown_until, 1, 19) AS cooldown_until",
-                ],
-                "FROM controls WHERE halted "
-                "ORDER BY controls.scope = 'global' DESC, controls.scope",
+                _or_none(
+                    [
+                        _h("scope"),
+                        _h("reason"),
+                        _utc("halted_at", "halted at"),
+                        _h("halted_by"),
+                        _utc("cooldown_until", "cool-down until"),
+                    ],
+                    "FROM controls WHERE halted "
+                    "ORDER BY controls.scope = 'global' DESC, controls.scope",
+                ),
+                "table",
             ),
-            "health_checks": _table(
+            "health_checks": _chart(
                 "Health checks",
-                [
-                    _h("check_name"),
-                    _h("status"),
-                    "substr(ts, 1, 19) AS checked_at",
-                    "value",
-                    _h("message"),
-                ],
-                "FROM health_latest "
-                "ORDER BY lower(health_latest.status) = 'ok', health_latest.check_name",
+                _or_none(
+                    [
+                        _h("check_name"),
+                        _h("status"),
+                        _utc("ts", "checked at"),
+                        "value",
+                        _h("message"),
+                    ],
+                    "FROM health_latest "
+                    "ORDER BY lower(health_latest.status) = 'ok', health_latest.check_name",
+                ),
+                "table",
             ),
         },
     }
@@ -207,15 +266,27 @@ def _portfolio() -> dict[str, Any]:
         "charts": {
             "allocation": _chart(
                 "Allocation by bot",
-                "SELECT bot_name AS bot, CAST(balance AS REAL) AS balance "
-                "FROM portfolio_bot_balances WHERE snapshot_id = (SELECT id "
-                'FROM portfolio_history ORDER BY "timestamp" DESC, id DESC LIMIT 1) '
-                "ORDER BY bot_name",
+                "SELECT bot, balance, printf('%.1f%%', 100.0 * balance / NULLIF(SUM(balance) "
+                "OVER (), 0)) AS share FROM (SELECT bot_name AS bot, CAST(balance AS REAL) "
+                "AS balance FROM portfolio_bot_balances WHERE snapshot_id = (SELECT id "
+                'FROM portfolio_history ORDER BY "timestamp" DESC, id DESC LIMIT 1)) '
+                "ORDER BY bot",
                 "vega-lite",
-                _vl(
-                    {"type": "arc", "tooltip": True},
-                    {"theta": _q("balance", "USDT"), "color": _n("bot")},
-                ),
+                {
+                    "encoding": {
+                        "theta": _q("balance", "USDT", stack=True),
+                        "color": _n("bot"),
+                        "tooltip": [_n("bot"), _q("balance", "USDT", format=",.2f"), _n("share")],
+                    },
+                    "layer": [
+                        {"mark": {"type": "arc", "outerRadius": 90}},
+                        {
+                            "mark": {"type": "text", "radius": 110, "fontWeight": "bold"},
+                            "encoding": {"text": _n("share")},
+                        },
+                    ],
+                    "config": _VL_CONFIG,
+                },
             ),
             "equity_per_bot": _chart(
                 "Equity per bot (end of day)",
@@ -223,7 +294,11 @@ def _portfolio() -> dict[str, Any]:
                 "vega-lite",
                 _vl(
                     {"type": "line", "point": False, "tooltip": True},
-                    {"x": _t("day", "day"), "y": _q("balance", "USDT"), "color": _n("bot")},
+                    {
+                        "x": _day(),
+                        "y": _q("balance", "USDT", scale={"zero": False}),
+                        "color": _n("bot"),
+                    },
                 ),
             ),
             "total_equity": _chart(
@@ -235,7 +310,11 @@ def _portfolio() -> dict[str, Any]:
                 "vega-lite",
                 _vl(
                     {"type": "line", "point": False, "tooltip": True},
-                    {"x": _t("day", "day"), "y": _q("usdt", "USDT"), "color": _n("series")},
+                    {
+                        "x": _day(),
+                        "y": _q("usdt", "USDT", scale={"zero": False}),
+                        "color": _n("series"),
+                    },
                 ),
             ),
             "cumulative_pnl": _chart(
@@ -245,11 +324,7 @@ def _portfolio() -> dict[str, Any]:
                 "vega-lite",
                 _vl(
                     {"type": "line", "point": False, "interpolate": "step-after", "tooltip": True},
-                    {
-                        "x": _t("day", "day"),
-                        "y": _q("cumulative_pnl", "USDT"),
-                        "color": _n("bot"),
-                    },
+                    {"x": _day(), "y": _q("cumulative_pnl", "USDT"), "color": _n("bot")},
                 ),
             ),
             "market_phase": _chart(
@@ -260,7 +335,7 @@ def _portfolio() -> dict[str, Any]:
                 _vl(
                     {"type": "bar", "tooltip": True},
                     {
-                        "x": _t("day", "day", timeUnit="yearmonthdate"),
+                        "x": _day(),
                         "y": _q("readings", "share of the day", stack="normalize"),
                         "color": _n(
                             "phase",
@@ -284,20 +359,22 @@ def _portfolio() -> dict[str, Any]:
 
 def _trades(bot_names: list[str]) -> dict[str, Any]:
     links = "\n".join(
-        f"- [{name}](/{DB_NAME}/trades?_sort_desc=timestamp&sub_bot_name={quote(name, safe='')})"
+        f"- [{name}](/{DB_NAME}/trade_history?_sort_desc=time_utc&bot={quote(name, safe='')})"
         for name in bot_names
     )
     text = (
-        "Every trade, with Datasette's filters, facets and sorting:\n\n"
-        f"- **[All trades, newest first](/{DB_NAME}/trades?_sort_desc=timestamp)**\n"
+        "Every trade, with Datasette's filters, facets and sorting (money sorts and filters as "
+        "numbers; the exact values are in the tables of the same name):\n\n"
+        f"- **[All trades, newest first](/{DB_NAME}/trade_history?_sort_desc=time_utc)**\n"
         f"{links}\n"
-        f"- [Fills (executions)](/{DB_NAME}/executions?_sort_desc=exec_time)\n"
-        f"- [Orders](/{DB_NAME}/orders?_sort_desc=created_at)\n"
-        f"- [Transfers](/{DB_NAME}/transfers?_sort_desc=created_at)\n"
+        f"- [Losing trades, worst first](/{DB_NAME}/trade_history?pnl__lt=0&_sort=pnl)\n"
+        f"- [Fills (executions)](/{DB_NAME}/fill_history?_sort_desc=time_utc)\n"
+        f"- [Orders](/{DB_NAME}/order_history?_sort_desc=created_utc)\n"
+        f"- [Transfers](/{DB_NAME}/transfer_history?_sort_desc=created_utc)\n"
     )
     return {
         "title": PAGES["trades"],
-        "description": "The trades table: filter, facet and sort it in Datasette.",
+        "description": "The trades: filter, facet and sort them in Datasette. Times are UTC.",
         "layout": [["browse", "per_week"], ["latest", "latest"]],
         "charts": {
             "browse": _markdown("Browse trades", text),
@@ -310,7 +387,7 @@ def _trades(bot_names: list[str]) -> dict[str, Any]:
                 _vl(
                     {"type": "bar", "tooltip": True},
                     {
-                        "x": _t("week", "week", timeUnit="yearmonthdate"),
+                        "x": _t("week", "week", timeUnit="utcyearmonthdate"),
                         "y": _q("trades"),
                         "color": _n("bot"),
                     },
@@ -319,16 +396,16 @@ def _trades(bot_names: list[str]) -> dict[str, Any]:
             "latest": _table(
                 "Latest 50 trades",
                 [
-                    'substr("timestamp", 1, 19) AS time',
+                    _utc('"timestamp"', "time"),
                     _h("sub_bot_name", "bot"),
                     _h("symbol"),
                     "side",
                     "position_effect",
-                    "price",
+                    "money(price) AS price",
                     "quantity",
-                    "fee",
+                    "num(fee, 4) AS fee",
                     _h("fee_coin"),
-                    "pnl",
+                    "money(pnl) AS pnl",
                     _h("entry_reason"),
                 ],
                 'FROM trades ORDER BY "timestamp" DESC LIMIT 50',
@@ -355,13 +432,14 @@ def _performance() -> dict[str, Any]:
                     "closed_trades",
                     "wins",
                     "losses",
-                    "printf('%.1f%%', 100.0 * win_rate) AS win_rate",
-                    "printf('%.2f', profit_factor) AS profit_factor",
-                    "printf('%.2f', sharpe) AS sharpe",
-                    "printf('%.2f', net_pnl) AS net_pnl",
-                    "printf('%.2f', avg_pnl) AS avg_pnl",
-                    "first_day",
-                    "last_day",
+                    "pct(win_rate, 1) AS win_rate",
+                    "CASE WHEN profit_factor IS NOT NULL THEN num(profit_factor, 2) "
+                    "WHEN gross_profit > 0 THEN '∞ (no losses)' ELSE 'n/a' END AS profit_factor",
+                    "COALESCE(num(sharpe, 2), 'n/a') AS sharpe",
+                    "money(net_pnl) AS net_pnl",
+                    "money(avg_pnl) AS avg_pnl",
+                    'first_day AS "first day (UTC)"',
+                    'last_day AS "last day (UTC)"',
                 ],
                 "FROM performance ORDER BY scope = 'overall', performance.bot",
             ),
@@ -401,12 +479,12 @@ def _performance() -> dict[str, Any]:
             "daily_pnl": _chart(
                 "Realised PnL per day, last 90 days",
                 "SELECT day, bot, pnl FROM trade_pnl_daily WHERE day >= (SELECT "
-                "date(MAX(day), '-90 days') FROM trade_pnl_daily) ORDER BY day",
+                "date(now_utc, '-90 days') FROM data_clock) ORDER BY day",
                 "vega-lite",
                 _vl(
                     {"type": "bar", "tooltip": True},
                     {
-                        "x": _t("day", "day", timeUnit="yearmonthdate"),
+                        "x": _day(),
                         "y": _q("pnl", "USDT"),
                         "color": _n("bot"),
                     },
@@ -421,12 +499,14 @@ def _log() -> dict[str, Any]:
         f"- [All events, newest first](/{DB_NAME}/system_events?_sort_desc=timestamp)\n"
         f"- [Warnings and worse](/{DB_NAME}/system_events?_sort_desc=timestamp"
         "&level__in=WARNING,ERROR,CRITICAL)\n"
-        f"- [Search the log](/{DB_NAME}/log) (canned query: level and text)\n\n"
+        f"- [Search the log](/{DB_NAME}/log) (canned query: level and text)\n"
+        f"- **[Live log file]({LOG_TAIL_PATH})**: today's log, refreshed every few seconds\n\n"
         f"This page reloads itself every {LOG_REFRESH_MINUTES} minute."
     )
     return {
         "title": PAGES["log"],
-        "description": "system_events, newest first.",
+        "description": "system_events, newest first. Times are UTC; the last 30 days count "
+        "back from the data's clock (the newest snapshot).",
         "settings": {"autorefresh": LOG_REFRESH_MINUTES, "allow_fullscreen": True},
         "layout": [["per_day", "browse"], ["events", "events"]],
         "charts": {
@@ -435,13 +515,13 @@ def _log() -> dict[str, Any]:
                 "Warnings and errors per day, last 30 days",
                 'SELECT substr("timestamp", 1, 10) AS day, level, COUNT(*) AS events '
                 "FROM system_events WHERE level IN ('WARNING', 'ERROR', 'CRITICAL') "
-                'AND "timestamp" >= (SELECT date(MAX("timestamp"), \'-30 days\') '
-                "FROM system_events) GROUP BY day, level ORDER BY day",
+                "AND \"timestamp\" >= (SELECT date(now_utc, '-30 days') FROM data_clock) "
+                "GROUP BY day, level ORDER BY day",
                 "vega-lite",
                 _vl(
                     {"type": "bar", "tooltip": True},
                     {
-                        "x": _t("day", "day", timeUnit="yearmonthdate"),
+                        "x": _day(),
                         "y": _q("events"),
                         "color": _n(
                             "level",
@@ -456,7 +536,7 @@ def _log() -> dict[str, Any]:
             "events": _table(
                 "Latest 200 events",
                 [
-                    'substr("timestamp", 1, 19) AS time',
+                    _utc('"timestamp"', "time"),
                     "level",
                     _h("event_type"),
                     _h("bot"),
@@ -484,13 +564,13 @@ def _decisions() -> dict[str, Any]:
                 "Advisor actions per day, last 30 days",
                 "SELECT substr(created_at, 1, 10) AS day, COALESCE(action, outcome, 'none') "
                 "AS action, COUNT(*) AS decisions FROM decisions WHERE created_at >= "
-                "(SELECT date(MAX(created_at), '-30 days') FROM decisions) "
+                "(SELECT date(now_utc, '-30 days') FROM data_clock) "
                 "GROUP BY day, COALESCE(action, outcome, 'none') ORDER BY day",
                 "vega-lite",
                 _vl(
                     {"type": "bar", "tooltip": True},
                     {
-                        "x": _t("day", "day", timeUnit="yearmonthdate"),
+                        "x": _day(),
                         "y": _q("decisions"),
                         "color": _n("action"),
                     },
@@ -504,14 +584,14 @@ def _decisions() -> dict[str, Any]:
                 "vega-lite",
                 _vl(
                     {"type": "line", "point": False, "tooltip": True},
-                    {"x": _t("day", "day"), "y": _q("score"), "color": _n("series")},
+                    {"x": _day(), "y": _q("score"), "color": _n("series")},
                 ),
             ),
             "sentiment_24h": _chart(
                 "Sentiment, 24-hour moving average, last 7 days",
                 "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', hour) AS time, average_score, item_count "
-                "FROM sentiment_moving_average WHERE hour >= (SELECT strftime('%Y-%m-%d "
-                "%H:%M:%S', MAX(\"timestamp\"), '-7 days') FROM sentiment_scores) ORDER BY hour",
+                "FROM sentiment_moving_average WHERE hour >= (SELECT datetime(now_utc, "
+                "'-7 days') FROM data_clock) ORDER BY hour",
                 "vega-lite",
                 _vl(
                     {"type": "line", "point": False, "interpolate": "step-after", "tooltip": True},
@@ -521,12 +601,12 @@ def _decisions() -> dict[str, Any]:
             "latest": _table(
                 "Latest 100 advisor decisions",
                 [
-                    "substr(created_at, 1, 19) AS time",
+                    _utc("created_at", "time"),
                     _h("bot"),
                     _h("provider"),
                     _h("action"),
                     _h("outcome"),
-                    "printf('%.2f', confidence) AS confidence",
+                    "num(confidence, 2) AS confidence",
                     _h("reason"),
                     _h("error"),
                 ],
@@ -535,10 +615,10 @@ def _decisions() -> dict[str, Any]:
             "headlines": _table(
                 "Latest 50 scored headlines",
                 [
-                    'substr("timestamp", 1, 19) AS time',
+                    _utc('"timestamp"', "time"),
                     _h("source"),
                     _h("keyword"),
-                    "printf('%.2f', score) AS score",
+                    "num(score, 2) AS score",
                     _h("headline"),
                 ],
                 'FROM sentiment_scores ORDER BY "timestamp" DESC, id DESC LIMIT 50',
@@ -577,7 +657,7 @@ def _backtests() -> dict[str, Any]:
                 _vl(
                     {"type": "line", "point": False, "tooltip": True},
                     {
-                        "x": _t("day", "day"),
+                        "x": _day(),
                         "y": _q("equity", scale={"zero": False}),
                         "color": _n("run"),
                     },
@@ -587,17 +667,17 @@ def _backtests() -> dict[str, Any]:
                 "Backtest runs",
                 [
                     "id",
-                    "substr(created_at, 1, 19) AS created",
+                    _utc("created_at", "created"),
                     _h("bot"),
                     _h("strategy"),
                     _h("symbol"),
                     "substr(period_from, 1, 10) AS period_from",
                     "substr(period_to, 1, 10) AS period_to",
-                    "printf('%.2f%%', 100 * total_return) AS total_return",
-                    "printf('%.2f', sharpe) AS sharpe",
-                    "printf('%.2f%%', 100 * max_drawdown) AS max_drawdown",
-                    "printf('%.1f%%', 100 * win_rate) AS win_rate",
-                    "printf('%.2f', profit_factor) AS profit_factor",
+                    "pct(total_return, 2) AS total_return",
+                    "COALESCE(num(sharpe, 2), 'n/a') AS sharpe",
+                    "pct(max_drawdown, 2) AS max_drawdown",
+                    "pct(win_rate, 1) AS win_rate",
+                    "COALESCE(num(profit_factor, 2), 'n/a') AS profit_factor",
                     "trade_count",
                     _h("sample"),
                     "tuning_run_id",
@@ -609,11 +689,11 @@ def _backtests() -> dict[str, Any]:
                 [
                     "id",
                     _h("bot"),
-                    "substr(started_at, 1, 19) AS started",
+                    _utc("started_at", "started"),
                     _h("status"),
                     _h("target_metric"),
-                    "printf('%.3f', current_out_of_sample_score) AS current_oos",
-                    "printf('%.3f', out_of_sample_score) AS best_oos",
+                    "num(current_out_of_sample_score, 3) AS current_oos",
+                    "num(out_of_sample_score, 3) AS best_oos",
                     "CASE WHEN applied THEN 'yes' ELSE 'no' END AS applied",
                     _h("reason"),
                 ],
@@ -630,7 +710,7 @@ def _backtests() -> dict[str, Any]:
                 _vl(
                     {"type": "point", "filled": True, "tooltip": True},
                     {
-                        "x": _t("day", "day"),
+                        "x": _day(),
                         "y": _q("score"),
                         "color": _n("bot"),
                         "shape": _n("sample"),
@@ -648,8 +728,8 @@ def intervention_commands(bot_names: list[str], config_path: Path | None = None)
         base += f" --config {shlex.quote(str(config_path))}"
     why = shlex.quote("manual: <why>")
     lines = [
-        "The dashboard is read-only: the CLI is the control plane. Log in to the server over "
-        "SSH (`ssh user@server`) as the user that runs Jiritsu and run:",
+        "Log in to the server over SSH (`ssh user@server`) as the user that runs Jiritsu "
+        "and run:",
         "",
         "**Look first**",
         "",
@@ -678,32 +758,50 @@ def intervention_commands(bot_names: list[str], config_path: Path | None = None)
     return "\n".join(lines)
 
 
-def _intervention(bot_names: list[str], config_path: Path | None) -> dict[str, Any]:
+def _intervention(
+    bot_names: list[str], config_path: Path | None, controls_enabled: bool
+) -> dict[str, Any]:
+    if controls_enabled:
+        buttons = (
+            f"**[Open the controls]({CONTROL_PATH})**: halt or resume everything or one bot, "
+            "or flatten (with a typed confirmation). Users with `can_control` may press; each "
+            "press is recorded with the user's name and address and alerted.\n\n"
+            "Or, over SSH:\n\n"
+        )
+    else:
+        buttons = "The control buttons are switched off (`dashboard.controls_enabled`).\n\n"
     return {
         "title": PAGES["intervention"],
-        "description": "The exact commands to run over SSH; this dashboard cannot change "
-        "anything.",
+        "description": "Halt, resume and flatten: the control page, or the same commands "
+        "over SSH. Times are UTC.",
         "layout": [["commands", "controls"]],
         "charts": {
-            "commands": _markdown("Commands", intervention_commands(bot_names, config_path)),
-            "controls": _table(
+            "commands": _markdown(
+                "Controls", buttons + intervention_commands(bot_names, config_path)
+            ),
+            "controls": _chart(
                 "Halt switches",
-                [
-                    _h("scope"),
-                    "CASE WHEN halted THEN 'HALTED' ELSE 'running' END AS state",
-                    _h("reason"),
-                    "substr(halted_at, 1, 19) AS halted_at",
-                    _h("halted_by"),
-                    "substr(resumed_at, 1, 19) AS resumed_at",
-                    "substr(cooldown_until, 1, 19) AS cooldown_until",
-                ],
-                "FROM controls ORDER BY controls.scope = 'global' DESC, controls.scope",
+                _or_none(
+                    [
+                        _h("scope"),
+                        "CASE WHEN halted THEN 'HALTED' ELSE 'running' END AS state",
+                        _h("reason"),
+                        _utc("halted_at", "halted at"),
+                        _h("halted_by"),
+                        _utc("resumed_at", "resumed at"),
+                        _utc("cooldown_until", "cool-down until"),
+                    ],
+                    "FROM controls ORDER BY controls.scope = 'global' DESC, controls.scope",
+                ),
+                "table",
             ),
         },
     }
 
 
-def dashboards(bot_names: list[str], config_path: Path | None = None) -> dict[str, Any]:
+def dashboards(
+    bot_names: list[str], config_path: Path | None = None, controls_enabled: bool = True
+) -> dict[str, Any]:
     """datasette-dashboards' configuration: one entry per page, in :data:`PAGES` order."""
     pages = {
         "summary": _summary(),
@@ -713,7 +811,7 @@ def dashboards(bot_names: list[str], config_path: Path | None = None) -> dict[st
         "log": _log(),
         "decisions": _decisions(),
         "backtests": _backtests(),
-        "intervention": _intervention(bot_names, config_path),
+        "intervention": _intervention(bot_names, config_path, controls_enabled),
     }
     return {slug: pages[slug] for slug in PAGES}
 
@@ -744,6 +842,10 @@ def canned_queries() -> dict[str, Any]:
 def _tables() -> dict[str, Any]:
     return {
         "trades": {"sort_desc": "timestamp", "facets": ["sub_bot_name", "side", "symbol"]},
+        "trade_history": {"sort_desc": "time_utc", "facets": ["bot", "side", "symbol"]},
+        "fill_history": {"sort_desc": "time_utc", "facets": ["bot", "side"]},
+        "order_history": {"sort_desc": "created_utc", "facets": ["bot", "status"]},
+        "transfer_history": {"sort_desc": "created_utc", "facets": ["kind", "status"]},
         "system_events": {"sort_desc": "timestamp", "facets": ["level", "event_type"]},
         "decisions": {"sort_desc": "created_at"},
         "orders": {"sort_desc": "created_at"},
@@ -756,10 +858,9 @@ def _tables() -> dict[str, Any]:
 
 
 def _index_html() -> str:
-    links = " · ".join(
-        f'<a href="/-/dashboards/{slug}">{title}</a>' for slug, title in PAGES.items()
-    )
-    return f"<p>{links}</p>"
+    links = [f'<a href="/-/dashboards/{slug}">{title}</a>' for slug, title in PAGES.items()]
+    links += [f'<a href="{LOG_TAIL_PATH}">Live log</a>', f'<a href="{CONTROL_PATH}">Controls</a>']
+    return f"<p>{' · '.join(links)}</p><p>All times are UTC.</p>"
 
 
 def build_metadata(settings: Settings, *, config_path: Path | None = None) -> dict[str, Any]:
@@ -787,7 +888,9 @@ def build_metadata(settings: Settings, *, config_path: Path | None = None) -> di
         "plugins": {
             ALLOWLIST_PLUGIN: {"allowed_ips": list(settings.dashboard.allowed_ips)},
             AUTH_PLUGIN: auth,
-            DASHBOARDS_PLUGIN: dashboards(settings.bot_names, config_path),
+            DASHBOARDS_PLUGIN: dashboards(
+                settings.bot_names, config_path, settings.dashboard.controls_enabled
+            ),
         },
     }
 

@@ -5,9 +5,12 @@ Datasette is built in code rather than through ``datasette serve`` so that:
 * the database is a :class:`ReadOnlyDatabase`: every connection, including the one Datasette
   would use for writes, opens the file with ``mode=ro`` and ``PRAGMA query_only``, so no
   plugin, canned query or bug can change it;
-* our plugin (:mod:`jiritsu.dashboard.allowlist`) is registered without an entry point or a
-  plugins directory, and the metadata never touches the disk (the password hashes are
-  ``$env`` references, see :mod:`jiritsu.dashboard.config`);
+* our plugins (:mod:`jiritsu.dashboard.allowlist`, :mod:`jiritsu.dashboard.plugin`) are
+  registered without an entry point or a plugins directory, and the metadata never touches the
+  disk (the password hashes are ``$env`` references, see :mod:`jiritsu.dashboard.config`);
+* the control buttons and the live log get the configuration (:func:`plugin.attach`): the
+  buttons write through the library's use-cases to the configured database, never through
+  the read-only file;
 * uvicorn runs with ``proxy_headers=False``: the allowlist sees the real peer address.
 
 PostgreSQL deployments serve the mirror file (``jiritsu dashboard mirror``); the mirror is
@@ -48,6 +51,7 @@ class ServePlan:
     metadata: dict[str, Any] = field(repr=False)
     settings: dict[str, Any] = field(repr=False)
     mirror: bool = False
+    loaded: LoadedConfig | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -165,6 +169,7 @@ def prepare(loaded: LoadedConfig, host: str | None = None, port: int | None = No
         metadata=build_metadata(settings, config_path=loaded.path),
         settings=dict(DATASETTE_SETTINGS),
         mirror=mirror,
+        loaded=loaded,
     )
 
 
@@ -236,13 +241,15 @@ def _database_class() -> type:
 
 
 def register_plugin() -> None:
-    """Register :mod:`jiritsu.dashboard.allowlist` with Datasette's plugin manager (once)."""
+    """Register our plugin modules with Datasette's plugin manager (once)."""
     from datasette.plugins import pm
 
-    from jiritsu.dashboard import allowlist
+    from jiritsu.dashboard import allowlist, plugin
 
     if not pm.is_registered(allowlist):
         pm.register(allowlist, name="jiritsu_allowlist")
+    if not pm.is_registered(plugin):
+        pm.register(plugin, name="jiritsu_pages")
 
 
 def _quiet_tracebacks() -> None:
@@ -257,11 +264,18 @@ def _quiet_tracebacks() -> None:
 
 
 def build_datasette(
-    db_path: Path, metadata: dict[str, Any], settings: dict[str, Any] | None = None
+    db_path: Path,
+    metadata: dict[str, Any],
+    settings: dict[str, Any] | None = None,
+    loaded: LoadedConfig | None = None,
 ) -> Datasette:
-    """A Datasette instance serving ``db_path`` read-only as database ``jiritsu``."""
+    """A Datasette instance serving ``db_path`` read-only as database ``jiritsu``.
+
+    With ``loaded`` it also has the control buttons (unless switched off) and the live log.
+    """
     from datasette.app import Datasette
 
+    from jiritsu.dashboard import plugin
     from jiritsu.dashboard.config import DATASETTE_SETTINGS, DB_NAME
 
     register_plugin()
@@ -272,6 +286,8 @@ def build_datasette(
     if "_memory" in ds.databases:
         ds.remove_database("_memory")
     ds.add_database(_database_class()(ds, str(db_path)), name=DB_NAME, route=DB_NAME)
+    if loaded is not None:
+        plugin.attach(ds, loaded)
     return ds
 
 
@@ -279,7 +295,7 @@ def run(plan: ServePlan, *, log_level: str = "info") -> None:
     """Serve until interrupted (the systemd unit's main process)."""
     import uvicorn
 
-    ds = build_datasette(plan.db_path, plan.metadata, plan.settings)
+    ds = build_datasette(plan.db_path, plan.metadata, plan.settings, plan.loaded)
     uvicorn.run(
         ds.app(),
         host=plan.host,

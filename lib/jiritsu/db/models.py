@@ -689,7 +689,7 @@ class ApiUsage(Base):
     updated_at: Mapped[datetime] = _updated()
 
 
-# --- dashboard views (migration 0004) -----------------------------------------------------
+# --- dashboard views (migrations 0004 and 0005) ------------------------------------------
 # Read by the Datasette dashboard (jiritsu.dashboard); defined per dialect in 0004, which
 # documents each: daily realised PnL per bot, performance per bot and overall (win rate, profit
 # factor, Sharpe ratio), end-of-day portfolio and per-bot equity, daily sentiment with a 7-day
@@ -703,5 +703,11 @@ DASHBOARD_VIEW_NAMES = (
     "sentiment_daily",
     "health_latest",
     "dashboard_summary",
+    # migration 0005: the money tables with numbers as numbers, and the data's clock
+    "trade_history",
+    "fill_history",
+    "order_history",
+    "transfer_history",
+    "data_clock",
 )
 VIEW_NAMES = (*VIEW_NAMES, *DASHBOARD_VIEW_NAMES)
