@@ -186,11 +186,20 @@ def test_exchange_failures_pause_one_bot(paper_factory: Any, discord: FakeDiscor
         record_event(paper.engine, "ERROR", EventType.EXCHANGE_ERROR, "timeout", bot="SubBot-C",
                      now=from_ms(T0 + minute * MIN))  # fmt: skip
     assert risk.exchange_failure_trip(paper.engine, "SubBot-C", settings) is None
-    with session_scope(paper.engine) as session:  # a completed tick resets the count
-        session.add(Decision(bot="SubBot-C", created_at=from_ms(T0 + 5 * MIN), provider="rules"))
-    for minute in range(6, 9):
+    with session_scope(paper.engine) as session:  # written before each send: no success
+        session.add(Decision(bot="SubBot-C", created_at=from_ms(T0 + 3 * MIN), provider="rules"))
+    assert risk.exchange_failures(paper.engine, "SubBot-C") == 2
+    # a step whose exchange calls all succeeded ends the run
+    risk.record_recovery(paper.engine, "SubBot-C", 2, now=from_ms(T0 + 5 * MIN))
+    assert risk.exchange_failures(paper.engine, "SubBot-C") == 0
+    for minute in range(6, 8):
         record_event(paper.engine, "ERROR", EventType.EXCHANGE_ERROR, "timeout", bot="SubBot-C",
                      now=from_ms(T0 + minute * MIN))  # fmt: skip
+    # a refused order is a failure too; a refused TP/SL (a WARNING) is not
+    record_event(paper.engine, "WARNING", EventType.ORDER_ERROR, "TP/SL refused", bot="SubBot-C",
+                 now=from_ms(T0 + 8 * MIN))  # fmt: skip
+    record_event(paper.engine, "ERROR", EventType.ORDER_ERROR, "refused", bot="SubBot-C",
+                 now=from_ms(T0 + 8 * MIN))  # fmt: skip
     trip = risk.exchange_failure_trip(paper.engine, "SubBot-C", settings)
     assert trip is not None
     assert trip.details == {"failures": 3}

@@ -157,10 +157,13 @@ def test_an_exchange_that_keeps_failing_pauses_the_bot(fake: FakeBybit, isolated
     loaded = load_config(REPO / "config.toml", environ=env)
     migrate.upgrade(loaded.db_url)
     fake.inject("/v5/execution/list", "http_503", times=None, account="SubBot-C")
-    codes = [run_tick(loaded).exit_code for _ in range(3)]
-    assert codes == [1, 1, 1]  # each tick: an EXCHANGE_ERROR event, nothing sent
+    results = [run_tick(loaded) for _ in range(3)]
+    assert [r.exit_code for r in results] == [1, 1, 1]  # an EXCHANGE_ERROR event, nothing sent
+    # the third failure in a row pauses the bot in the tick that failed
+    assert [r.trips for r in results] == [[], [], ["SubBot-C exchange_failures"]]
+    assert results[2].halted == ["SubBot-C"]
     fourth = run_tick(loaded)
-    assert fourth.trips == ["SubBot-C exchange_failures"]
+    assert fourth.trips == []  # already paused: no second trip, no second alert
     assert fourth.halted == ["SubBot-C"]
     engine = make_engine(loaded.db_url)
     try:

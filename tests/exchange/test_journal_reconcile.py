@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from jiritsu.db.models import Execution, Order, SystemEvent, Trade
-from jiritsu.exchange.errors import ExchangeUnavailable
+from jiritsu.exchange.errors import AuthError, ExchangeError, ExchangeUnavailable
 from jiritsu.exchange.ids import client_order_id
 from jiritsu.exchange.journal import OrderJournal
 from jiritsu.exchange.reconcile import BotAccount, reconcile
@@ -23,6 +23,7 @@ from jiritsu.exchange.types import OrderRequest
 from tests.exchange.bybit_env import BybitEnv, bybit_env
 
 BOT = BotAccount("SubBot-C", "linear", "BTCUSDT")
+CREATE = "/v5/order/create"
 
 
 @pytest.fixture
@@ -168,3 +169,38 @@ def test_reconcile_command_against_the_fake(
     unknown = runner.invoke(app, ["reconcile", "--bot", "SubBot-X"])
     assert unknown.exit_code == 2
     assert "no enabled bot named 'SubBot-X'" in unknown.output
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "reason"),
+    [(404, ExchangeError, "ExchangeError: bybit place order"),
+     (401, AuthError, "AuthError: bybit place order")],
+)  # fmt: skip
+def test_an_unclassified_failure_is_recorded_and_settled_once(
+    env: BybitEnv, engine: Engine, status: int, error: type[Exception], reason: str
+) -> None:
+    exchange = env.exchange()
+    request = OrderRequest(client_order_id(BOT.name, "bar-9", 0), "BTCUSDT", "Buy", Decimal("0.01"))
+    env.fake.inject(CREATE, f"http_{status}", times=None)
+    with pytest.raises(error):
+        OrderJournal(engine, exchange, environment="testnet").submit(
+            BOT.name, BOT.category, request
+        )
+    (row,) = _orders(engine)
+    assert row.status == "unknown"  # the exchange may or may not have it: ask before anything
+    assert row.error.startswith(reason)
+    assert f"HTTP {status}" in row.error
+    report = reconcile(engine, exchange, [BOT], environment="testnet")
+    assert [d.kind for d in report.differences] == ["order_vanished"]
+    (row,) = _orders(engine)
+    assert (row.status, row.error) == ("cancelled", "vanished: never reached the exchange")
+    assert reconcile(engine, exchange, [BOT], environment="testnet").clean
+    # a restart re-deriving the same order: settled, so neither sent again nor an error
+    env.fake.clear_faults()
+    env.fake.clear_requests()
+    again = OrderJournal(engine, env.exchange(), environment="testnet").submit(
+        BOT.name, BOT.category, request
+    )
+    assert (again.status, again.exchange_order_id) == ("cancelled", None)
+    assert env.calls(CREATE) == []
+    assert env.fake.orders == []

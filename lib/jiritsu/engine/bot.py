@@ -19,10 +19,11 @@ so a second run over the same bar -- a timer firing twice, a restart -- re-deriv
 and the journal sends nothing twice. A decision already recorded for a bar is reused (the
 advisor is not asked again).
 
-A step never raises for one bot's exchange trouble: an unreachable exchange is an
-``EXCHANGE_ERROR`` event and counts towards the exchange-failure breaker; a refused order is an
-``ORDER_ERROR`` event. Database trouble does propagate: the loop retries the whole step (it is
-idempotent) and stops safely when the database stays away.
+A step never raises for one bot's exchange trouble: an exchange error ends the step as an
+``EXCHANGE_ERROR`` event, a refused order is an ``ORDER_ERROR`` event, and both count towards
+the exchange-failure breaker until a step whose exchange calls all succeed ends the run
+(:func:`jiritsu.engine.risk.exchange_failures`). Database trouble does propagate: the loop
+retries the whole step (it is idempotent) and stops safely when the database stays away.
 """
 
 from __future__ import annotations
@@ -131,6 +132,12 @@ class StepReport:
     error: str | None = None
     halted: bool = False
     new_fills: int = 0
+    refused: int = 0  # orders the exchange refused in this step
+
+    @property
+    def failed(self) -> bool:
+        """An exchange call of this step failed (it counts towards the breaker)."""
+        return self.error is not None or self.refused > 0
 
 
 def as_qty(x: float, inst: Instrument) -> Decimal:
@@ -172,6 +179,8 @@ class BotRunner:
         self.unchecked_fills = True  # fills not yet seen by the loss-streak breaker
         self._newest_fill: datetime | None = None
         self._book: BookPosition | None = None
+        self._refused = 0  # orders refused in the current step
+        self._failures: int | None = None  # failures in a row (None: ask the database)
 
     def reconfigure(self, bot: Any, loaded: LoadedConfig, advisor: Advisor | None = None) -> None:
         """New settings (SIGHUP): parameters and advisor rebuilt; the state is re-read."""
@@ -399,6 +408,7 @@ class BotRunner:
     def step(self, t: int, *, halted: bool, decide: bool, fresh: bool = False) -> StepReport:
         """One step at ``t`` (see the module docstring). ``fresh`` forces a full sync."""
         report = StepReport(self.name, t, halted=halted)
+        self._refused = 0
         try:
             self._step(t, halted, decide, fresh, report)
         except ExchangeUnavailable as exc:
@@ -416,7 +426,23 @@ class BotRunner:
                 {"t": from_ms(t), "kind": type(exc).__name__}, bot=self.name,
                 notifier=self.ctx.notifier, now=from_ms(t),
             )  # fmt: skip
+        report.refused = self._refused
+        self._count_failures(report, t)
         return report
+
+    def _count_failures(self, report: StepReport, t: int) -> None:
+        """A clean step after failures ends their run (recorded, so restarts know it too)."""
+        from jiritsu.engine.risk import exchange_failures, record_recovery
+
+        if report.failed:
+            self._failures = None
+            return
+        if self._failures is None:
+            self._failures = exchange_failures(self.ctx.engine, self.name)
+        if self._failures:
+            record_recovery(self.ctx.engine, self.name, self._failures, now=from_ms(t),
+                            notifier=self.ctx.notifier)  # fmt: skip
+        self._failures = 0
 
     def _step(self, t: int, halted: bool, decide: bool, fresh: bool, report: StepReport) -> None:
         if fresh or self.dirty or self._cached is None or not self.ctx.probe_changes:
@@ -665,6 +691,7 @@ class BotRunner:
     # --- executing -----------------------------------------------------------------------
 
     def _order_error(self, cid: str, exc: Exception, t: int) -> None:
+        self._refused += 1
         record_event(
             self.ctx.engine, "ERROR", EventType.ORDER_ERROR, f"order {cid} refused: {exc}",
             {"client_order_id": cid}, bot=self.name, notifier=self.ctx.notifier, now=from_ms(t),
@@ -682,13 +709,15 @@ class BotRunner:
         reason: str | None = None,
     ) -> bool:
         try:
-            self.ctx.journal.submit(
+            state = self.ctx.journal.submit(
                 self.name, self.bot.category, request, decision_id=decision_id,
                 plan_id=plan_id, leg_index=leg_index, reason=reason,
             )  # fmt: skip
         except OrderRejected as exc:
             self._order_error(request.client_order_id, exc, t)
             return False
+        if state.status == "cancelled" and state.exchange_order_id is None:
+            return False  # settled earlier without reaching the exchange: not sent again
         report.orders.append(
             f"{request.side} {request.qty} {request.order_type}"
             + (f" @ {request.price}" if request.price is not None else "")

@@ -571,18 +571,17 @@ class TradeLoop:
             return StepReport(runner.name, t, error=str(exc))
 
     def _after_bot(self, runner: BotRunner, report: StepReport, t: int, halted: bool) -> None:
-        from jiritsu.engine.risk import apply_trip, exchange_failure_trip
+        from jiritsu.engine.risk import pause_on_failures
 
         assert self.ctx is not None
         self.result.decisions += int(report.decided)
         self.result.orders += len(report.orders)
         self.result.errors += int(report.error is not None)
-        if halted or report.error is None:
+        if halted or not report.failed:
             return
-        trip = exchange_failure_trip(self.ctx.engine, runner.name, self.settings)
-        if trip and apply_trip(
-            self.ctx.engine, trip, self.settings, now=from_ms(t), notifier=self.ctx.notifier
-        ):
+        trip = pause_on_failures(self.ctx.engine, runner.name, self.settings, now=from_ms(t),
+                                 notifier=self.ctx.notifier)  # fmt: skip
+        if trip is not None:
             self.result.trips.append(f"{from_ms(t):%Y-%m-%d %H:%M} {runner.name} {trip.breaker}")
 
     def _before_decide(self, runner: BotRunner, t: int) -> bool:
@@ -650,7 +649,7 @@ def run_tick(
     from jiritsu import controls
     from jiritsu.clock import RealClock
     from jiritsu.engine.bot import BotRunner
-    from jiritsu.engine.risk import apply_trip, check_bot, check_portfolio
+    from jiritsu.engine.risk import apply_trip, check_bot, check_portfolio, pause_on_failures
     from jiritsu.heartbeat import TRADE_TICK, beat
     from jiritsu.runtime import build_runtime, default_mode
 
@@ -685,7 +684,14 @@ def run_tick(
             if halted:
                 halted_names.append(bot.name)
             runner = BotRunner(ctx, bot)
-            reports.append(runner.step(t, halted=halted, decide=True, fresh=True))
+            report = runner.step(t, halted=halted, decide=True, fresh=True)
+            reports.append(report)
+            if not halted and report.failed:
+                trip = pause_on_failures(engine, bot.name, settings, now=now,
+                                         notifier=ctx.notifier)  # fmt: skip
+                if trip is not None:
+                    trips.append(f"{bot.name} {trip.breaker}")
+                    halted_names.append(bot.name)
         beat(engine, TRADE_TICK, {"mode": "tick", "step_time": now.isoformat()})
         code = ExitCode.OK
         if any(r.error for r in reports):

@@ -26,8 +26,12 @@ Definitions:
 - **Loss streak** (per bot): the bot's closing trades (``trades.pnl``, see
   :mod:`jiritsu.engine.book`) since its last halt or resume; ``risk.max_consecutive_losses``
   losing ones in a row pause the bot.
-- **Exchange failures** (per bot): EXCHANGE_ERROR events of the bot since its last decision
-  (a completed tick) or its last halt/resume; ``risk.exchange_failure_limit`` of them pause it.
+- **Exchange failures** (per bot): failures in a row -- a step cut short by an exchange error
+  (an ERROR ``EXCHANGE_ERROR`` event) or an order the exchange refused (an ERROR
+  ``ORDER_ERROR`` event) -- since the bot's last step whose every exchange call succeeded (it
+  records an INFO ``EXCHANGE_ERROR`` event "... succeed again" when it ends a run of failures)
+  and since its last halt/resume; ``risk.exchange_failure_limit`` of them pause it. A decision
+  is no success: it is written before the orders it leads to are sent.
 """
 
 from __future__ import annotations
@@ -306,23 +310,45 @@ def loss_streak_trip(engine: Engine, bot: str, settings: Any) -> Trip | None:
     )
 
 
+FAILURE_EVENTS = (EventType.EXCHANGE_ERROR.value, EventType.ORDER_ERROR.value)
+RECOVERED = "INFO"  # the level of the EXCHANGE_ERROR event that ends a run of failures
+
+
 def exchange_failures(engine: Engine, bot: str) -> int:
+    """The bot's exchange failures in a row (see the module docstring)."""
     import sqlalchemy as sa
 
-    from jiritsu.db.models import Decision, SystemEvent
+    from jiritsu.db.models import SystemEvent as E
 
     with engine.connect() as conn:
-        last_ok = conn.execute(
-            sa.select(sa.func.max(Decision.created_at)).where(Decision.bot == bot)
+        recovered = conn.execute(
+            sa.select(sa.func.max(E.id)).where(
+                E.bot == bot,
+                E.event_type == EventType.EXCHANGE_ERROR.value,
+                E.level == RECOVERED,
+            )
         ).scalar()
-    since = [t for t in (last_ok, _lift_time(engine, bot)) if t is not None]
     query = sa.select(sa.func.count()).where(
-        SystemEvent.bot == bot, SystemEvent.event_type == EventType.EXCHANGE_ERROR.value
+        E.bot == bot, E.event_type.in_(FAILURE_EVENTS), E.level == "ERROR"
     )
-    if since:
-        query = query.where(SystemEvent.timestamp > max(since))
+    if recovered is not None:
+        query = query.where(E.id > recovered)
+    lift = _lift_time(engine, bot)
+    if lift is not None:
+        query = query.where(E.timestamp >= lift)
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def record_recovery(
+    engine: Engine, bot: str, failures: int, *, now: datetime, notifier: Notifier | None = None
+) -> None:
+    """End a run of ``failures`` failures: the bot's exchange calls all succeeded again."""
+    record_event(
+        engine, RECOVERED, EventType.EXCHANGE_ERROR,
+        f"exchange calls succeed again after {failures} failure(s) in a row",
+        {"failures": failures}, bot=bot, notifier=notifier, now=now,
+    )  # fmt: skip
 
 
 def exchange_failure_trip(engine: Engine, bot: str, settings: Any) -> Trip | None:
@@ -333,7 +359,8 @@ def exchange_failure_trip(engine: Engine, bot: str, settings: Any) -> Trip | Non
     return Trip(
         bot,
         "exchange_failures",
-        f"{failures} failed exchange steps in a row (exchange_failure_limit {limit})",
+        f"{failures} exchange failures in a row (exchange_failure_limit {limit}); the bot is "
+        "paused",
         {"failures": failures},
     )
 
@@ -368,6 +395,17 @@ def apply_trip(
         now=now,
     )
     return True
+
+
+def pause_on_failures(
+    engine: Engine, bot: str, settings: Any, *, now: datetime, notifier: Notifier | None = None
+) -> Trip | None:
+    """After a failed step: pause the bot when its failures reached the limit; the trip if it
+    was applied now."""
+    trip = exchange_failure_trip(engine, bot, settings)
+    if trip and apply_trip(engine, trip, settings, now=now, notifier=notifier):
+        return trip
+    return None
 
 
 def check_portfolio(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from jiritsu.exchange.errors import ExchangeUnavailable, OrderRejected
+from jiritsu.exchange.errors import OrderRejected
 from jiritsu.exchange.types import Category, Fill, OrderRequest, OrderState
 from jiritsu.redact import redact
 
@@ -161,8 +161,12 @@ class OrderJournal:
     ) -> OrderState:
         """Record, send and record the answer. Safe to call again with the same client id.
 
-        A business refusal marks the row "rejected" and re-raises; an unreachable exchange marks
-        it "unknown" (settled by the next call or by reconciliation) and re-raises.
+        A business refusal marks the row "rejected" and re-raises; any other failure (an
+        unreachable exchange, an unclassified HTTP error, a refused key) marks it "unknown"
+        with the reason -- the order may or may not have been placed -- and re-raises: the next
+        call or reconciliation asks the exchange by client id and settles it. A row settled
+        earlier is never sent again; its recorded state is returned when the exchange no
+        longer knows it.
         """
         created, status = self.record(
             bot, category, request,
@@ -173,11 +177,8 @@ class OrderJournal:
         if not created and status not in RESUMABLE:
             # Answered before: never send again; report what the exchange says now.
             known = self.exchange.get_order(bot, category, request.symbol, request.client_order_id)
-            if known is None:
-                raise OrderRejected(
-                    f"order {request.client_order_id} is recorded as {status} but the exchange "
-                    "does not know it; run `jiritsu reconcile`"
-                )
+            if known is None:  # settled here (e.g. it never reached the exchange): final
+                return self._recorded(request.client_order_id)
             self._update(request.client_order_id, state=known)
             return known
         self._update(request.client_order_id, status="sent", sent_at=self.clock.now())
@@ -186,11 +187,36 @@ class OrderJournal:
         except OrderRejected as exc:
             self._update(request.client_order_id, status="rejected", error=redact(str(exc)))
             raise
-        except ExchangeUnavailable as exc:
-            self._update(request.client_order_id, status="unknown", error=redact(str(exc)))
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            self._update(request.client_order_id, status="unknown", error=redact(reason))
             raise
         self._update(request.client_order_id, state=state, error=None)
         return state
+
+    def _recorded(self, client_order_id: str) -> OrderState:
+        """The order as its row records it."""
+        from sqlalchemy.orm import Session
+
+        with Session(self.engine) as session:
+            row = self._row(session, client_order_id)
+            assert row is not None  # the caller found it
+            return OrderState(
+                client_order_id=row.client_order_id,
+                exchange_order_id=row.exchange_order_id,
+                symbol=row.symbol,
+                side=row.side,  # type: ignore[arg-type]
+                order_type=row.order_type,  # type: ignore[arg-type]
+                qty=row.qty,
+                price=row.price,
+                status=row.status,
+                filled_qty=row.filled_qty or Decimal(0),
+                avg_price=row.avg_price,
+                reduce_only=bool(row.reduce_only),
+                take_profit=row.take_profit,
+                stop_loss=row.stop_loss,
+                reject_reason=row.error,
+            )
 
     # --- fills --------------------------------------------------------------------------------
 

@@ -1,0 +1,165 @@
+"""Exchange faults met by the trading engine, against the fake Bybit through the real pybit
+client: every order failing (HTTP 500 on create, a refused or failing set-leverage) pauses the
+bot through the exchange-failure breaker after ``exchange_failure_limit`` failures in a row,
+with an alert and the halt shown by ``status``; a clean step ends a run of failures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from jiritsu import controls
+from jiritsu.config import LoadedConfig, load_config
+from jiritsu.db import migrate
+from jiritsu.db.engine import make_engine
+from jiritsu.engine.loop import run_tick
+from jiritsu.engine.risk import exchange_failures
+from jiritsu.status import collect_status
+from tests.conftest import REPO
+from tests.engine.test_kill_restart import falling_path
+from tests.exchange.bybit_env import BOTS, ENV_NAMES, KEYS, UIDS
+from tests.fakes.bybit import FakeBybit
+from tests.fakes.discord import FakeDiscord
+
+MIN = 60_000
+CREATE = "/v5/order/create"
+LEVERAGE = "/v5/position/set-leverage"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBybit]:
+    with FakeBybit() as server:
+        server.add_account("main", UIDS["main"], *KEYS["main"], usdt=10000, master=True)
+        for bot in BOTS:
+            server.add_account(bot, UIDS[bot], *KEYS[bot], usdt=1000)
+        server.set_price_path("BTCUSDT", falling_path(int(time.time() * 1000)))
+        yield server
+        assert server.internal_errors == []
+
+
+@pytest.fixture
+def discord() -> Iterator[FakeDiscord]:
+    with FakeDiscord() as server:
+        yield server
+
+
+def configured(fake: FakeBybit, discord: FakeDiscord, data_dir: Path) -> LoadedConfig:
+    """SubBot-C alone on the fake (testnet), a breaker limit of 3, no retries inside a call."""
+    env = {
+        "JIRITSU_GENERAL__DATA_DIR": str(data_dir),
+        "JIRITSU_GENERAL__ENVIRONMENT": "testnet",
+        "JIRITSU_EXCHANGE__BASE_URL": fake.endpoint,
+        "JIRITSU_EXCHANGE__CA_FILE": str(fake.ca_path),
+        "JIRITSU_EXCHANGE__MAX_RETRIES": "0",
+        "JIRITSU_EXCHANGE__LEVERAGE": "2",  # the fake holds 1x: set-leverage has work to do
+        "JIRITSU_NEWS_SENTIMENT__ENABLED": "false",
+        "JIRITSU_RISK__CRASH_MOVE_PCT": "1",
+        "JIRITSU_RISK__EXCHANGE_FAILURE_LIMIT": "3",
+        "JIRITSU_SUB_BOTS__SUBBOT_A__ENABLED": "false",
+        "JIRITSU_SUB_BOTS__SUBBOT_B__ENABLED": "false",
+        "JIRITSU_SUB_BOTS__SUBBOT_C__TIMEFRAME": "1",
+        "JIRITSU_SUB_BOTS__SUBBOT_C__SPLIT_ENTRY__ENABLED": "false",
+        "JIRITSU_SUB_BOTS__SUBBOT_C__STRATEGY_PARAMS__TP_SL_ENABLED": "false",
+        "DISCORD_WEBHOOK_URL": discord.url_for(),
+    }
+    for account, (key_env, secret_env) in ENV_NAMES.items():
+        env[key_env], env[secret_env] = KEYS[account]
+    loaded = load_config(REPO / "config.toml", environ=env)
+    migrate.upgrade(loaded.db_url)
+    return loaded
+
+
+def rows(loaded: LoadedConfig, sql: str) -> list[tuple[Any, ...]]:
+    engine = make_engine(loaded.db_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(sql)).all()]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("path", "fault", "kwargs", "status", "reason"),
+    [
+        (CREATE, "http_500", {}, "unknown", "HTTP 500 from Bybit"),
+        (LEVERAGE, "http_500", {}, "unknown", "set leverage BTCUSDT 2x [SubBot-C]: HTTP 500"),
+        (LEVERAGE, "ret_code", {"ret_code": 10001}, "rejected", "set leverage BTCUSDT 2x"),
+    ],
+)
+def test_every_order_failing_pauses_the_bot(
+    fake: FakeBybit,
+    discord: FakeDiscord,
+    isolated_env: Path,
+    path: str,
+    fault: str,
+    kwargs: dict[str, Any],
+    status: str,
+    reason: str,
+) -> None:
+    loaded = configured(fake, discord, isolated_env)
+    fake.inject(path, fault, times=None, **kwargs)
+    t0 = (int(time.time() * 1000) // MIN) * MIN
+    results = []
+    for k in range(3):  # RSI 0 at every close: the bot wants to buy at every tick
+        fake.clock = t0 + k * MIN
+        results.append(run_tick(loaded, bots=["SubBot-C"], now_ms=t0 + k * MIN))
+    assert [r.reports[0].failed for r in results] == [True, True, True]
+    assert [r.trips for r in results] == [[], [], ["SubBot-C exchange_failures"]]
+    assert results[2].halted == ["SubBot-C"]
+    assert fake.orders == []  # nothing was ever placed
+    engine = make_engine(loaded.db_url)
+    try:
+        state = controls.state(engine, "SubBot-C")
+    finally:
+        engine.dispose()
+    assert state.halted
+    assert state.halted_by == "breaker"
+    assert state.reason.startswith(
+        "circuit breaker exchange_failures: 3 exchange failures in a row"
+    )
+    # every failure is on its order row with the reason
+    orders = rows(loaded, "select status, error from orders")
+    assert orders
+    assert all(o[0] == status and reason in o[1] for o in orders), orders
+    (trip,) = rows(loaded, "select level, bot from system_events where event_type = "
+                           "'CIRCUIT_BREAKER'")  # fmt: skip
+    assert trip == ("ERROR", "SubBot-C")
+    assert any("CIRCUIT_BREAKER" in m["embeds"][0]["title"] for m in discord.messages)
+    report = collect_status(loaded, exchange=False)
+    (bot,) = [b for b in report.bots if b.name == "SubBot-C"]
+    assert bot.halted
+    assert bot.halt_reason is not None
+    assert "exchange_failures" in bot.halt_reason
+
+
+def test_a_clean_step_ends_a_run_of_failures(
+    fake: FakeBybit, discord: FakeDiscord, isolated_env: Path
+) -> None:
+    loaded = configured(fake, discord, isolated_env)
+    fault = fake.inject(CREATE, "http_500", times=2)
+    t0 = (int(time.time() * 1000) // MIN) * MIN
+    for k in range(2):
+        fake.clock = t0 + k * MIN
+        assert run_tick(loaded, bots=["SubBot-C"], now_ms=t0 + k * MIN).reports[0].failed
+    engine = make_engine(loaded.db_url)
+    try:
+        assert exchange_failures(engine, "SubBot-C") == 2
+        fake.clock = t0 + 2 * MIN  # the exchange works again: the lost order goes out
+        result = run_tick(loaded, bots=["SubBot-C"], now_ms=t0 + 2 * MIN)
+        assert not result.reports[0].failed
+        assert fault.fired == 2
+        assert exchange_failures(engine, "SubBot-C") == 0
+        assert not controls.state(engine, "SubBot-C").halted
+    finally:
+        engine.dispose()
+    recorded = rows(loaded, "select client_order_id, status from orders order by id")
+    assert recorded[0][1] == "filled"  # the lost order was resent and placed this time
+    assert {r[0] for r in recorded} == {o.order_link_id for o in fake.orders}
+    (recovered,) = rows(loaded, "select message from system_events where level = 'INFO' and "
+                                "event_type = 'EXCHANGE_ERROR'")  # fmt: skip
+    assert recovered[0] == "exchange calls succeed again after 2 failure(s) in a row"
