@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jiritsu.clock import Clock, RealClock, SimClock, from_ms, to_ms
+from jiritsu.clock import Clock, RealClock, SimClock, from_ms, parse_range, parse_time, to_ms
+from jiritsu.errors import UsageError
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 T0_MS = 1_767_225_600_000
@@ -48,3 +49,21 @@ def test_real_clock_is_the_wall_clock() -> None:
     assert isinstance(SimClock(T0), Clock)
     assert abs(clock.now_ms() - time.time() * 1000) < 5_000
     assert clock.now().tzinfo is not None
+
+
+def test_one_date_parser_for_every_command() -> None:
+    utc = timezone.utc
+    assert parse_time("2024-06-01", "--at") == datetime(2024, 6, 1, tzinfo=utc)
+    assert parse_time("2024-06-01T12:00+02:00", "--at") == datetime(2024, 6, 1, 10, tzinfo=utc)
+    assert parse_time("2024-06-01", "--to", end_of_day=True) == datetime(2024, 6, 2, tzinfo=utc)
+    assert parse_range("2024-01-03..2024-01-04", "--replay") == (
+        datetime(2024, 1, 3, tzinfo=utc),
+        datetime(2024, 1, 5, tzinfo=utc),  # a bare TO date includes that day
+    )
+    assert parse_range("..", "--replay") == (None, None)
+    with pytest.raises(UsageError, match="--at: not a date"):
+        parse_time("yesterday", "--at")
+    with pytest.raises(UsageError, match="TO must be after FROM"):
+        parse_range("2024-02-01..2024-01-01", "--replay")
+    with pytest.raises(UsageError, match="FROM..TO"):
+        parse_range("2024-02-01", "--replay")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 @contextmanager
 def open_engine(loaded: Any) -> Iterator[Any]:
     """A migrated database engine for the command's duration."""
-    from jiritsu.db.engine import open_database
+    from jiritsu.db.migrate import open_database
 
     with open_database(loaded) as engine:
         yield engine

@@ -28,7 +28,7 @@ def halt(
     """Halt trading globally or for one bot (lifted only by `jiritsu resume`)."""
     from datetime import datetime, timezone
 
-    from jiritsu.db.engine import open_database
+    from jiritsu.db.migrate import open_database
     from jiritsu.notify import notifier_from_config
     from jiritsu.usecases import control
 
@@ -47,7 +47,7 @@ def resume(ctx: typer.Context, bot: BotOpt = None) -> None:
     """Lift a halt (global, or one bot's)."""
     from datetime import datetime, timezone
 
-    from jiritsu.db.engine import open_database
+    from jiritsu.db.migrate import open_database
     from jiritsu.notify import notifier_from_config
     from jiritsu.usecases import control
 
@@ -72,7 +72,7 @@ def flatten(
 
     from rich.table import Table
 
-    from jiritsu.db.engine import open_database
+    from jiritsu.db.migrate import open_database
     from jiritsu.errors import UsageError
     from jiritsu.notify import notifier_from_config
     from jiritsu.usecases import control

@@ -27,7 +27,7 @@ IntervalOpt = Annotated[str, typer.Option("--interval", "-i", help="Bybit interv
 
 @contextmanager
 def _store(ctx: typer.Context) -> Iterator[tuple[CandleStore, Any]]:
-    from jiritsu.db.engine import open_database
+    from jiritsu.db.migrate import open_database
     from jiritsu.market.store import CandleStore, cache_root
 
     loaded = state(ctx).loaded()
@@ -60,15 +60,9 @@ def _progress(label: str) -> Iterator[Any]:
 def _ms(text: str | None) -> int | None:
     if not text:
         return None
-    from jiritsu.errors import UsageError
+    from jiritsu.clock import parse_time, to_ms
 
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"not a date: {text!r} (use YYYY-MM-DD or ISO 8601)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return int(when.timestamp() * 1000)
+    return to_ms(parse_time(text, "date"))
 
 
 def _report(stored: Any, gaps: Any, source: str) -> None:

@@ -1,7 +1,7 @@
 """The master layer's commands: ``phase``, ``rebalance``, ``save-profit`` and ``snapshot``.
 
-Each opens the database (exit 3 when it stays unreachable), calls one library function of
-:mod:`jiritsu.master` and renders the result. Exit codes: 0 ok, 1 a transfer failed or is
+Each opens the database (exit 3 when it stays unreachable) and the runtime, calls one use-case of
+:mod:`jiritsu.usecases.master` and renders the result. Exit codes: 0 ok, 1 a transfer failed or is
 unknown (or earlier ones are still unsettled), 2 bad usage or not enough candles, 3 database
 unreachable, 4 halted.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Annotated, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from jiritsu.master.profit import SaveResult
     from jiritsu.master.rebalance import RebalanceResult
     from jiritsu.master.snapshot import PortfolioSnapshot
+    from jiritsu.runtime import Runtime
 
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Measure and print the plan; move and record nothing.")
@@ -29,42 +30,16 @@ DryRunOpt = Annotated[
 
 
 @contextmanager
-def _database(ctx: typer.Context) -> Iterator[tuple[Any, Any]]:
-    from jiritsu.db.engine import open_database
-
-    loaded = state(ctx).loaded()
-    with open_database(loaded) as engine:
-        yield loaded, engine
-
-
-@contextmanager
-def _exchange(loaded: Any, engine: Any) -> Iterator[Any]:
+def _runtime(ctx: typer.Context, *, require_keys: bool = True) -> Iterator[Runtime]:
+    from jiritsu.db.migrate import open_database
     from jiritsu.runtime import build_runtime
 
-    with build_runtime(loaded, db=engine, notify=False) as rt:
-        yield rt.exchange
-
-
-def _market_data(loaded: Any) -> Any:
-    """Where fresh index candles come from: nowhere when prices are offline (stored candles)."""
-    from jiritsu.runtime import default_mode, live_prices, public_client
-
-    return public_client(loaded) if live_prices(loaded, default_mode(loaded)) else None
-
-
-def _when(text: str, what: str) -> datetime:
-    """A UTC time from ``2024-06-01``, ``2024-06-01T12:00`` or with an offset (naive = UTC)."""
-    from jiritsu.errors import UsageError
-
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"{what}: not a date or time: {text!r} (use e.g. 2024-06-01T12:00)"
-        ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    loaded = state(ctx).loaded()
+    with (
+        open_database(loaded) as engine,
+        build_runtime(loaded, db=engine, require_keys=require_keys) as rt,
+    ):
+        yield rt
 
 
 def _fmt(when: datetime) -> str:
@@ -94,35 +69,25 @@ def phase(
     ] = None,
 ) -> None:
     """Classify the market phase of the index symbol and show the numbers behind it."""
+    from jiritsu.clock import parse_time
     from jiritsu.errors import UsageError
-    from jiritsu.master import phase as ph
+    from jiritsu.usecases import master
 
     if history and at:
         raise UsageError("--at and --history do not go together")
-    with _database(ctx) as (loaded, engine):
-        settings = loaded.settings
-        if history:
-            start_text, sep, end_text = history.partition("..")
-            if not sep or not start_text or not end_text:
-                raise UsageError("--history takes FROM..TO, e.g. 2024-01-01..2024-02-01")
-            readings = ph.history(
-                engine,
-                settings,
-                start=_when(start_text, "--history"),
-                end=_when(end_text, "--history"),
-            )
-            added = ph.record_readings(engine, readings) if record else 0
-            _render_history(readings, added if record else None)
-            return
-        now = _when(at, "--at") if at else datetime.now(timezone.utc)
-        refresh = None if at else _market_data(loaded)
-        try:
-            reading = ph.current_phase(engine, settings, now=now, refresh=refresh)
-        finally:
-            if refresh is not None:
-                refresh.close()
-        stored = ph.record_reading(engine, reading) if record is not False else None
-    _render_reading(reading, stored)
+    if history:
+        start_text, sep, end_text = history.partition("..")
+        if not sep or not start_text or not end_text:
+            raise UsageError("--history takes FROM..TO, e.g. 2024-01-01..2024-02-01")
+        start, end = parse_time(start_text, "--history"), parse_time(end_text, "--history")
+        with _runtime(ctx, require_keys=False) as rt:
+            past = master.phase_history(rt, start, end, record=bool(record))
+        _render_history(past.readings, past.added)
+        return
+    when = parse_time(at, "--at") if at else None
+    with _runtime(ctx, require_keys=False) as rt:
+        now = master.phase(rt, at=when, record=record is not False)
+    _render_reading(now.reading, now.stored)
 
 
 def _render_reading(reading: PhaseReading, stored: bool | None) -> None:
@@ -203,23 +168,10 @@ def _render_history(readings: list[PhaseReading], added: int | None) -> None:
 @handle_errors
 def rebalance(ctx: typer.Context, dry_run: DryRunOpt = False) -> None:
     """Move capital between sub-accounts to the market phase's allocation."""
-    from jiritsu.master.rebalance import run_rebalance
-    from jiritsu.notify import notifier_from_config
+    from jiritsu.usecases import master
 
-    with _database(ctx) as (loaded, engine), _exchange(loaded, engine) as exchange:
-        refresh = _market_data(loaded)
-        try:
-            result = run_rebalance(
-                engine,
-                exchange,
-                loaded.settings,
-                dry_run=dry_run,
-                notifier=None if dry_run else notifier_from_config(loaded),
-                refresh=refresh,
-            )
-        finally:
-            if refresh is not None:
-                refresh.close()
+    with _runtime(ctx) as rt:
+        result = master.rebalance(rt, dry_run=dry_run)
     _render_rebalance(result)
     if result.exit_code:
         raise typer.Exit(int(result.exit_code))
@@ -294,18 +246,10 @@ def save_profit(
     ] = False,
 ) -> None:
     """Sweep a share of each bot's profit since the last saving to the savings account."""
-    from jiritsu.master.profit import run_save_profit
-    from jiritsu.notify import notifier_from_config
+    from jiritsu.usecases import master
 
-    with _database(ctx) as (loaded, engine), _exchange(loaded, engine) as exchange:
-        result = run_save_profit(
-            engine,
-            exchange,
-            loaded.settings,
-            dry_run=dry_run,
-            force=force,
-            notifier=None if dry_run else notifier_from_config(loaded),
-        )
+    with _runtime(ctx) as rt:
+        result = master.save_profit(rt, dry_run=dry_run, force=force)
     _render_save(result)
     if result.exit_code:
         raise typer.Exit(int(result.exit_code))
@@ -373,10 +317,10 @@ def _render_save(result: SaveResult) -> None:
 @handle_errors
 def snapshot(ctx: typer.Context) -> None:
     """Record a portfolio snapshot: each bot's equity, the total and the profit saved."""
-    from jiritsu.master.snapshot import take_snapshot
+    from jiritsu.usecases import master
 
-    with _database(ctx) as (loaded, engine), _exchange(loaded, engine) as exchange:
-        snap = take_snapshot(engine, exchange, loaded.settings)
+    with _runtime(ctx) as rt:
+        snap = master.snapshot(rt)
     _render_snapshot(snap)
 
 

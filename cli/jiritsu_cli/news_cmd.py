@@ -37,7 +37,7 @@ def fetch_news(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Fetch news feeds and score their sentiment."""
-    from jiritsu.db.engine import open_database
+    from jiritsu.db.migrate import open_database
 
     loaded = state(ctx).loaded()
     settings = loaded.settings

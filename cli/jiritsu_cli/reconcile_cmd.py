@@ -17,19 +17,13 @@ def reconcile(
     """Reconcile orders, fills and positions with the exchange (safe to run any time)."""
     from rich.table import Table
 
-    from jiritsu.db.engine import open_database
-    from jiritsu.exchange.reconcile import bot_accounts
-    from jiritsu.exchange.reconcile import reconcile as run
+    from jiritsu.db.migrate import open_database
     from jiritsu.runtime import build_runtime
+    from jiritsu.usecases.reconcile import reconcile as run
 
     loaded = state(ctx).loaded()
-    settings = loaded.settings
-    accounts = bot_accounts(settings, bot)
     with open_database(loaded) as engine, build_runtime(loaded, db=engine) as rt:
-        report = run(
-            engine, rt.exchange, accounts, environment=settings.general.environment,
-            notifier=rt.notifier,
-        )  # fmt: skip
+        report = run(rt, bot=bot)
     out = console()
     if report.clean:
         out.print(f"in sync with the exchange ({', '.join(report.bots)})")

@@ -3,11 +3,14 @@ render."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from jiritsu_cli.common import console, handle_errors, state
+
+if TYPE_CHECKING:
+    from jiritsu.config import LoadedConfig
 
 BotOpt = Annotated[
     list[str] | None,
@@ -17,15 +20,12 @@ BotOpt = Annotated[
 ]
 
 
-def _schema(loaded: object) -> None:
-    from jiritsu.db.migrate import ensure_schema
+def _schema(loaded: LoadedConfig) -> None:
+    """Wait (bounded) for the database and bring its schema to head, as every command does."""
+    from jiritsu.db.migrate import open_database
 
-    db = loaded.settings.database  # type: ignore[attr-defined]
-    ensure_schema(
-        loaded.db_url,  # type: ignore[attr-defined]
-        attempts=db.reconnect_attempts,
-        base_delay=db.reconnect_base_delay_seconds,
-    )
+    with open_database(loaded):
+        pass
 
 
 @handle_errors

@@ -27,23 +27,24 @@ def tune(
 ) -> None:
     """Re-tune the bots' parameters by walk-forward backtesting; apply winners that beat the
     current parameters out of sample."""
-    from jiritsu.notify import notifier_from_config
-    from jiritsu.tune import run_tuning
+    from jiritsu.runtime import build_runtime
+    from jiritsu.usecases.tune import tune as run
     from jiritsu_cli.backtest_cmd import open_engine, progress_bar
 
     loaded = state(ctx).loaded()
-    if not loaded.settings.optimizer.auto_tuning_enabled and not dry_run:
-        console().print("optimizer.auto_tuning_enabled is false: nothing to do (try --dry-run)")
-        return
-    with open_engine(loaded) as engine, progress_bar("tuning", not as_json) as update:
+    with (
+        open_engine(loaded) as engine,
+        build_runtime(loaded, db=engine, require_keys=False) as rt,
+        progress_bar("tuning", not as_json) as update,
+    ):
 
         def progress(bot: str, done: int, total: int) -> None:
             update(done, total)
 
-        report = run_tuning(
-            loaded, engine, dry_run=dry_run, workers=workers, scheduler=scheduler,
-            notifier=None if dry_run else notifier_from_config(loaded), progress=progress,
-        )  # fmt: skip
+        report = run(rt, dry_run=dry_run, workers=workers, scheduler=scheduler, progress=progress)
+    if report is None:
+        console().print("optimizer.auto_tuning_enabled is false: nothing to do (try --dry-run)")
+        return
     if as_json:
         typer.echo(json.dumps(_doc(report), indent=2, default=str))
         return

@@ -77,3 +77,37 @@ class SimClock:
             raise ValueError(f"a SimClock never goes back: {target} < now {self._now}")
         self._now = target
         return self._now
+
+
+def parse_time(text: str, what: str, *, end_of_day: bool = False) -> datetime:
+    """A UTC time from ``2024-06-01``, ``2024-06-01T12:00`` or ISO 8601 with an offset (naive
+    means UTC); the one parser of every command's dates. ``end_of_day``: a bare date means the
+    end of that day (an inclusive TO). A bad value is a UsageError naming ``what``."""
+    from jiritsu.errors import UsageError
+
+    part = text.strip()
+    try:
+        when = datetime.fromisoformat(part.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{what}: not a date or time: {text!r} (use e.g. 2024-06-01 or 2024-06-01T12:00)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    if end_of_day and len(part) == 10:
+        when += timedelta(days=1)
+    return when.astimezone(timezone.utc)
+
+
+def parse_range(text: str, what: str) -> tuple[datetime | None, datetime | None]:
+    """``FROM..TO`` (either side may be empty: open); a bare date as TO includes that day."""
+    from jiritsu.errors import UsageError
+
+    if ".." not in text:
+        raise UsageError(f"{what} takes FROM..TO (e.g. 2024-01-03..2024-02-01), got {text!r}")
+    lo, _, hi = text.partition("..")
+    start = parse_time(lo, what) if lo.strip() else None
+    stop = parse_time(hi, what, end_of_day=True) if hi.strip() else None
+    if start is not None and stop is not None and stop <= start:
+        raise UsageError(f"{what}: TO must be after FROM")
+    return start, stop

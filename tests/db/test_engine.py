@@ -178,7 +178,7 @@ def test_open_database_migrates_to_head_and_refuses_an_unreachable_one(
 ) -> None:
     from jiritsu.config import load_config
     from jiritsu.db import migrate
-    from jiritsu.db.engine import open_database
+    from jiritsu.db.migrate import open_database
     from jiritsu.errors import DatabaseUnavailable
     from tests.conftest import REPO
 

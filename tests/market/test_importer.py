@@ -337,7 +337,7 @@ def test_cli_refuses_off_grid_rows_and_info_survives_bad_stored_bars(isolated_en
     from typer.testing import CliRunner
 
     from jiritsu.config import load_config
-    from jiritsu.db.engine import open_database
+    from jiritsu.db.migrate import open_database
     from jiritsu.market.store import CandleStore, cache_root
     from jiritsu_cli.main import app
 

@@ -307,18 +307,3 @@ def connect_configured(loaded: Any) -> Engine:
     return connect(
         loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
     )
-
-
-@contextmanager
-def open_database(loaded: Any) -> Iterator[Engine]:
-    """What every command does first: wait (bounded) for the configured database, bring its
-    schema to head, and dispose of the engine afterwards. DatabaseUnavailable when it stays down.
-    """
-    from jiritsu.db.migrate import upgrade
-
-    engine = connect_configured(loaded)
-    try:
-        upgrade(loaded.db_url)
-        yield engine
-    finally:
-        engine.dispose()

@@ -177,6 +177,21 @@ def ensure_schema(
     return head()
 
 
+@contextmanager
+def open_database(loaded: Any) -> Iterator[Engine]:
+    """What every command does first: wait (bounded) for the configured database, bring its
+    schema to head, and dispose of the engine afterwards. DatabaseUnavailable when it stays down.
+    """
+    from jiritsu.db.engine import connect_configured
+
+    engine = connect_configured(loaded)
+    try:
+        upgrade(loaded.db_url)
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def _flatten(diffs: list[Any]) -> Iterator[tuple[Any, ...]]:
     for diff in diffs:
         if isinstance(diff, list):  # column modifications come as a list of tuples

@@ -36,10 +36,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from jiritsu.clock import SimClock, from_ms
+from jiritsu.clock import SimClock, from_ms, to_ms
 from jiritsu.controls import GLOBAL
 from jiritsu.errors import DatabaseUnavailable, ExitCode, UsageError
 from jiritsu.events import EventType, record_event
@@ -89,30 +88,12 @@ class LoopResult:
 
 
 def parse_replay(text: str) -> tuple[int | None, int | None]:
-    """``FROM..TO`` (UTC dates or ISO 8601 times; either side may be empty: the stored range).
-    A bare date as TO means the end of that day."""
-    if ".." not in text:
-        raise UsageError(f"--replay takes FROM..TO (e.g. 2024-01-03..2024-02-01), got {text!r}")
-    lo, _, hi = text.partition("..")
+    """``FROM..TO`` in ms (see :func:`jiritsu.clock.parse_range`; empty sides: the stored
+    range)."""
+    from jiritsu.clock import parse_range
 
-    def parse(part: str, end: bool) -> int | None:
-        part = part.strip()
-        if not part:
-            return None
-        try:
-            when = datetime.fromisoformat(part.replace("Z", "+00:00"))
-        except ValueError:
-            raise UsageError(f"--replay: not a date or time: {part!r}") from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        if end and len(part) == 10:  # a bare date: through the end of that day
-            when += timedelta(days=1)
-        return round(when.timestamp() * 1000)
-
-    start, stop = parse(lo, False), parse(hi, True)
-    if start is not None and stop is not None and stop <= start:
-        raise UsageError("--replay: TO must be after FROM")
-    return start, stop
+    start, stop = parse_range(text, "--replay")
+    return (None if start is None else to_ms(start)), (None if stop is None else to_ms(stop))
 
 
 class _Flags:

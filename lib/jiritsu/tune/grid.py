@@ -227,7 +227,7 @@ def run_grid(
     if scheduler:
         from jiritsu.tune.distributed import run_on_dask
 
-        return run_on_dask(job, items, scheduler, progress=progress)
+        return run_on_dask(run_candidate, job, items, scheduler, progress=progress)
     n = min(worker_count(workers), max(1, len(items)))
     prewarm(job, candidates)
     done: list[Candidate] = []

@@ -1,0 +1,31 @@
+"""The walk-forward re-tuning (``jiritsu tune``, monthly timer) on a runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jiritsu.runtime import Runtime
+    from jiritsu.tune import TuneReport
+
+
+def tune(
+    rt: Runtime,
+    *,
+    dry_run: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TuneReport | None:
+    """Tune every bot of ``optimizer.param_ranges`` over the stored candles (the windows end at
+    the newest stored bar) and apply the winners unless ``dry_run``; None when auto-tuning is off
+    and this is no dry run."""
+    from jiritsu.tune import run_tuning
+
+    if not rt.settings.optimizer.auto_tuning_enabled and not dry_run:
+        return None
+    return run_tuning(
+        rt.loaded, rt.db, dry_run=dry_run, workers=workers, scheduler=scheduler,
+        notifier=None if dry_run else rt.notifier, progress=progress,
+    )  # fmt: skip
