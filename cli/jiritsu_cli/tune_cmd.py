@@ -59,7 +59,7 @@ def tune(
     if not report.outcomes:
         out.print("optimizer.param_ranges names no enabled bot: nothing to tune")
     if report.applied:
-        out.print(f"overlay: {report.overlay}\ngit: {report.git}\nrestart: {report.restart}")
+        out.print(f"overlay: {report.overlay}\ngit: {report.git}\nreload: {report.reload}")
     elif dry_run:
         out.print("dry run: nothing written")
 
@@ -70,7 +70,7 @@ def _doc(report: Any) -> dict[str, Any]:
         "applied": report.applied,
         "overlay": report.overlay,
         "git": report.git,
-        "restart": report.restart,
+        "reload": report.reload,
         "bots": [
             {
                 "bot": o.bot,

@@ -150,3 +150,35 @@ def test_a_cool_down_lifts_a_breaker_halt_during_the_loop(isolated_env: Path) ->
     assert str(lift[0]).startswith(str(from_ms(start + 30 * 60_000))[:16])
     assert skipped > 0  # while halted the advisor was not asked
     assert len(snapshots) >= 3  # at start, at the lift (the breakers' new baseline), hourly
+
+
+def test_a_new_tuned_overlay_is_picked_up_by_the_running_loop(isolated_env: Path) -> None:
+    """`jiritsu tune` writes tuned.toml and signals nothing: the loop reloads at its next step."""
+    from jiritsu.strategy.params import describe
+    from jiritsu.tune.apply import write_tuned
+
+    loaded = load(isolated_env)
+    candles = synth_candles(days=3, seed=5)
+    store_candles(loaded, candles)
+    start = int(candles["ts"][0]) + 2 * DAY
+    seen: dict[int, float] = {}
+
+    def tune_meanwhile(t: int, loop: TradeLoop) -> None:
+        seen[loop.result.steps] = describe(loop.runners["SubBot-C"].params)["sl_ratio"]
+        if loop.result.steps == 3:
+            write_tuned(loop.loaded.overlay_path, {"SubBot-C.strategy_params.sl_ratio": 1.5},
+                        {"tuning_runs": [1]})  # fmt: skip
+        if loop.result.steps == 6:  # the same content again, a newer mtime: nothing to reload
+            path = loop.loaded.overlay_path
+            path.write_bytes(path.read_bytes())
+            os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+
+    loop = TradeLoop(lambda: load(isolated_env),
+                     LoopOptions(replay=(start, start + 60 * 60_000), install_signals=False),
+                     on_step=tune_meanwhile)  # fmt: skip
+    assert loop.run().exit_code == 0
+    assert (seen[3], seen[4]) == (0.75, 1.5)  # the step after the write ran on the new value
+    assert loop.settings.bot("SubBot-C").strategy_params.sl_ratio == 1.5
+    (config,) = events(isolated_env / "jiritsu.db", "CONFIG")
+    assert config[0] == "configuration reloaded (tuned overlay changed): 1 change(s)"
+    assert '"SubBot-C.sl_ratio": "0.75 -> 1.5"' in config[1]

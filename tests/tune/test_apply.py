@@ -1,31 +1,13 @@
-"""Applying a winner: overlay, git commit, restart (SIGHUP / systemctl), event, report."""
+"""Applying a winner: the merged overlay and its git commit (the running trade loop reloads the
+overlay by itself: tests/engine/test_loop.py)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any
-
-import pytest
-import sqlalchemy as sa
 
 from jiritsu.config import read_overlay
-from jiritsu.tune.apply import git_commit, restart_trade_loop, write_tuned
-
-RECORDER = """
-import signal, sys, time
-path = sys.argv[1]
-def hup(*_):
-    open(path, "w").write("HUP")
-    sys.exit(0)
-signal.signal(signal.SIGHUP, hup)
-open(path + ".ready", "w").write("1")
-time.sleep(30)
-"""
+from jiritsu.tune.apply import git_commit, write_tuned
 
 
 def _git(d: Path, *args: str) -> str:
@@ -51,41 +33,3 @@ def test_overlay_merges_and_commits_in_a_git_repo(tmp_path: Path) -> None:
     outside = tmp_path / "plain" / "tuned.toml"
     write_tuned(outside, {"SubBot-A.base_lot": 60}, {})
     assert git_commit(outside, "x") == "not a git repository: no commit"
-
-
-def test_sighup_goes_to_the_trade_loop_heartbeat_pid(engine: Any, tmp_path: Path) -> None:
-    from jiritsu.heartbeat import TRADE_LOOP, beat
-
-    assert restart_trade_loop(engine, systemd=False) == "no trade loop running: nothing to restart"
-    flag = tmp_path / "hup"
-    proc = subprocess.Popen([sys.executable, "-c", RECORDER, str(flag)])
-    try:
-        for _ in range(200):
-            if Path(str(flag) + ".ready").exists():
-                break
-            time.sleep(0.05)
-        from jiritsu.db.models import Heartbeat
-
-        beat(engine, TRADE_LOOP, {})
-        with engine.begin() as conn:
-            conn.execute(sa.update(Heartbeat).values(pid=proc.pid))
-        said = restart_trade_loop(engine, systemd=False)
-        assert said == f"sent SIGHUP to the trade loop (pid {proc.pid})"
-        assert proc.wait(timeout=10) == 0
-        assert flag.read_text() == "HUP"
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-
-
-def test_systemctl_restart_under_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    log = tmp_path / "calls"
-    fake = bin_dir / "systemctl"
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("INVOCATION_ID", "abc")
-    assert restart_trade_loop(None) == "restarted jiritsu-trade.service"
-    assert log.read_text() == "restart jiritsu-trade.service\n"

@@ -34,7 +34,7 @@ class Reports:
 
 def test_dry_run_scores_the_grid_and_writes_nothing(stored: Any, isolated_env: Path) -> None:
     settings = make_settings(isolated_env)
-    report = run_tuning(Loaded(settings), stored, dry_run=True, restart=False)
+    report = run_tuning(Loaded(settings), stored, dry_run=True)
     [o] = report.outcomes
     assert o.bot == "SubBot-C"
     assert o.candidates == 6
@@ -60,13 +60,13 @@ def test_a_winner_is_applied_recorded_and_reported(
     forced = replace(real, best={key: 2.0}, apply=True, reason="forced winner", best_oos=1.0)
     monkeypatch.setattr(tune, "tune_bot", lambda *a, **k: forced)
     notes = Reports()
-    report = run_tuning(Loaded(settings), stored, notifier=notes, restart=True)
+    report = run_tuning(Loaded(settings), stored, notifier=notes)
     assert report.applied
     overlay = read_overlay(settings.overlay_path)
     assert overlay is not None
     assert overlay.params == {key: 2.0}
     assert report.git == "not a git repository: no commit"
-    assert report.restart == "no trade loop running: nothing to restart"
+    assert report.reload == "the trade loop reloads tuned.toml at its next step"
     with stored.connect() as conn:
         run = conn.execute(sa.select(TuningRun)).one()
         event = conn.execute(

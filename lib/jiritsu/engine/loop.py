@@ -14,8 +14,11 @@ The loop works in *steps* at logical times ``t`` (ms) on the 1-minute grid:
   bots that are due (:class:`~jiritsu.engine.bot.BotRunner`), beat the heartbeats.
 
 Signals: SIGTERM/SIGINT finish the current step and exit 0; SIGHUP reloads the configuration and
-the tuned overlay between steps (a CONFIG event lists what changed). Live, sleeps are at most
-:data:`SLEEP_CHUNK` seconds so a signal is honoured within one.
+the tuned overlay between steps (a CONFIG event lists what changed). A new tuned overlay
+(``<data_dir>/tuned.toml``, written by ``jiritsu tune``) is reloaded the same way without a
+signal: the loop checks its size and modification time at every step and while it waits (and
+its content hash when those moved), so tuning needs no privilege over the loop's process.
+Live, sleeps are at most :data:`SLEEP_CHUNK` seconds so a signal is honoured within one.
 
 Database trouble: a step is retried as a whole with back-off (every order id in it is
 deterministic, so a retry sends nothing twice); when the database stays away the loop stops
@@ -29,6 +32,7 @@ real second; 0 = as fast as possible). It runs exactly the live code; only the r
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -36,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jiritsu.clock import SimClock, from_ms, to_ms
@@ -139,8 +144,43 @@ def _param_diff(old: Any, new: Any) -> dict[str, str]:
     return out
 
 
+class OverlayWatch:
+    """Notices a changed tuned overlay: its (mtime, size) first, its content hash to be sure."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stat = self._stat_now()
+        self._digest = self._digest_now()
+
+    def _stat_now(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _digest_now(self) -> str | None:
+        try:
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    def changed(self) -> bool:
+        """True once per change of the file's content (appearing and vanishing included)."""
+        stat = self._stat_now()
+        if stat == self._stat:
+            return False
+        self._stat = stat
+        digest = self._digest_now()
+        if digest == self._digest:
+            return False
+        self._digest = digest
+        return True
+
+
 class TradeLoop:
-    """See the module docstring. ``load`` returns the configuration (called again on SIGHUP)."""
+    """See the module docstring. ``load`` returns the configuration (called again on SIGHUP and
+    when the tuned overlay changes)."""
 
     def __init__(
         self,
@@ -155,6 +195,7 @@ class TradeLoop:
         self.flags = _Flags()
         self.loaded = load()
         self.settings = self.loaded.settings
+        self._overlay = OverlayWatch(self.loaded.overlay_path)
         self.replay = self.options.replay is not None
         self.runtime: Runtime | None = None
         self.engine: Engine | None = None
@@ -311,9 +352,9 @@ class TradeLoop:
         sdnotify.ready(f"trading {', '.join(self.runners)}")
         t = start
         while True:
-            if self.flags.reload.is_set():
-                self.flags.reload.clear()
-                self._reload(t)
+            why = self._reload_due()
+            if why:
+                self._reload(t, why)
             self._step_with_retry(t)
             self.result.steps += 1
             if self.on_step is not None:
@@ -376,7 +417,15 @@ class TradeLoop:
         if not report.clean:
             log.warning("reconciliation settled %d differences", len(report.differences))
 
-    def _reload(self, t: int) -> None:
+    def _reload_due(self) -> str | None:
+        """Why the configuration should be reloaded now (None: it should not)."""
+        changed = self._overlay.changed()  # always looked at: a SIGHUP reload reads it too
+        if self.flags.reload.is_set():
+            self.flags.reload.clear()
+            return "SIGHUP"
+        return "tuned overlay changed" if changed else None
+
+    def _reload(self, t: int, why: str) -> None:
         assert self.ctx is not None
         try:
             loaded = self.load()
@@ -391,10 +440,12 @@ class TradeLoop:
         self.loaded = loaded
         self.settings = loaded.settings
         self.ctx.loaded = loaded
+        if loaded.overlay_path != self._overlay.path:
+            self._overlay = OverlayWatch(loaded.overlay_path)
         self._make_runners()
         record_event(
             self.ctx.engine, "INFO", EventType.CONFIG,
-            f"configuration reloaded (SIGHUP): {len(changed)} change(s)",
+            f"configuration reloaded ({why}): {len(changed)} change(s)",
             {"changed": changed}, now=from_ms(t),
         )  # fmt: skip
 
@@ -416,9 +467,9 @@ class TradeLoop:
             if self.flags.stop.wait(min(left, SLEEP_CHUNK)):
                 return False
             sdnotify.watchdog()  # alive while waiting for the next bar
-            if self.flags.reload.is_set():  # reload now, then keep waiting for the step's time
-                self.flags.reload.clear()
-                self._reload(t)
+            why = self._reload_due()
+            if why:  # reload now, then keep waiting for the step's time
+                self._reload(t, why)
         return not self.flags.stop.is_set()
 
     def _next_wake(self, t: int) -> int:

@@ -7,8 +7,8 @@ is backtested over the last ``backtest_period_months`` with the bot's real strat
 (:mod:`jiritsu.tune.walkforward`). The winner is applied only if its out-of-sample score beats
 the current parameters' by ``min_improvement`` (relative): the overlay is written, a
 PARAM_UPDATE event and a ``tuning_runs`` row (with the whole grid) are recorded, the overlay is
-committed when its directory is a git repository, the trade loop is restarted and Discord gets
-a report. A dry run computes everything and writes nothing.
+committed when its directory is a git repository (the running trade loop reloads the overlay at
+its next step) and Discord gets a report. A dry run computes everything and writes nothing.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class TuneReport:
     applied: bool
     overlay: str | None = None
     git: str | None = None
-    restart: str | None = None
+    reload: str | None = None  # how the running trade loop takes the new parameters up
     dry_run: bool = False
 
 
@@ -196,12 +196,11 @@ def run_tuning(
     scheduler: str | None = None,
     end_ms: int | None = None,
     notifier: Any = None,
-    restart: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> TuneReport:
     """Tune every bot of ``optimizer.param_ranges``; apply the winners unless ``dry_run``."""
     from jiritsu.events import EventType, record_event
-    from jiritsu.tune.apply import git_commit, restart_trade_loop, write_tuned
+    from jiritsu.tune.apply import git_commit, write_tuned
 
     settings = loaded.settings
     started = datetime.now(timezone.utc)
@@ -240,14 +239,14 @@ def run_tuning(
     report.applied = True
     report.overlay = str(path)
     report.git = git_commit(path, f"jiritsu tune: tuning run(s) {', '.join(map(str, ids))}")
-    report.restart = restart_trade_loop(engine) if restart else "restart skipped"
+    report.reload = f"the trade loop reloads {path.name} at its next step"
     for o in winners:
         record_event(
             engine, "INFO", EventType.PARAM_UPDATE,
             f"tuned parameters applied: {o.reason}",
             {"tuning_run_id": o.tuning_run_id,
              "changes": {k: [_num(a), _num(b)] for k, (a, b) in o.changes().items()},
-             "overlay": str(path), "git": report.git, "restart": report.restart},
+             "overlay": str(path), "git": report.git, "reload": report.reload},
             bot=o.bot,
         )  # fmt: skip
     _notify(notifier, report)
@@ -264,6 +263,6 @@ def _notify(notifier: Any, report: TuneReport) -> None:
             lines.append(f"{k}: {_num(a)} -> {_num(b)}")
         sections.append((f"{o.bot} ({'applied' if o.apply else 'kept'})", "\n".join(lines)))
     if report.applied:
-        sections.append(("effect", f"overlay {report.overlay}; {report.git}; {report.restart}"))
+        sections.append(("effect", f"overlay {report.overlay}; {report.git}; {report.reload}"))
     title = "Monthly tuning: parameters updated" if report.applied else "Monthly tuning: no change"
     notifier.send_report(title, sections)

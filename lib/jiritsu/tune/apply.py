@@ -1,16 +1,15 @@
-"""Putting a tuning winner into effect: overlay file, git commit, trade-loop restart.
+"""Putting a tuning winner into effect: overlay file and git commit.
 
 Only the overlay (``<data_dir>/tuned.toml``, written atomically with tomli-w by
-:func:`jiritsu.config.write_overlay`) changes; ``config.toml`` is never rewritten. The git
-commit and the restart are best effort: each returns a one-line outcome that goes to the log,
-the event and the Discord report, and never raises.
+:func:`jiritsu.config.write_overlay`) changes; ``config.toml`` is never rewritten. The running
+trade loop notices the new overlay at its next step and reloads (no restart, no privilege
+needed: see :mod:`jiritsu.engine.loop`). The git commit is best effort: it returns a one-line
+outcome that goes to the log, the event and the Discord report, and never raises.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-TRADE_UNIT = "jiritsu-trade.service"
 GIT_TIMEOUT = 30
 
 
@@ -66,39 +64,3 @@ def git_commit(path: Path, message: str) -> str:
         return f"committed {path.name} as {head}"
     except (OSError, subprocess.SubprocessError) as exc:
         return f"git unavailable: {exc}"
-
-
-def under_systemd() -> bool:
-    """True when this process was started by systemd (it sets ``INVOCATION_ID``)."""
-    return bool(os.environ.get("INVOCATION_ID"))
-
-
-def restart_trade_loop(engine: Any, *, systemd: bool | None = None) -> str:
-    """Make the trade loop pick the new parameters up: ``systemctl restart`` under systemd,
-    else SIGHUP to the PID of the trade loop's heartbeat (it reloads its configuration)."""
-    from jiritsu.heartbeat import TRADE_LOOP, last_beat
-
-    if systemd if systemd is not None else under_systemd():
-        try:
-            done = subprocess.run(
-                ["systemctl", "restart", TRADE_UNIT],
-                capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
-        except (OSError, subprocess.SubprocessError) as exc:
-            return f"systemctl restart {TRADE_UNIT} failed: {exc}"
-        if done.returncode != 0:
-            return f"systemctl restart {TRADE_UNIT} failed: {done.stderr.strip()}"
-        return f"restarted {TRADE_UNIT}"
-    try:
-        beat = last_beat(engine, TRADE_LOOP)
-    except Exception as exc:  # noqa: BLE001 - best effort: a DB problem must not fail the tune
-        return f"no trade loop found (heartbeat unreadable: {exc})"
-    if beat is None or not beat.pid:
-        return "no trade loop running: nothing to restart"
-    try:
-        os.kill(beat.pid, signal.SIGHUP)
-    except ProcessLookupError:
-        return f"trade loop pid {beat.pid} is not running: nothing to restart"
-    except PermissionError:
-        return f"not allowed to signal trade loop pid {beat.pid}"
-    return f"sent SIGHUP to the trade loop (pid {beat.pid})"
