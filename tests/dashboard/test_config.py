@@ -138,6 +138,96 @@ def test_chart_urls_are_what_the_browser_fetches() -> None:
     assert sum(label.startswith("page ") for label in urls) == len(PAGES)
 
 
+def test_every_chart_runs_on_an_empty_database_and_tables_say_none(sqlite_url: str) -> None:
+    """datasette-dashboards' table chart reads its columns off the first row: an empty result
+    was a browser TypeError and a blank card, so every table has a 'none' row instead."""
+    import re
+    import sqlite3
+
+    from jiritsu.dashboard import plugin
+    from jiritsu.db import migrate
+
+    migrate.upgrade(sqlite_url)
+    conn = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
+    plugin.prepare_connection(conn)
+    try:
+        boards = build_metadata(_settings())["plugins"]["datasette-dashboards"]
+        for slug, board in boards.items():
+            for name, chart in board["charts"].items():
+                if chart["library"] == "markdown":
+                    continue
+                query = re.sub(r"\[\[.*?\]\]", "", chart["query"])
+                rows = conn.execute(query).fetchall()
+                if chart["library"] == "table":
+                    assert rows, (slug, name)
+                    assert rows[0][0] == "none", (slug, name)
+                    assert set(rows[0][1:]) <= {""}, (slug, name)
+        summary = {
+            name: conn.execute(chart["query"]).fetchone()[0]
+            for name, chart in boards["summary"]["charts"].items()
+            if chart["library"] == "metric"
+        }
+        assert summary["total_equity"] == "n/a"
+        assert summary["profit_saved"] == "0.00 USDT"
+    finally:
+        conn.close()
+
+
+def test_profit_factor_of_a_bot_without_losses_is_infinite_not_zero(sqlite_url: str) -> None:
+    import sqlite3
+
+    from jiritsu.dashboard import plugin
+    from jiritsu.db import migrate
+
+    migrate.upgrade(sqlite_url)
+    conn = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
+    plugin.prepare_connection(conn)
+    try:
+        for i, (bot, pnl) in enumerate(
+            [("SubBot-A", "5.5"), ("SubBot-B", "2"), ("SubBot-B", "-1")]
+        ):
+            conn.execute(
+                "INSERT INTO trades (timestamp, sub_bot_name, symbol, order_id, side, price, "
+                "quantity, fee, pnl, position_effect, created_at, updated_at) VALUES "
+                "(?, ?, 'BTCUSDT', ?, 'Sell', '1', '1', '0', ?, 'close', ?, ?)",
+                ("2026-03-01 00:00:00.000000", bot, f"o{i}", pnl, "2026-03-01", "2026-03-01"),
+            )
+        conn.commit()
+        chart = build_metadata(_settings())["plugins"]["datasette-dashboards"]["performance"]
+        cursor = conn.execute(chart["charts"]["table"]["query"])
+        names = [d[0] for d in cursor.description]
+        table = {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+        assert table["SubBot-A"]["profit_factor"] == "∞ (no losses)"
+        assert table["SubBot-B"]["profit_factor"] == "2.00"
+        assert table["overall"]["profit_factor"] == "7.50"
+    finally:
+        conn.close()
+
+
+def test_display_numbers() -> None:
+    from jiritsu.dashboard.plugin import money, num, pct
+
+    assert money("1494684.9655977173") == "1,494,684.97"
+    assert money(-12345.678) == "-12,345.68"
+    assert money(None) is None
+    assert num("0.84123", 2) == "0.84"
+    assert pct(0.4567, 1) == "45.7%"
+
+
+def test_equity_axes_do_not_start_at_zero() -> None:
+    boards = build_metadata(_settings())["plugins"]["datasette-dashboards"]
+    charts = [
+        boards["summary"]["charts"]["equity_30d"]["display"]["encoding"]["y"],
+        boards["portfolio"]["charts"]["equity_per_bot"]["display"]["encoding"]["y"],
+        *(
+            layer["encoding"]["y"]
+            for layer in boards["portfolio"]["charts"]["total_equity"]["display"]["layer"]
+        ),
+        boards["backtests"]["charts"]["equity"]["display"]["encoding"]["y"],
+    ]
+    assert [y["scale"]["zero"] for y in charts] == [False] * len(charts)
+
+
 def test_password_hash_format() -> None:
     made = hash_password("x")
     assert is_password_hash(made)

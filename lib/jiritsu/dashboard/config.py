@@ -108,13 +108,14 @@ def _chart(title: str, query: str, library: str, display: Any = None) -> dict[st
     return chart
 
 
-def _metric(title: str, query: str, prefix: str = "", suffix: str = "") -> dict[str, Any]:
-    return _chart(title, query, "metric", {"field": "value", "prefix": prefix, "suffix": suffix})
+def _metric(title: str, query: str) -> dict[str, Any]:
+    return _chart(title, query, "metric", {"field": "value"})
 
 
 def _table(title: str, columns: list[str], rest: str) -> dict[str, Any]:
-    """A table chart: ``SELECT <columns> <rest>`` (escape text columns with :func:`_h`)."""
-    return _chart(title, " ".join(("SELECT", ", ".join(columns), rest)), "table")
+    """A table chart: ``SELECT <columns> <rest>`` (escape text columns with :func:`_h`), with a
+    'none' row when there is nothing to show (see :func:`_or_none`)."""
+    return _chart(title, _or_none(columns, rest), "table")
 
 
 def _markdown(title: str, text: str) -> dict[str, Any]:
@@ -122,7 +123,8 @@ def _markdown(title: str, text: str) -> dict[str, Any]:
 
 
 def _money(expr: str) -> str:
-    return f"money({expr})"
+    """Money for a card: '9,977.30 USDT', or 'n/a' when there is no value."""
+    return f"COALESCE(money({expr}) || ' USDT', 'n/a')"
 
 
 def _utc(expr: str, alias: str) -> str:
@@ -130,14 +132,14 @@ def _utc(expr: str, alias: str) -> str:
     return f'substr({expr}, 1, 19) AS "{alias} (UTC)"'
 
 
-def _or_none(columns: list[str], rest: str, first: str = "'none'") -> str:
+def _or_none(columns: list[str], rest: str) -> str:
     """``rest`` plus one row of ``first`` and blanks when it has no rows.
 
     datasette-dashboards' table chart reads the columns off the first row; an empty result
     broke the page (a TypeError) and left the card blank.
     """
     names = [column.rsplit(" AS ", 1)[-1] for column in columns]
-    blanks = ", ".join([f"{first} AS {names[0]}"] + [f"'' AS {name}" for name in names[1:]])
+    blanks = ", ".join([f"'none' AS {names[0]}"] + [f"'' AS {name}" for name in names[1:]])
     where = rest.split(" ORDER BY ")[0]
     inner = f"SELECT {', '.join(columns)} {rest}"
     empty = f"SELECT {blanks} WHERE NOT EXISTS (SELECT 1 {where})"
@@ -174,22 +176,19 @@ def _summary() -> dict[str, Any]:
         ],
         "charts": {
             "total_equity": _metric(
-                "Total equity", f"SELECT {_money('total_equity')} AS value {s}", suffix=" USDT"
+                "Total equity", f"SELECT {_money('total_equity')} AS value {s}"
             ),
             "pnl_24h": _metric(
                 "24h PnL (realised)",
                 f"SELECT {_money('realised_pnl_24h')} AS value {s}",
-                suffix=" USDT",
             ),
             "equity_change_24h": _metric(
                 "24h equity change",
-                f"SELECT COALESCE({_money('equity_change_24h')}, 'n/a') AS value {s}",
-                suffix=" USDT",
+                f"SELECT {_money('equity_change_24h')} AS value {s}",
             ),
             "profit_saved": _metric(
                 "Total profit saved",
                 f"SELECT {_money('COALESCE(profit_saved, 0)')} AS value {s}",
-                suffix=" USDT",
             ),
             "trading": _metric(
                 "Trading",
@@ -216,39 +215,33 @@ def _summary() -> dict[str, Any]:
                 'ORDER BY "timestamp"',
                 "vega-lite",
                 _vl(
-                    {"type": "area", "line": True, "opacity": 0.3, "tooltip": True},
+                    {"type": "line", "tooltip": True},
                     {"x": _t("time"), "y": _q("equity", "USDT", scale={"zero": False})},
                 ),
             ),
-            "halts": _chart(
+            "halts": _table(
                 "Halts",
-                _or_none(
-                    [
-                        _h("scope"),
-                        _h("reason"),
-                        _utc("halted_at", "halted at"),
-                        _h("halted_by"),
-                        _utc("cooldown_until", "cool-down until"),
-                    ],
-                    "FROM controls WHERE halted "
-                    "ORDER BY controls.scope = 'global' DESC, controls.scope",
-                ),
-                "table",
+                [
+                    _h("scope"),
+                    _h("reason"),
+                    _utc("halted_at", "halted at"),
+                    _h("halted_by"),
+                    _utc("cooldown_until", "cool-down until"),
+                ],
+                "FROM controls WHERE halted "
+                "ORDER BY controls.scope = 'global' DESC, controls.scope",
             ),
-            "health_checks": _chart(
+            "health_checks": _table(
                 "Health checks",
-                _or_none(
-                    [
-                        _h("check_name"),
-                        _h("status"),
-                        _utc("ts", "checked at"),
-                        "value",
-                        _h("message"),
-                    ],
-                    "FROM health_latest "
-                    "ORDER BY lower(health_latest.status) = 'ok', health_latest.check_name",
-                ),
-                "table",
+                [
+                    _h("check_name"),
+                    _h("status"),
+                    _utc("ts", "checked at"),
+                    "value",
+                    _h("message"),
+                ],
+                "FROM health_latest "
+                "ORDER BY lower(health_latest.status) = 'ok', health_latest.check_name",
             ),
         },
     }
@@ -302,20 +295,36 @@ def _portfolio() -> dict[str, Any]:
                 ),
             ),
             "total_equity": _chart(
-                "Total equity and profit saved (end of day)",
-                "SELECT day, 'total equity' AS series, total_balance_usdt AS usdt "
-                "FROM portfolio_daily UNION ALL SELECT day, 'profit saved', "
-                "profit_saved_balance FROM portfolio_daily "
-                "WHERE profit_saved_balance IS NOT NULL ORDER BY day",
+                "Total equity (left) and profit saved (right), end of day",
+                "SELECT day, total_balance_usdt AS total_equity, profit_saved_balance "
+                "AS profit_saved FROM portfolio_daily ORDER BY day",
                 "vega-lite",
-                _vl(
-                    {"type": "line", "point": False, "tooltip": True},
-                    {
-                        "x": _day(),
-                        "y": _q("usdt", "USDT", scale={"zero": False}),
-                        "color": _n("series"),
-                    },
-                ),
+                {
+                    # Two axes: profit saved is a small fraction of equity and would flatten
+                    # the equity line on a shared axis.
+                    "encoding": {"x": _day()},
+                    "layer": [
+                        {
+                            "mark": {"type": "line", "color": "#4c78a8", "tooltip": True},
+                            "encoding": {
+                                "y": _q("total_equity", "total equity, USDT", scale={"zero": False})
+                            },
+                        },
+                        {
+                            "mark": {"type": "line", "color": "#f58518", "tooltip": True},
+                            "encoding": {
+                                "y": _q(
+                                    "profit_saved",
+                                    "profit saved, USDT",
+                                    scale={"zero": False},
+                                    axis={"orient": "right"},
+                                )
+                            },
+                        },
+                    ],
+                    "resolve": {"scale": {"y": "independent"}},
+                    "config": _VL_CONFIG,
+                },
             ),
             "cumulative_pnl": _chart(
                 "Cumulative realised PnL",
@@ -779,21 +788,18 @@ def _intervention(
             "commands": _markdown(
                 "Controls", buttons + intervention_commands(bot_names, config_path)
             ),
-            "controls": _chart(
+            "controls": _table(
                 "Halt switches",
-                _or_none(
-                    [
-                        _h("scope"),
-                        "CASE WHEN halted THEN 'HALTED' ELSE 'running' END AS state",
-                        _h("reason"),
-                        _utc("halted_at", "halted at"),
-                        _h("halted_by"),
-                        _utc("resumed_at", "resumed at"),
-                        _utc("cooldown_until", "cool-down until"),
-                    ],
-                    "FROM controls ORDER BY controls.scope = 'global' DESC, controls.scope",
-                ),
-                "table",
+                [
+                    _h("scope"),
+                    "CASE WHEN halted THEN 'HALTED' ELSE 'running' END AS state",
+                    _h("reason"),
+                    _utc("halted_at", "halted at"),
+                    _h("halted_by"),
+                    _utc("resumed_at", "resumed at"),
+                    _utc("cooldown_until", "cool-down until"),
+                ],
+                "FROM controls ORDER BY controls.scope = 'global' DESC, controls.scope",
             ),
         },
     }

@@ -44,8 +44,8 @@ FLATTEN_WORD = "FLATTEN"
 _CONFIGS: weakref.WeakKeyDictionary[Any, LoadedConfig] = weakref.WeakKeyDictionary()
 
 CSS = """
-.dashboard-card-chart > div { white-space: normal !important; }
-.dashboard-card-chart > div > p {
+.dashboard-card-chart > div[style*="flex"] { white-space: normal !important; }
+.dashboard-card-chart > div[style*="flex"] > p {
   font-size: 1.6rem !important; text-align: center; overflow-wrap: anywhere; margin: 0;
 }
 .dashboard-card-chart table td, .dashboard-card-chart table th { white-space: nowrap; }
