@@ -79,7 +79,9 @@ class Runtime:
     @property
     def simulated(self) -> bool:
         """True when the exchange is the paper ledger (paper, replay, simulate)."""
-        return self.mode != "live"
+        from jiritsu.exchange.base import Simulated
+
+        return isinstance(self.exchange, Simulated)
 
     def exchange_for(self, bot: str) -> Exchange:
         """The exchange a bot trades on (one client serves every account today)."""

@@ -47,6 +47,7 @@ from jiritsu.clock import SimClock, from_ms, to_ms
 from jiritsu.controls import GLOBAL
 from jiritsu.errors import DatabaseUnavailable, ExitCode, UsageError
 from jiritsu.events import EventType, record_event
+from jiritsu.exchange.base import Simulated
 from jiritsu.strategy.params import MINUTE_MS
 
 if TYPE_CHECKING:
@@ -563,8 +564,10 @@ class TradeLoop:
         if isinstance(self.clock, SimClock) and self.clock.now_ms() < t:
             self.clock.advance_to(t)
         self._refresh(t, self.ctx.engine)
-        if self.ctx.probe_changes and any(r.has_orders or r.guarded for r in self.runners.values()):
-            if self.exchange.step() > 0:  # type: ignore[attr-defined]
+        exchange = self.exchange
+        busy = any(r.has_orders or r.guarded for r in self.runners.values())
+        if self.ctx.probe_changes and busy and isinstance(exchange, Simulated):
+            if exchange.step() > 0:
                 for runner in self.runners.values():
                     runner.dirty = True
         glob, halted_bots = self._halts(t)

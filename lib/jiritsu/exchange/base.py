@@ -13,6 +13,12 @@ Contracts every implementation keeps:
   :class:`~jiritsu.exchange.errors.OrderRejected` before anything is sent.
 - Every network call has a timeout and bounded retries; failures surface as the typed errors of
   :mod:`jiritsu.exchange.errors`.
+
+``tests/exchange/test_contract.py`` runs these contracts against both implementations. The ABC
+holds what the engine and the master layer call; conveniences only tests and tools use (a
+ticker, the sub-account list) live on the implementations. An exchange that fills on the
+market data it is given as its clock moves is :class:`Simulated` (the paper exchange); callers
+ask that instead of comparing names.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from jiritsu.exchange.types import (
     Balance,
@@ -30,8 +36,6 @@ from jiritsu.exchange.types import (
     OrderRequest,
     OrderState,
     Position,
-    SubAccount,
-    Ticker,
     TransferRequest,
     TransferResult,
 )
@@ -51,9 +55,6 @@ class Exchange(ABC):
     @abstractmethod
     def instrument(self, symbol: str, category: Category = "linear") -> Instrument:
         """Trading rules of a symbol (cached by implementations)."""
-
-    @abstractmethod
-    def ticker(self, symbol: str, category: Category = "linear") -> Ticker: ...
 
     @abstractmethod
     def klines(
@@ -135,8 +136,14 @@ class Exchange(ABC):
     def get_transfer(self, transfer_id: str) -> TransferResult | None:
         """Look a transfer up (settles a crash between request and database update)."""
 
-    @abstractmethod
-    def sub_accounts(self) -> list[SubAccount]: ...
-
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+@runtime_checkable
+class Simulated(Protocol):
+    """An exchange that fills orders on the bars its clock has passed (the paper exchange)."""
+
+    def step(self, now_ms: int | None = None) -> int:
+        """Work every closed bar up to now; returns the number of fills."""
+        ...

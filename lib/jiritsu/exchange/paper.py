@@ -691,9 +691,21 @@ class PaperExchange(Exchange):
 
         def fn(session: Session, now: int) -> TransferResult:
             existing = ledger.transfer_row(session, request.transfer_id)
-            if existing is not None:
-                return ledger.transfer_result(existing)
             amount = Decimal(request.amount)
+            if existing is not None:
+                same = (
+                    existing.coin, Decimal(existing.amount), existing.from_account,
+                    existing.from_wallet, existing.to_account, existing.to_wallet,
+                ) == (
+                    request.coin, amount, request.from_account, request.from_wallet,
+                    request.to_account, request.to_wallet,
+                )  # fmt: skip
+                if not same:  # as Bybit refuses it: never report another transfer as this one
+                    raise OrderRejected(
+                        f"transfer id {request.transfer_id} already belongs to a different "
+                        "transfer"
+                    )
+                return ledger.transfer_result(existing)
             if amount <= 0 or q8(amount) != amount:
                 raise OrderRejected(f"transfer amount {amount} must be positive with <= 8 decimals")
             if (request.from_account, request.from_wallet) == (
