@@ -6,7 +6,7 @@ ask for, and this is the figure to size it by. Computed, not measured live:
 * ``gemini`` bots ask once per closed bar of their timeframe (an upper bound: cycles where only
   HOLD is allowed make no call);
 * ``hybrid`` bots ask only when their rule fires; the firing rate comes from running the rule
-  (``strategy_params.rule`` as documented in config.toml, on ``jiritsu.indicators``) over
+  (the bot's strategy, ``strategy_params.rule``, through the strategy registry) over
   synthetic bars (``jiritsu.market.synth.synth_candles``, several seeds). Every bar in a
   signal zone counts as a firing, with no position or ``min_confidence`` filter: again an upper
   bound;
@@ -77,43 +77,36 @@ def timeframe_minutes(timeframe: str) -> int:
     return int(timeframe) if timeframe.isdigit() else {"D": 1440, "W": 10080, "M": 43200}[timeframe]
 
 
-def rule_fires(bot: Any, close: Any) -> Any:
-    """Boolean array: where the bot's rule gives BUY or SELL (as documented in config.toml)."""
-    import numpy as np
-
-    from jiritsu import indicators
-
-    p = bot.strategy_params
-    if p.rule == "rsi_reversion":
-        r = indicators.rsi(close, p.rsi_period)
-        with np.errstate(invalid="ignore"):
-            return (r < p.rsi_lower) | (r > p.rsi_upper)
-    fast = indicators.ema(close, p.fast_period)
-    slow = indicators.ema(close, p.slow_period)
-    above = fast > slow
-    valid = ~(np.isnan(fast) | np.isnan(slow))
-    fired = np.zeros(close.shape[0], dtype=bool)
-    fired[1:] = (above[1:] != above[:-1]) & valid[1:] & valid[:-1]
-    return fired
+WARMUP_BARS = 300  # bars skipped at the start of each synthetic series (indicator warm-up)
 
 
-def firing_rate(bot: Any, days: int, seeds: int) -> float:
-    """Share of closed bars on which the rule fires, over synthetic markets."""
+def rule_fires(settings: Any, bot: Any, frame: Any) -> Any:
+    """Boolean array: where the bot's strategy gives BUY or SELL."""
+    from jiritsu.market.frames import to_numpy
+    from jiritsu.strategy.contract import Bars, checked_signals
+    from jiritsu.strategy.registry import resolve
+
+    strategy, params = resolve(settings, bot)
+    action, _ = checked_signals(strategy, Bars.from_columns(to_numpy(frame)), params)
+    return action != 0
+
+
+def firing_rate(settings: Any, bot: Any, days: int, seeds: int) -> float:
+    """Share of closed bars on which the strategy fires, over synthetic markets."""
     from jiritsu.market.synth import synth_candles
 
     fired = total = 0
-    warmup = 3 * max(bot.strategy_params.slow_period, bot.strategy_params.rsi_period)
     for seed in range(seeds):
         frame = synth_candles(
             days=days, seed=seed, interval_minutes=timeframe_minutes(bot.timeframe)
         )
-        signal = rule_fires(bot, frame["close"].to_numpy())[warmup:]
+        signal = rule_fires(settings, bot, frame)[WARMUP_BARS:]
         fired += int(signal.sum())
         total += signal.shape[0]
     return fired / total if total else 0.0
 
 
-def typical_snapshot(bot: Any) -> Any:
+def typical_snapshot(settings: Any, bot: Any) -> Any:
     """A snapshot like the engine's, from synthetic bars and the real indicators."""
     import numpy as np
 
@@ -124,7 +117,12 @@ def typical_snapshot(bot: Any) -> Any:
     frame = synth_candles(days=5, seed=42, interval_minutes=timeframe_minutes(bot.timeframe))
     c = frame["close"].to_numpy()
     h, lo, v = frame["high"].to_numpy(), frame["low"].to_numpy(), frame["volume"].to_numpy()
-    p = bot.strategy_params
+    from jiritsu.market.frames import to_numpy
+    from jiritsu.strategy.contract import Bars
+    from jiritsu.strategy.registry import resolve
+
+    strategy, params = resolve(settings, bot)
+    own = strategy.indicators(Bars.from_columns(to_numpy(frame)), params)
     atr_period = bot.dynamic_sizing.atr_period
     atr = indicators.atr(h, lo, c, atr_period)[-1]
     adx, plus_di, minus_di = (x[-1] for x in indicators.adx(h, lo, c, 14))
@@ -146,9 +144,8 @@ def typical_snapshot(bot: Any) -> Any:
             "volume_avg_48": float(np.mean(v[-48:])),
         },
         indicators={
-            "ema_fast": float(indicators.ema(c, p.fast_period)[-1]),
-            "ema_slow": float(indicators.ema(c, p.slow_period)[-1]),
-            "rsi": float(indicators.rsi(c, p.rsi_period)[-1]),
+            **{name: float(values[-1]) for name, values in own.items()},
+            "rsi": float(indicators.rsi(c, 14)[-1]),
             "atr": float(atr),
             "atr_pct": float(atr / c[-1]),
             "adx": float(adx),
@@ -161,7 +158,7 @@ def typical_snapshot(bot: Any) -> Any:
     )
 
 
-def advisor_tokens(bot: Any, hybrid: bool) -> tuple[int, int]:
+def advisor_tokens(settings: Any, bot: Any, hybrid: bool) -> tuple[int, int]:
     """(prompt, output) tokens of one advisor call, measured on the real prompt."""
     import json
 
@@ -169,7 +166,7 @@ def advisor_tokens(bot: Any, hybrid: bool) -> tuple[int, int]:
     from jiritsu.ai.gemini import DATA_ONLY_INSTRUCTION
 
     proposal = Proposal("BUY", 0.72, "RSI 24.1 below 25") if hybrid else None
-    prompt = build_prompt(typical_snapshot(bot), proposal)
+    prompt = build_prompt(typical_snapshot(settings, bot), proposal)
     sent_system = f"{prompt.system}\n\n{DATA_ONLY_INSTRUCTION}"  # as GeminiClient sends it
     answer = json.dumps({"action": "BUY", "confidence": 0.72, "reason": TYPICAL_REASON})
     return tokens(sent_system + prompt.user), tokens(answer)
@@ -199,11 +196,11 @@ def estimate(settings: Any, days: int, seeds: int, news_items: int) -> list[Line
             continue
         per_day = bars_per_day(bot.timeframe)
         if bot.advisor == "gemini":
-            pt, ot = advisor_tokens(bot, hybrid=False)
+            pt, ot = advisor_tokens(settings, bot, hybrid=False)
             lines.append(Line(bot.name, per_day, pt, ot, f"gemini, {per_day:g} closed bars/day"))
             continue
-        rate = firing_rate(bot, days, seeds)
-        pt, ot = advisor_tokens(bot, hybrid=True)
+        rate = firing_rate(settings, bot, days, seeds)
+        pt, ot = advisor_tokens(settings, bot, hybrid=True)
         lines.append(
             Line(
                 bot.name,

@@ -137,12 +137,12 @@ def backtest(
     names = [b.name for b in settings.sub_bots]
     if bot not in names:
         _unknown(bot, names)
-    sets = parse_sets(set_ or [], bot, names)
+    sets = parse_sets(set_ or [], bot, names, settings)
     if sets:
         settings = settings.with_params(sets)
     candidates = None
     if grid:  # a bad grid is a usage error before any data is loaded
-        spec = parse_grid(grid, bot, names)
+        spec = parse_grid(grid, bot, names, settings)
         check_grid(settings, spec)
         candidates = expand(spec)
     with open_engine(loaded) as engine:

@@ -25,6 +25,7 @@ from jiritsu_cli import (
     news_cmd,
     reconcile_cmd,
     status_cmd,
+    strategies_cmd,
     trade_cmd,
     tune_cmd,
 )
@@ -76,6 +77,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(dashboard_cmd.app, name="dashboard")
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(strategies_cmd.app, name="strategies")
 app.command("status", help=status_cmd.status.__doc__)(status_cmd.status)
 app.command("fetch-news", help=news_cmd.fetch_news.__doc__)(news_cmd.fetch_news)
 app.command("reconcile", help=reconcile_cmd.reconcile.__doc__)(reconcile_cmd.reconcile)

@@ -22,12 +22,10 @@ DAY = 86_400_000
 
 @pytest.mark.parametrize("bot", ["SubBot-A", "SubBot-B", "SubBot-C"])
 def test_inputs_are_those_of_prepare(bot: str) -> None:
-    from jiritsu import indicators
-
     settings = Settings()
     candles = synth_candles(days=4, seed=5)
     mine = build_inputs(settings, bot, MarketData("BTCUSDT", candles))
-    ref = prepare(settings.bot(bot), settings, candles, ns=indicators.compiled())
+    ref = prepare(settings.bot(bot), settings, candles)
     for name in ("ts", "open", "high", "low", "close", "vol", "tf_ts", "tf_close_ms",
                  "tf_close", "tf_atr", "sig", "conf", "params"):  # fmt: skip
         assert np.array_equal(getattr(mine, name), getattr(ref, name), equal_nan=True), name

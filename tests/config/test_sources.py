@@ -245,8 +245,8 @@ def test_write_overlay_is_atomic_and_typed(isolated_env: Path) -> None:
          'tuned.toml: params."SubBot-X.strategy_params.sl_ratio"', "no sub-bot named 'SubBot-X'"),
         ('[params]\n"SubBot-B.strategy_params.rule" = 1\n',
          'tuned.toml: params."SubBot-B.strategy_params.rule"', "not a numeric parameter"),
-        ('[params]\n"SubBot-B.strategy_params.nope" = 1\n',
-         'tuned.toml: params."SubBot-B.strategy_params.nope"', "no parameter"),
+        ('[params]\n"SubBot-B.strategy_params.nope" = 1\n',  # the bot's strategy says so
+         "sub_bots[1].strategy_params.nope", "ema_cross has no parameter 'nope'"),
         ('[params]\n"SubBot-B.strategy_params.sl_ratio" = "high"\n',
          'tuned.toml: params."SubBot-B.strategy_params.sl_ratio"', "must be a number"),
         ("[results]\nx = 1\n", "tuned.toml: results", "unknown table"),

@@ -22,7 +22,7 @@ def test_profiles_of_the_shipped_bots(paper_factory: Any) -> None:
         "stable", "balanced", "aggressive"]  # fmt: skip
 
 
-def test_the_rules_advisor_passes_the_rule_on_and_falls_back_to_indicators(
+def test_the_rules_advisor_passes_the_strategy_signal_on_and_never_guesses(
     paper_factory: Any,
 ) -> None:
     paper = paper_b(paper_factory)
@@ -31,10 +31,10 @@ def test_the_rules_advisor_passes_the_rule_on_and_falls_back_to_indicators(
     snap = build_snapshot(bot, bars, position={"side": ""}, allowed=("BUY", "HOLD"),
                           rule_signal=("BUY", 0.8, "why"))  # fmt: skip
     assert RulesAdvisor(bot).decide(snap) == Decision("BUY", 0.8, "why", "rules")
-    # without the engine's signal it judges the indicators with the same rule: RSI 0 -> BUY 1.0
+    # without the engine's signal there is nothing to pass on: skipped, no action
     bare = build_snapshot(bot, bars, position={}, allowed=("BUY", "HOLD"), rule_signal=None)
     decision = RulesAdvisor(bot).decide(bare)
-    assert (decision.action, decision.confidence, decision.outcome) == ("BUY", 1.0, "ok")
+    assert (decision.action, decision.outcome) == (None, "skipped")
     assert bare.indicators["rsi"] == 0.0
     assert bare.indicators["atr"] == 41.0
     assert bars.k == 29

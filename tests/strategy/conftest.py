@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from jiritsu.config import load_config
+from jiritsu.strategy.contract import Bars
 from jiritsu.strategy.params import build_params
+from tests.config.conftest import conf_dir, write_config  # noqa: F401 - shared fixtures
 from tests.conftest import REPO
 
 
@@ -28,3 +30,14 @@ def params_b(settings) -> np.ndarray:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def params_c(settings) -> np.ndarray:  # type: ignore[no-untyped-def]
     return build_params(settings.bot("SubBot-C"), settings)
+
+
+def random_walk(n: int, seed: int = 1, step_ms: int = 900_000) -> Bars:
+    """``n`` bars of a geometric random walk (1 % per bar) with a random spread."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    spread = np.abs(rng.normal(0, 0.004, n)) * close
+    return Bars(
+        ts=np.arange(n, dtype=np.float64) * step_ms, open=close, high=close + spread,
+        low=close - spread, close=close, volume=np.ones(n),
+    )  # fmt: skip

@@ -9,9 +9,10 @@ executed through the shared fill model (:mod:`jiritsu.sim.fills`) -- compiled by
 not call ``inputs.run`` itself because that compiles without numba's disk cache (``cache=False``)
 and would cost ~20 s in every process.
 
-Sharing: a :class:`MarketData` holds one symbol's minutes; resampled bars and indicator arrays
-are cached on it by ``(timeframe, indicator, period)``, so a grid that only varies ``sl_ratio``
-computes every indicator once.
+Sharing: a :class:`MarketData` holds one symbol's minutes and, per timeframe, one
+:class:`~jiritsu.strategy.contract.Bars` whose indicators and strategy signals are memoised, so a
+grid computes each indicator once per period and each strategy's signals once per distinct set
+of the strategy's own parameters (a grid over ``sl_ratio`` computes the signals once).
 
 Compile cache: the kernel is compiled with ``cache=True``; numba writes its cache next to the
 package sources (``__pycache__``) or, when that directory is read-only, in ``NUMBA_CACHE_DIR``,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from jiritsu.config.models import Settings
+    from jiritsu.strategy.contract import Bars
 
 MINUTE_MS = 60_000
 FILL_KINDS = ("leg", "exit", "take_profit", "stop_loss")
@@ -82,8 +84,7 @@ class MarketData:
     high: np.ndarray = field(init=False)
     low: np.ndarray = field(init=False)
     close: np.ndarray = field(init=False)
-    _bars: dict[str, dict[str, np.ndarray]] = field(init=False, default_factory=dict)
-    _ind: dict[tuple[Any, ...], np.ndarray] = field(init=False, default_factory=dict)
+    _bars: dict[str, Bars] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         from jiritsu.market.frames import to_numpy
@@ -97,35 +98,20 @@ class MarketData:
         # ship to worker processes without the caches (each worker builds its own)
         state = dict(self.__dict__)
         state["_bars"] = {}
-        state["_ind"] = {}
         return state
 
-    def bars(self, timeframe: str) -> dict[str, np.ndarray]:
-        """The bot's timeframe bars (resampled once; a missing bucket stays missing)."""
+    def bars(self, timeframe: str) -> Bars:
+        """The timeframe's bars (resampled once; a missing bucket stays missing), whose memo
+        holds the indicators and signals every run on this data shares."""
         found = self._bars.get(timeframe)
         if found is None:
             from jiritsu.market.frames import resample, to_numpy
+            from jiritsu.strategy.contract import Bars
 
             frame = self.frame if timeframe == "1" else resample(self.frame, timeframe)
             cols = to_numpy(frame)
-            found = {k: f64(v) for k, v in cols.items()}
+            found = Bars.from_columns({k: f64(v) for k, v in cols.items()})
             self._bars[timeframe] = found
-        return found
-
-    def indicator(self, timeframe: str, name: str, period: int) -> np.ndarray:
-        """``ema``/``rsi``/``atr`` of the timeframe's bars, computed once per (name, period)."""
-        key = (timeframe, name, int(period))
-        found = self._ind.get(key)
-        if found is None:
-            from jiritsu import indicators
-
-            ns = indicators.compiled()
-            b = self.bars(timeframe)
-            if name == "atr":
-                found = ns.atr(b["high"], b["low"], b["close"], int(period))
-            else:
-                found = getattr(ns, name)(b["close"], int(period))
-            self._ind[key] = found
         return found
 
     def span(self) -> tuple[int, int]:
@@ -277,54 +263,37 @@ def build_inputs(
 ) -> Any:
     """The kernel's inputs (:class:`jiritsu.strategy.inputs.SimInputs`) for one bot, exactly
     what :func:`jiritsu.strategy.inputs.prepare` builds (a test holds them equal), but with the
-    resampled bars and indicators taken from ``data``'s cache so a grid computes each once.
+    resampled bars, indicators and signals taken from ``data``'s memo so a grid computes each
+    once.
 
-    ``decisions`` (bar open ms -> (action, confidence)) replaces the rule's signal on those bars:
-    recorded advisor answers (:func:`recorded_decisions`)."""
+    ``decisions`` (bar open ms -> (action, confidence)) replaces the strategy's signal on those
+    bars: recorded advisor answers (:func:`recorded_decisions`)."""
     from jiritsu.sim.fills import VOL_WINDOW
-    from jiritsu.strategy.inputs import SimInputs
-    from jiritsu.strategy.params import (
-        P_ATR_PERIOD,
-        P_FAST,
-        P_RSI_LOWER,
-        P_RSI_PERIOD,
-        P_RSI_UPPER,
-        P_RULE,
-        P_SLOW,
-        P_TF_MS,
-        P_VOL_FACTOR,
-        build_params,
-    )
+    from jiritsu.strategy.inputs import SimInputs, strategy_signals
+    from jiritsu.strategy.params import P_ATR_PERIOD, P_TF_MS, P_VOL_FACTOR, build_params
+    from jiritsu.strategy.registry import resolve
 
     bot = settings.bot(bot_name)
     params = build_params(bot, settings)
+    strategy, sparams = resolve(settings, bot)
     k = kernels()
-    tf = bot.timeframe
-    bars = data.bars(tf)
+    bars = data.bars(bot.timeframe)
     tf_ms = float(params[P_TF_MS])
-    fast = data.indicator(tf, "ema", int(params[P_FAST]))
-    slow = data.indicator(tf, "ema", int(params[P_SLOW]))
-    rsi = data.indicator(tf, "rsi", int(params[P_RSI_PERIOD]))
-    atr = data.indicator(tf, "atr", int(params[P_ATR_PERIOD]))
-    sig, conf = k.rule_signals(
-        int(params[P_RULE]), bars["close"], fast, slow, rsi, atr,
-        float(params[P_RSI_LOWER]), float(params[P_RSI_UPPER]),
-    )  # fmt: skip
-    sig = sig.astype(np.float64)
+    atr = bars.atr(int(params[P_ATR_PERIOD]))
+    sig, conf = strategy_signals(strategy, sparams, bars)
     if decisions:
-        idx = np.searchsorted(bars["ts"], np.array(sorted(decisions), dtype=np.float64))
+        sig, conf = sig.copy(), conf.copy()  # the memo's arrays are shared
+        idx = np.searchsorted(bars.ts, np.array(sorted(decisions), dtype=np.float64))
         for i, t in zip(idx.tolist(), sorted(decisions), strict=True):
-            if i < bars["ts"].shape[0] and bars["ts"][i] == t:
+            if i < bars.ts.shape[0] and bars.ts[i] == t:
                 sig[i], conf[i] = decisions[t]
     if params[P_VOL_FACTOR] > 0.0:
-        vol = k.slippage_vol(
-            data.ts, bars["ts"], bars["high"], bars["low"], bars["close"], tf_ms, VOL_WINDOW
-        )
+        vol = k.slippage_vol(data.ts, bars.ts, bars.high, bars.low, bars.close, tf_ms, VOL_WINDOW)
     else:
         vol = np.zeros(data.ts.shape[0], dtype=np.float64)
     return SimInputs(
         ts=data.ts, open=data.open, high=data.high, low=data.low, close=data.close, vol=vol,
-        tf_ts=bars["ts"], tf_close_ms=bars["ts"] + tf_ms, tf_close=bars["close"], tf_atr=atr,
+        tf_ts=bars.ts, tf_close_ms=bars.ts + tf_ms, tf_close=bars.close, tf_atr=atr,
         sig=sig, conf=conf, params=params,
     )  # fmt: skip
 
@@ -337,7 +306,7 @@ def recorded_decisions(engine: Any, bot: str, start_ms: int, end_ms: int) -> dic
     import sqlalchemy as sa
 
     from jiritsu.db.models import Decision
-    from jiritsu.strategy.rules import ACTION_CODES
+    from jiritsu.strategy.contract import ACTION_CODES
 
     def dt(ms: int) -> datetime:
         return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)

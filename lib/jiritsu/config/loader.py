@@ -561,13 +561,17 @@ def _apply_override(data: dict[str, Any], override: _Override) -> KeyPath:
             if not isinstance(node, dict):
                 raise ValueError(f"cannot apply: {where} is not a table")
             key = seg.lower()
-            if key not in kind.model_fields:
+            last = i == len(override.segments) - 1
+            if key in kind.model_fields:
+                child_annotation = kind.model_fields[key].annotation
+                if key not in node and not last:
+                    node[key] = _default_raw(kind.model_fields[key])
+            elif last and kind.model_config.get("extra") == "allow":
+                child_annotation = Any  # a strategy's own parameter: its Params checks it
+            else:
                 msg = f"unknown key {key!r} in {where}"
                 close = difflib.get_close_matches(key, list(kind.model_fields), n=1, cutoff=0.6)
                 raise ValueError(msg + (f"; did you mean {close[0]!r}?" if close else ""))
-            child_annotation = kind.model_fields[key].annotation
-            if key not in node and i < len(override.segments) - 1:
-                node[key] = _default_raw(kind.model_fields[key])
         elif get_origin(kind) is list:
             if not isinstance(node, list):
                 raise ValueError(f"cannot apply: {where} is not a list")

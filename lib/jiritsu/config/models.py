@@ -466,28 +466,34 @@ class SplitEntry(_Model):
 
 
 class StrategyParams(_Model):
-    rule: Literal["ema_cross", "rsi_reversion"] = "ema_cross"
-    fast_period: Int = Field(default=12, ge=1, le=1000)
-    slow_period: Int = Field(default=26, ge=2, le=1000)
-    rsi_period: Int = Field(default=14, ge=2, le=1000)
-    rsi_lower: Float = Field(default=30, gt=0, lt=100)
-    rsi_upper: Float = Field(default=70, gt=0, lt=100)
+    """``rule`` names the bot's strategy (:mod:`jiritsu.strategy.registry`); its own parameters
+    sit beside the kernel's keys below and are validated by the strategy's ``Params`` (see
+    ``Settings._strategy_params``)."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    rule: str = Field(default="ema_cross", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     tp_sl_enabled: bool = True
     tp_ratio: Float = Field(default=2.0, gt=0)
     sl_ratio: Float = Field(default=1.0, gt=0)
     min_confidence: Rate = 0.6
 
-    @model_validator(mode="after")
-    def _ordered(self) -> StrategyParams:
-        problems: list[tuple[KeyPath, str]] = []
-        if not self.fast_period < self.slow_period:
-            problems.append(
-                (("slow_period",), f"must be greater than fast_period ({self.fast_period})")
-            )
-        if not self.rsi_lower < self.rsi_upper:
-            problems.append((("rsi_upper",), f"must be greater than rsi_lower ({self.rsi_lower})"))
-        _raise_if(problems)
-        return self
+    @property
+    def strategy_values(self) -> dict[str, Any]:
+        """The strategy's own parameters as written (everything but the kernel's keys)."""
+        return dict(self.model_extra or {})
+
+
+class StrategiesSettings(_Model):
+    """Where user strategies live: ``*.py`` files in these directories (relative to the config
+    file; a missing directory is no error)."""
+
+    paths: list[str] = Field(default_factory=lambda: ["strategies"], validate_default=True)
+
+    @field_validator("paths")
+    @classmethod
+    def _absolute(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return [str(resolve_path(v, _config_dir(info))) for v in value]
 
 
 class SubBot(_Model):
@@ -559,9 +565,6 @@ DEFAULT_SUB_BOTS: list[dict[str, Any]] = [
             "rule": "ema_cross",
             "fast_period": 20,
             "slow_period": 50,
-            "rsi_period": 14,
-            "rsi_lower": 30,
-            "rsi_upper": 70,
             "tp_sl_enabled": True,
             "tp_ratio": 3.0,
             "sl_ratio": 2.0,
@@ -598,9 +601,6 @@ DEFAULT_SUB_BOTS: list[dict[str, Any]] = [
             "rule": "ema_cross",
             "fast_period": 12,
             "slow_period": 26,
-            "rsi_period": 14,
-            "rsi_lower": 30,
-            "rsi_upper": 70,
             "tp_sl_enabled": True,
             "tp_ratio": 2.0,
             "sl_ratio": 1.0,
@@ -636,8 +636,6 @@ DEFAULT_SUB_BOTS: list[dict[str, Any]] = [
         },
         "strategy_params": {
             "rule": "rsi_reversion",
-            "fast_period": 9,
-            "slow_period": 21,
             "rsi_period": 14,
             "rsi_lower": 25,
             "rsi_upper": 75,
@@ -1092,12 +1090,23 @@ def param_key_problem(key: str, bot_names: Iterable[str] | None) -> str | None:
         return str(exc)
     if bot_names is not None and bot not in set(bot_names):
         return f"no sub-bot named {bot!r}"
+    if is_strategy_key(path):
+        return None  # the bot's strategy decides (Settings._param_bots)
     if _tunable_field(path) is None:
         dotted = ".".join(path)
         if _field_exists(path):
             return f"{dotted!r} is not a numeric parameter and cannot be tuned"
         return f"sub-bots have no parameter {dotted!r}"
     return None
+
+
+def is_strategy_key(path: Sequence[str]) -> bool:
+    """``strategy_params.X`` where X is the strategy's own parameter, not a kernel key."""
+    return (
+        len(path) == 2
+        and path[0] == "strategy_params"
+        and path[1] not in StrategyParams.model_fields
+    )
 
 
 def _field_exists(path: tuple[str, ...]) -> bool:
@@ -1128,6 +1137,8 @@ def _range_problems(
     if problem:
         return [((key,), problem)]
     _, path = split_param_key(key)
+    if is_strategy_key(path):
+        return []  # checked against the bot's strategy by Settings._param_bots
     problems: list[tuple[KeyPath, str]] = []
     if tunable_kind(path) == "int":
         for name in ("start", "end", "step"):
@@ -1170,6 +1181,53 @@ def set_bot_param(data: dict[str, Any], key: str, value: Any) -> KeyPath:
     return ("sub_bots", index, *path)
 
 
+def _strategy_range_problems(
+    key: str, rng: ParamRange, data: Mapping[str, Any]
+) -> list[tuple[KeyPath, str]]:
+    """A range over a strategy's own parameter: numeric in the bot's strategy, ends allowed."""
+    from jiritsu.strategy.registry import numeric_kind, params_problems, registry
+
+    bot_name, path = split_param_key(key)
+    if not is_strategy_key(path):
+        return []
+    bot = next((b for b in data["sub_bots"] if b.name == bot_name), None)
+    strategy = _bot_strategy(bot, data) if bot is not None else None
+    if strategy is None:
+        return []
+    kind = numeric_kind(strategy, path[1])
+    where = ("param_ranges", key)
+    if kind is None:
+        has = "is not a numeric parameter" if path[1] in strategy.Params.model_fields else (
+            "has no parameter")  # fmt: skip
+        return [(where, f"strategy {strategy.name!r} {has} {path[1]!r}")]
+    reg = registry(tuple((data.get("strategies") or StrategiesSettings()).paths))
+    problems: list[tuple[KeyPath, str]] = []
+    for name in ("start", "end", "step"):
+        v = getattr(rng, name)
+        if kind == "int" and v != v.to_integral_value():
+            problems.append(((*where, name), "must be a whole number for an integer parameter"))
+    if problems:
+        return problems
+    for name in ("start", "end"):
+        v = getattr(rng, name)
+        values = {**bot.strategy_params.strategy_values, path[1]: int(v) if kind == "int" else v}
+        for _loc, msg in params_problems(reg, strategy, values):
+            problems.append(((*where, name), f"{v} is not allowed for this parameter: {msg}"))
+    return problems
+
+
+def _bot_strategy(bot: SubBot, data: Mapping[str, Any]) -> Any:
+    """The bot's strategy object (None when it cannot be found: reported elsewhere)."""
+    from jiritsu.errors import UsageError
+    from jiritsu.strategy.registry import registry
+
+    strategies = data.get("strategies") or StrategiesSettings()
+    try:
+        return registry(tuple(strategies.paths)).get(bot.strategy_params.rule).strategy
+    except UsageError:
+        return None
+
+
 # --------------------------------------------------------------------------- root
 
 
@@ -1196,6 +1254,7 @@ class Settings(_Model):
     api_keys: ApiKeysSettings = Field(default_factory=ApiKeysSettings)
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
     gemini: GeminiSettings = Field(default_factory=GeminiSettings)
+    strategies: StrategiesSettings = Field(default_factory=StrategiesSettings)
     sub_bots: list[SubBot] = Field(default_factory=_default_sub_bots, min_length=1)
     paper: PaperSettings = Field(default_factory=PaperSettings)
     master_bot: MasterBotSettings = Field(default_factory=MasterBotSettings)
@@ -1252,6 +1311,28 @@ class Settings(_Model):
         _raise_if(problems)
         return value
 
+    @field_validator("sub_bots")
+    @classmethod
+    def _strategy_params(cls, value: list[SubBot], info: ValidationInfo) -> list[SubBot]:
+        """Each bot's strategy exists and its own parameters satisfy the strategy's ``Params``."""
+        from jiritsu.errors import UsageError
+        from jiritsu.strategy.registry import params_problems, registry
+
+        strategies = info.data.get("strategies") or StrategiesSettings()
+        reg = registry(tuple(strategies.paths))
+        problems: list[tuple[KeyPath, str]] = []
+        for i, bot in enumerate(value):
+            sp = bot.strategy_params
+            try:
+                strategy = reg.get(sp.rule).strategy
+            except UsageError as exc:
+                problems.append(((i, "strategy_params", "rule"), str(exc)))
+                continue
+            for loc, msg in params_problems(reg, strategy, sp.strategy_values):
+                problems.append(((i, "strategy_params", *loc), msg))
+        _raise_if(problems)
+        return value
+
     @field_validator("paper")
     @classmethod
     def _paper_bots(cls, value: PaperSettings, info: ValidationInfo) -> PaperSettings:
@@ -1287,10 +1368,12 @@ class Settings(_Model):
     def _param_bots(cls, value: OptimizerSettings, info: ValidationInfo) -> Any:
         known = _fallback_bots(info)
         problems: list[tuple[KeyPath, str]] = []
-        for key in value.param_ranges:
+        for key, rng in value.param_ranges.items():
             problem = param_key_problem(key, known) if known is not None else None
             if problem:
                 problems.append((("param_ranges", key), problem))
+            elif info.data.get("sub_bots") is not None:
+                problems += _strategy_range_problems(key, rng, info.data)
         _raise_if(problems)
         return value
 
@@ -1338,16 +1421,29 @@ class Settings(_Model):
             raise KeyError(f"{key}: {problem}")
         bot, path = split_param_key(key)
         node: Any = self.bot(bot)
+        if is_strategy_key(path):
+            from jiritsu.strategy.registry import resolve
+
+            return getattr(resolve(self, node)[1], path[1])
         for seg in path:
             node = getattr(node, seg)
         return node
+
+    def param_kind(self, key: str) -> str | None:
+        """ "int" / "float" / "decimal" of a tunable ``BOT.section.key`` (None if not tunable)."""
+        bot, path = split_param_key(key)
+        if is_strategy_key(path):
+            from jiritsu.strategy.registry import numeric_kind
+
+            strategy = _bot_strategy(self.bot(bot), {"strategies": self.strategies})
+            return numeric_kind(strategy, path[1]) if strategy is not None else None
+        return tunable_kind(path)
 
     def param_grid(self) -> dict[str, list[Any]]:
         """``optimizer.param_ranges`` expanded: key -> values (ints for integer parameters)."""
         grid: dict[str, list[Any]] = {}
         for key, rng in self.optimizer.param_ranges.items():
-            _, path = split_param_key(key)
-            grid[key] = rng.values(integer=tunable_kind(path) == "int")
+            grid[key] = rng.values(integer=self.param_kind(key) == "int")
         return grid
 
     def with_params(self, params: Mapping[str, Any]) -> Settings:

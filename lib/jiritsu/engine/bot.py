@@ -44,10 +44,11 @@ from jiritsu.exchange.ids import client_order_id
 from jiritsu.exchange.journal import RESUMABLE, apply_state
 from jiritsu.exchange.types import OrderRequest
 from jiritsu.strategy import kernel as K
-from jiritsu.strategy import rules as R
+from jiritsu.strategy.contract import ACTION_NAMES, checked_signals
 from jiritsu.strategy.exits import EXIT_REASON_NAMES
 from jiritsu.strategy.params import (
     MINUTE_MS,
+    P_ATR_PERIOD,
     P_MAX_HOLD_MS,
     P_SPLIT_STEP,
     P_TF_MS,
@@ -55,6 +56,7 @@ from jiritsu.strategy.params import (
     SPLIT_PRICE,
     build_params,
 )
+from jiritsu.strategy.registry import resolve as resolve_strategy
 from jiritsu.strategy.split import leg_due_ms, leg_limit_price
 
 from .book import BookPosition, tradeable, update_trade_pnl
@@ -84,7 +86,7 @@ log = logging.getLogger("jiritsu.engine")
 
 FILL_LOOKBACK = timedelta(days=7)
 FILL_OVERLAP = timedelta(hours=1)
-_ACTIONS = {1: "BUY", -1: "SELL", 0: "HOLD"}
+_ACTIONS = ACTION_NAMES
 
 
 @dataclass
@@ -163,6 +165,7 @@ class BotRunner:
         self.name: str = bot.name
         self.inst = ctx.exchange.instrument(bot.symbol, bot.category)
         self.params = build_params(bot, ctx.settings, self.inst)
+        self.strategy, self.strategy_params = resolve_strategy(ctx.settings, bot)
         if advisor is None:
             from jiritsu.advisors.factory import build_advisor
 
@@ -186,6 +189,7 @@ class BotRunner:
         """New settings (SIGHUP): parameters and advisor rebuilt; the state is re-read."""
         self.bot = bot
         self.params = build_params(bot, loaded.settings, self.inst)
+        self.strategy, self.strategy_params = resolve_strategy(loaded.settings, bot)
         if advisor is None:
             from jiritsu.advisors.factory import build_advisor
 
@@ -556,7 +560,9 @@ class BotRunner:
             report.halted = halted
         existing = self._existing_decision(bars.bar_ts) if self._first_decision else None
         self._first_decision = False
-        code, conf = R.signal_at(bars.k, bars.close, bars.ind, self.params)
+        series, k = bars.series, bars.k
+        actions, confidences = checked_signals(self.strategy, series, self.strategy_params)
+        code, conf = int(actions[k]), float(confidences[k])
         mask = K.allowed_mask(st, self.params, halted)
         decision_id: int | None = None
         if existing is not None:
@@ -567,7 +573,7 @@ class BotRunner:
             decision_id = int(existing.id)
             snapshot = None
         else:
-            reason = R.explain(code, conf, bars.k, bars.close, bars.ind, self.params)
+            reason = self.strategy.explain(series, self.strategy_params, k)
             sentiment = self.ctx.sentiment.get(from_ms(t)) if self.ctx.sentiment else (None, 0)
             snapshot = build_snapshot(
                 self.bot,
@@ -575,6 +581,7 @@ class BotRunner:
                 position=self._position_view(live, last),
                 allowed=allowed_actions(mask),
                 rule_signal=(_ACTIONS[code], conf, reason),  # type: ignore[arg-type]
+                indicators=self.strategy.indicators(series, self.strategy_params),
                 sentiment=sentiment,
             )
             if halted:
@@ -595,7 +602,8 @@ class BotRunner:
         out = K.new_out()
         K.decide(
             float(t), float(close_ms), action, confidence, float(bars.close[bars.k]),
-            float(bars.ind.atr[bars.k]), available, halted, self.params, st, out,
+            float(series.atr(int(self.params[P_ATR_PERIOD]))[k]), available, halted, self.params,
+            st, out,
         )  # fmt: skip
         report.action = decision.action
         report.acted = out[K.O_ACTION] != 0

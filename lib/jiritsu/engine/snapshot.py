@@ -1,9 +1,9 @@
 """The :class:`~jiritsu.advisors.base.MarketSnapshot` an advisor sees: our own numbers only.
 
 Built from the bot's CLOSED bars (the same arrays the strategy kernel reads), the position, the
-news sentiment average and the rule's own signal; ``allowed_actions`` comes from the kernel's risk
-gate (:func:`jiritsu.strategy.kernel.allowed_mask`). ADX/DI are informational for Gemini
-(period 14); the rules never read them.
+news sentiment average and the strategy's own signal and indicators; ``allowed_actions`` comes
+from the kernel's risk gate (:func:`jiritsu.strategy.kernel.allowed_mask`). ATR, RSI and ADX/DI
+(period 14) are context for Gemini.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("jiritsu.engine")
 
 ADX_PERIOD = 14
+ATR_PERIOD = 14
+RSI_PERIOD = 14
 SUMMARY_BARS = 48  # the window of the price summary
 SENTIMENT_CACHE = timedelta(minutes=15)
 
@@ -67,33 +69,31 @@ def ohlcv_summary(bars: BotBars) -> dict[str, Any]:
     }
 
 
-def indicator_values(bars: BotBars) -> dict[str, float | None]:
+def indicator_values(
+    bars: BotBars, extra: dict[str, np.ndarray] | None = None
+) -> dict[str, float | None]:
+    """The numbers an advisor sees at bar ``k``: the strategy's own (``extra``, each with its
+    previous value as ``NAME_prev``), ATR, RSI(14) and ADX/DI(14) for context."""
     k = bars.k
-    ind = bars.ind
-    if getattr(ind, "adx", None) is not None:  # the feed computed it over the whole series
-        adx_k, plus_k, minus_k = ind.adx[k], ind.plus_di[k], ind.minus_di[k]
-    else:
-        from jiritsu.indicators import adx
-
-        lo = max(0, k - 10 * ADX_PERIOD)
-        adx_v, plus, minus = adx(
-            bars.high[lo : k + 1], bars.low[lo : k + 1], bars.close[lo : k + 1], ADX_PERIOD
-        )
-        adx_k, plus_k, minus_k = adx_v[-1], plus[-1], minus[-1]
+    series = bars.series
+    out: dict[str, float | None] = {}
+    for name, values in (extra or {}).items():
+        out[name] = _f(values[k])
+        out[f"{name}_prev"] = _f(values[k - 1]) if k >= 1 else None
+    adx, plus, minus = series.adx(ADX_PERIOD)
     price = float(bars.close[k])
-    atr = float(ind.atr[k])
-    return {
-        "ema_fast": _f(ind.ema_fast[k]),
-        "ema_slow": _f(ind.ema_slow[k]),
-        "ema_fast_prev": _f(ind.ema_fast[k - 1]) if k >= 1 else None,
-        "ema_slow_prev": _f(ind.ema_slow[k - 1]) if k >= 1 else None,
-        "rsi": _f(ind.rsi[k]),
-        "atr": _f(atr),
-        "atr_pct": _f(atr / price) if price > 0 else None,
-        "adx": _f(adx_k),
-        "plus_di": _f(plus_k),
-        "minus_di": _f(minus_k),
-    }
+    atr = float(series.atr(ATR_PERIOD)[k])
+    out.update(
+        {
+            "rsi": _f(series.rsi(RSI_PERIOD)[k]),
+            "atr": _f(atr),
+            "atr_pct": _f(atr / price) if price > 0 and math.isfinite(atr) else None,
+            "adx": _f(adx[k]),
+            "plus_di": _f(plus[k]),
+            "minus_di": _f(minus[k]),
+        }
+    )
+    return out
 
 
 def allowed_actions(mask: int) -> tuple[Action, ...]:
@@ -144,6 +144,7 @@ def build_snapshot(
     allowed: tuple[Action, ...],
     rule_signal: tuple[Action, float, str] | None,
     sentiment: tuple[float | None, int] = (None, 0),
+    indicators: dict[str, np.ndarray] | None = None,
 ) -> MarketSnapshot:
     """The snapshot of bar ``bars.k`` (its close is the price)."""
     return MarketSnapshot(
@@ -154,7 +155,7 @@ def build_snapshot(
         bar_ts=from_ms(bars.bar_ts),
         price=float(bars.close[bars.k]),
         ohlcv=ohlcv_summary(bars),
-        indicators=indicator_values(bars),
+        indicators=indicator_values(bars, indicators),
         position=position,
         sentiment=sentiment[0],
         sentiment_count=sentiment[1],

@@ -14,10 +14,11 @@ breakers (1-minute bars), the paper exchange's fills (:attr:`MarketData.source`,
   network: there is no client to ask.
 
 Only CLOSED bars are used: a bar of length ``L`` opened at ``ts`` exists at ``t`` once
-``ts + L <= t``. A bot's timeframe is resampled and its indicators computed once per loaded data
-(the indicator cache) over the whole window -- exactly the arrays the backtester builds -- and a
-step only looks up the newest bar closed by ``t``. A value at bar ``k`` uses bars ``<= k`` only,
-so precomputing reveals nothing early.
+``ts + L <= t``. A bot's timeframe is resampled once per loaded data into a
+:class:`~jiritsu.strategy.contract.Bars` whose indicators and strategy signals are memoised over
+the whole window -- exactly what the backtester computes -- and a step only looks up the newest
+bar closed by ``t``. A value at bar ``k`` uses bars ``<= k`` only, so precomputing reveals
+nothing early.
 
 :func:`jiritsu.runtime.build_runtime` is the one place that builds it and decides whether it has a
 client.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from jiritsu.exchange.base import Exchange
     from jiritsu.market.source import Bar, ReplaySource
     from jiritsu.market.store import CandleStore
+    from jiritsu.strategy.contract import Bars
 
 LOOKBACK_BARS = 1000  # bars of the slowest bot a live top-up fetches history for
 MAX_HISTORY_DAYS = 45.0
@@ -49,7 +50,8 @@ DAY_MS = 86_400_000
 
 @dataclass(frozen=True)
 class BotBars:
-    """A bot's closed bars (numpy, oldest first) with indicators; ``k`` = newest closed bar."""
+    """A bot's closed bars (numpy, oldest first); ``k`` = newest closed bar, ``series`` the same
+    bars as the strategy sees them (memoised indicators and signals)."""
 
     ts: np.ndarray  # int64 bar opens (ms)
     open: np.ndarray
@@ -57,7 +59,7 @@ class BotBars:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
-    ind: SimpleNamespace  # ema_fast, ema_slow, rsi, atr, adx, plus_di, minus_di
+    series: Bars
     k: int
     tf_ms: int
 
@@ -136,8 +138,191 @@ class MarketData:
         self.source: ReplaySource = ReplaySource(clock)
         self._frames: dict[str, pl.DataFrame] = {}
         self._minutes: dict[str, dict[str, np.ndarray]] = {}
-        # the indicator cache: (symbol, bot, params) -> (bar arrays, indicators)
-        self._bots: dict[tuple[str, str, bytes], tuple[dict[str, np.ndarray], Any]] = {}
+        # the indicator cache: (symbol, timeframe) -> (bar arrays, Bars with their memo)
+        self._bots: dict[tuple[str, str], tuple[dict[str, np.ndarray], Bars]] = {}
+        self._loaded = False
+        self._refreshed_minute = -1
+
+    @property
+    def live(self) -> bool:
+        """True when :meth:`refresh` asks the network for new bars."""
+        return self.client is not None
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """The 1-minute bars held, per symbol (loads the store on first use)."""
+        self._ensure()
+        return dict(self._frames)
+
+    def _ensure(self, now_ms: int | None = None) -> None:
+        """Loaded, and live, topped up once per minute of clock (the paper exchange asks through
+        :meth:`prepare` before it locks its ledger, so no network call happens inside it)."""
+        t = self.clock.now_ms() if now_ms is None else int(now_ms)
+        if self.client is not None and t // MINUTE_MS > self._refreshed_minute:
+            self.refresh(t)
+        elif not self._loaded:
+            self._load(t)
+
+    def _load(self, t_ms: int) -> None:
+        self._loaded = True
+        if self.store is None:
+            return
+        start = None if self.days is None else t_ms - int(self.days * DAY_MS)
+        for symbol in self.symbols:
+            self.add(symbol, self.store.load(symbol, "1", start_ms=start))
+
+    def add(self, symbol: str, frame: pl.DataFrame) -> None:
+        """Serve ``frame`` (canonical 1-minute candles) for ``symbol`` (replacing what it had)."""
+        from jiritsu.market.symbols import normalize_symbol
+
+        symbol = normalize_symbol(symbol)
+        self.source.add(symbol, frame)
+        self._frames[symbol] = frame
+        self._minutes[symbol] = _arrays(frame)
+        if symbol not in self.symbols:
+            self.symbols = sorted({*self.symbols, symbol})
+        self._bots = {k: v for k, v in self._bots.items() if k[0] != symbol}
+
+    def refresh(self, t_ms: int | None = None) -> Exception | None:
+        """Top the store up to ``t_ms`` (live only) and (re)load the window; the error of a
+        failed top-up is returned (the bars loaded stay)."""
+        from jiritsu.exchange.errors import ExchangeError
+        from jiritsu.market.backfill import backfill
+
+        t = self.clock.now_ms() if t_ms is None else int(t_ms)
+        if self.client is None:
+            self._ensure()
+            return None
+        self._refreshed_minute = t // MINUTE_MS
+        error: Exception | None = None
+        days = self.days if self.days is not None else MAX_HISTORY_DAYS
+        for symbol in self.symbols:
+            try:
+                backfill(self.client, self.store, symbol, "1", days=days, now=from_ms(t))
+            except ExchangeError as exc:
+                error = exc
+        self._load(t)
+        return error
+
+    # --- the paper exchange's prices (the MarketSource protocol) ----------------------------
+
+    def prepare(self, symbols: Iterable[str], now_ms: int | None = None) -> None:
+        """Called by the paper exchange before it locks its ledger (every symbol is served)."""
+        self._ensure(now_ms)
+
+    def bars_between(
+        self, symbol: str, start_ms: int, end_ms: int, *, now_ms: int | None = None
+    ) -> pl.DataFrame:
+        self._ensure(now_ms)
+        return self.source.bars_between(symbol, start_ms, end_ms, now_ms=now_ms)
+
+    def last_closed_bar(self, symbol: str, now_ms: int | None = None) -> Bar | None:
+        self._ensure(now_ms)
+        return self.source.last_closed_bar(symbol, now_ms)
+
+    def price(self, symbol: str, now_ms: int | None = None) -> float | None:
+        self._ensure(now_ms)
+        return self.source.price(symbol, now_ms)
+
+    def klines(
+        self,
+        symbol: str,
+        interval: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = 1000,
+        *,
+        now_ms: int | None = None,
+    ) -> pl.DataFrame:
+        self._ensure(now_ms)
+        return self.source.klines(symbol, interval, start_ms, end_ms, limit, now_ms=now_ms)
+
+    # --- the feed -------------------------------------------------------------------------
+
+    def series(self, bot: Any) -> tuple[dict[str, np.ndarray], Bars]:
+        """(bar arrays, Bars) of the bot's timeframe over the loaded window."""
+        from jiritsu.market.frames import resample
+        from jiritsu.strategy.contract import Bars
+
+        self._ensure()
+        key = (bot.symbol, bot.timeframe)
+        found = self._bots.get(key)
+        if found is None:
+            frame = self._frames[bot.symbol]
+            bars = frame if bot.timeframe == "1" else resample(frame, bot.timeframe)
+            cols = _arrays(bars)
+            found = (cols, Bars.from_columns(cols))
+            self._bots[key] = found
+        return found
+
+    def bot_bars(self, bot: Any, params: np.ndarray, t_ms: int) -> BotBars | None:
+        cols, series = self.series(bot)
+        tf_ms = int(params[P_TF_MS])
+        k = int(np.searchsorted(cols["ts"], t_ms - tf_ms, side="right")) - 1
+        if k < 0:
+            return None
+        return BotBars(
+            ts=cols["ts"],
+            open=cols["open"],
+            high=cols["high"],
+            low=cols["low"],
+            close=cols["close"],
+            volume=cols["volume"],
+            series=series,
+            k=k,
+            tf_ms=tf_ms,
+        )
+
+    def minute_bars(self, symbol: str, category: str, t_ms: int, count: int) -> list[MinuteBar]:
+        """The newest ``count`` 1-minute bars closed by ``t_ms``, oldest first."""
+        ...
+
+
+def _arrays(frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    from jiritsu.market.frames import to_numpy
+
+    cols = to_numpy(frame)
+    return {
+        "ts": np.asarray(cols["ts"], dtype=np.int64),
+        **{k: np.ascontiguousarray(cols[k], dtype=np.float64) for k in cols if k != "ts"},
+    }
+
+
+def history_days(timeframes: Iterable[str], max_days: float = MAX_HISTORY_DAYS) -> float:
+    """Days of 1-minute bars that give the slowest timeframe :data:`LOOKBACK_BARS` bars (at
+    least 2, at most ``max_days``)."""
+    from jiritsu.market.frames import interval_ms
+
+    slowest = max((interval_ms(tf) for tf in timeframes), default=MINUTE_MS)
+    return min(max_days, max(2.0, slowest * LOOKBACK_BARS / DAY_MS + 1))
+
+
+class MarketData:
+    """See the module docstring. ``days``: the window kept in memory (None: everything stored);
+    ``client``: where live prices come from (None: offline). Without a ``store`` (tests, one-off
+    runs) it serves what :meth:`add` gave it."""
+
+    def __init__(
+        self,
+        store: CandleStore | None,
+        clock: Clock,
+        symbols: Iterable[str],
+        *,
+        days: float | None,
+        client: Exchange | None = None,
+    ) -> None:
+        from jiritsu.market.source import ReplaySource
+        from jiritsu.market.symbols import normalize_symbol
+
+        self.store = store
+        self.clock = clock
+        self.symbols = sorted({normalize_symbol(s) for s in symbols})
+        self.days = days
+        self.client = client
+        self.source: ReplaySource = ReplaySource(clock)
+        self._frames: dict[str, pl.DataFrame] = {}
+        self._minutes: dict[str, dict[str, np.ndarray]] = {}
+        # the indicator cache: (symbol, timeframe) -> (bar arrays, Bars with their memo)
+        self._bots: dict[tuple[str, str], tuple[dict[str, np.ndarray], Bars]] = {}
         self._loaded = False
         self._refreshed_minute = -1
 

@@ -1,6 +1,11 @@
 """The bots' trading logic, written once for live trading, paper trading and backtests.
 
-Everything here is plain functions over floats, ints and float64 arrays (numba-compatible; this
+The public part, what a strategy author imports (see :mod:`.contract` and README "Write your own
+strategy")::
+
+    from jiritsu.strategy import Bars, Strategy, StrategyParams, checked_signals
+
+The kernel below is plain functions over floats, ints and float64 arrays (numba-compatible; this
 package never imports numba itself). :func:`jiritsu.strategy.kernel.compiled` returns the jitted
 set. Backtest/live divergence is the classic way a strategy that "worked" loses money, so the
 live engine (:mod:`jiritsu.engine`) and the backtester call the SAME functions:
@@ -8,8 +13,10 @@ live engine (:mod:`jiritsu.engine`) and the backtester call the SAME functions:
 ========================  ===============================================================
 module                    what
 ========================  ===============================================================
+:mod:`.contract`          the strategy contract: ``Strategy``, ``Params``, ``Bars``
+:mod:`.registry`          built-ins, ``[strategies] paths`` files, ``jiritsu.strategies`` EPs
+:mod:`.builtins`          ema_cross, rsi_reversion, donchian_breakout (plugins like any other)
 :mod:`.params`            a ``SubBot`` (+ fees, risk, instrument) -> float64 record ``P_*``
-:mod:`.rules`             ema_cross / rsi_reversion: bar -> (action, confidence)
 :mod:`.sizing`            volatility bucket x base_lot, capped by the available balance
 :mod:`.split`             split-entry legs by time / by price, deadline
 :mod:`.tpsl`              TP/SL levels from the average entry and ATR; who enforces them
@@ -26,21 +33,21 @@ What the backtester calls
     from jiritsu.market.store import CandleStore, cache_root
 
     candles = CandleStore(engine, cache_root(data_dir)).load(bot.symbol, "1")   # 1-minute
-    inputs = prepare(bot, settings, candles, ns=jiritsu.indicators.compiled())
+    inputs = prepare(bot, settings, candles)
     result = run(inputs, equity0=starting_balance, start_ms=..., end_ms=..., compiled=True)
     result.fills      # F_* columns: ts, side, qty, price, fee, kind, leg, pnl (closing fills)
     result.acts       # every order/entry/TP-SL/cancel the kernel made (ACT_* codes)
     result.equity     # account equity at each 1-minute close
 
-Tuning changes the parameter record: ``prepare(bot, settings.with_params({...}), candles)``
-(or edit ``inputs.params`` directly for parameters that no indicator depends on). One year of
+Tuning changes the parameters: ``prepare(bot, settings.with_params({...}), candles)`` (or
+``inputs.with_params(record)`` for kernel parameters that the signals do not depend on). One year of
 1-minute bars runs in 0.01-0.05 s per bot compiled (``scripts/bench_tick.py`` prints it).
 Do not re-implement any of it: ``tests/engine/test_replay_parity.py`` runs ``jiritsu trade-loop
 --replay`` and ``run`` over the same candles and asserts identical orders, fills and TP/SL
 triggers; a backtester built on ``run`` inherits that guarantee.
 
 Not in the kernel: the portfolio-level breakers (drawdown, daily loss, crash: they need every
-bot), exchange failures, and the advisor (a backtest uses the rule's own signal; live, the
+bot), exchange failures, and the advisor (a backtest uses the strategy's own signal; live, the
 advisor's answer replaces it and the kernel's gate filters it the same way).
 
 The timing rules (one grid for everything)
@@ -60,3 +67,7 @@ The timing rules (one grid for everything)
 - A bar is decided at most once, and at most half a bar late (a restart); the per-bot loss-streak
   breaker is evaluated right before a decision.
 """
+
+from jiritsu.strategy.contract import Bars, Strategy, StrategyParams, checked_signals
+
+__all__ = ["Bars", "Strategy", "StrategyParams", "checked_signals"]

@@ -15,19 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jiritsu.strategy import kernel as K
-from jiritsu.strategy.params import (
-    P_RSI_LOWER,
-    P_RSI_UPPER,
-    P_RULE,
-    P_TF_MS,
-    P_VOL_FACTOR,
-    build_params,
-)
+from jiritsu.strategy.params import P_ATR_PERIOD, P_TF_MS, P_VOL_FACTOR, build_params
 
 if TYPE_CHECKING:
     import polars as pl
 
     from jiritsu.exchange.types import Instrument
+    from jiritsu.strategy.contract import Bars, Strategy
 
 
 @dataclass(frozen=True)
@@ -42,16 +36,23 @@ class SimInputs:
     tf_close_ms: np.ndarray  # ... and close times (open + timeframe)
     tf_close: np.ndarray
     tf_atr: np.ndarray
-    sig: np.ndarray  # the rule's action per timeframe bar (float64: -1, 0, 1)
+    sig: np.ndarray  # the strategy's action per timeframe bar (float64: -1, 0, 1)
     conf: np.ndarray
     params: np.ndarray
 
-    def with_params(self, params: np.ndarray, candles_1m: pl.DataFrame | None = None) -> Any:
-        """The same candles with another parameter record (indicators recomputed when a
-        period changed, which needs the candles again)."""
-        if candles_1m is not None:
-            return _build(candles_1m, params)
+    def with_params(self, params: np.ndarray) -> Any:
+        """The same candles and signals with another kernel parameter record (sizing, TP/SL,
+        split...; the strategy's own parameters change the signals: call :func:`prepare`)."""
         return replace(self, params=params)
+
+
+def strategy_signals(strategy: Strategy, params: Any, bars: Bars) -> tuple[np.ndarray, np.ndarray]:
+    """The strategy's (action, confidence) per bar as the kernel reads them (float64 both),
+    checked against the contract and computed once per (strategy, params) for ``bars``."""
+    from jiritsu.strategy.contract import checked_signals
+
+    action, confidence = checked_signals(strategy, bars, params)
+    return action.astype(np.float64), confidence
 
 
 @dataclass(frozen=True)
@@ -69,28 +70,25 @@ class SimResult:
         return np.asarray(self.fills[closing, K.F_PNL])
 
 
-def _build(candles: pl.DataFrame, params: np.ndarray, ns: Any = None) -> SimInputs:
+def _build(
+    candles: pl.DataFrame, params: np.ndarray, strategy: Strategy, sparams: Any
+) -> SimInputs:
     from jiritsu.market.frames import INTERVALS, resample, to_numpy
-    from jiritsu.strategy.rules import indicator_arrays, rule_signals
+    from jiritsu.strategy.contract import Bars
 
     tf_ms = int(params[P_TF_MS])
     interval = {ms: name for name, ms in INTERVALS.items()}[tf_ms]
-    bars = candles if tf_ms == 60_000 else resample(candles, interval)
+    frame = candles if tf_ms == 60_000 else resample(candles, interval)
     m = to_numpy(candles)
-    b = to_numpy(bars)
-    ind = indicator_arrays(b["high"], b["low"], b["close"], params, ns)
-    tf_close = np.ascontiguousarray(b["close"], dtype=np.float64)
-    sig, conf = rule_signals(
-        int(params[P_RULE]), tf_close, ind.ema_fast, ind.ema_slow, ind.rsi, ind.atr,
-        float(params[P_RSI_LOWER]), float(params[P_RSI_UPPER]),
-    )  # fmt: skip
+    bars = Bars.from_columns(to_numpy(frame))
+    sig, conf = strategy_signals(strategy, sparams, bars)
+    atr = bars.atr(int(params[P_ATR_PERIOD]))
     ts = np.asarray(m["ts"], dtype=np.float64)
-    tf_ts = np.asarray(b["ts"], dtype=np.float64)
     vol = np.zeros(ts.shape[0])
     if params[P_VOL_FACTOR] > 0:
         from jiritsu.sim.fills import VOL_WINDOW
 
-        vol = K.slippage_vol(ts, tf_ts, b["high"], b["low"], tf_close, float(tf_ms), VOL_WINDOW)
+        vol = K.slippage_vol(ts, bars.ts, bars.high, bars.low, bars.close, float(tf_ms), VOL_WINDOW)
     return SimInputs(
         ts=ts,
         open=np.ascontiguousarray(m["open"], dtype=np.float64),
@@ -98,11 +96,11 @@ def _build(candles: pl.DataFrame, params: np.ndarray, ns: Any = None) -> SimInpu
         low=np.ascontiguousarray(m["low"], dtype=np.float64),
         close=np.ascontiguousarray(m["close"], dtype=np.float64),
         vol=vol,
-        tf_ts=tf_ts,
-        tf_close_ms=tf_ts + tf_ms,
-        tf_close=tf_close,
-        tf_atr=np.ascontiguousarray(ind.atr, dtype=np.float64),
-        sig=sig.astype(np.float64),
+        tf_ts=bars.ts,
+        tf_close_ms=bars.ts + tf_ms,
+        tf_close=bars.close,
+        tf_atr=np.ascontiguousarray(atr, dtype=np.float64),
+        sig=sig,
         conf=conf,
         params=params,
     )
@@ -114,12 +112,13 @@ def prepare(
     candles: pl.DataFrame,
     *,
     instrument: Instrument | None = None,
-    ns: Any = None,
 ) -> SimInputs:
     """The kernel's inputs for ``bot`` over canonical 1-minute ``candles`` (the whole stored
-    range, warm-up included: start the run later with ``start_ms``). ``ns``: an indicator
-    namespace (``jiritsu.indicators.compiled()`` for long ranges)."""
-    return _build(candles, build_params(bot, settings, instrument), ns)
+    range, warm-up included: start the run later with ``start_ms``)."""
+    from jiritsu.strategy.registry import resolve
+
+    strategy, sparams = resolve(settings, bot)
+    return _build(candles, build_params(bot, settings, instrument), strategy, sparams)
 
 
 def run(

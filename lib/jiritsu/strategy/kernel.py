@@ -1003,7 +1003,7 @@ def simulate(
     volatility per bar (zeros unless ``exchange.slippage_volatility_factor`` > 0, see
     :func:`slippage_vol`); per bar of the bot's timeframe its close TIME ``tf_close_ms``
     (open + timeframe), close price, ATR and the chosen action/confidence (the rule:
-    :func:`jiritsu.strategy.rules.rule_signals`); ``params`` from
+    :func:`jiritsu.strategy.inputs.strategy_signals`); ``params`` from
     :func:`jiritsu.strategy.params.build_params`; the account's starting wallet ``equity0``.
     Steps run at the opens of the 1-minute bars in ``[start_ms, end_ms)``.
 
@@ -1122,8 +1122,6 @@ def slippage_vol(
 
 # Every numba-compiled function, callees before callers (module, names).
 _JIT_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("jiritsu.strategy.rules", ("clip01", "ema_cross_signal", "rsi_reversion_signal",
-                                "rule_signal", "rule_signals")),
     ("jiritsu.strategy.sizing", ("floor_steps", "floor_to_step", "vol_bucket",
                                  "bucket_multiplier", "capital_cap", "entry_size")),
     ("jiritsu.strategy.split", ("plan_legs", "leg_due_ms", "round_to_tick", "leg_limit_price",
@@ -1145,7 +1143,7 @@ _JIT_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 @functools.cache
 def compiled(cache: bool = False) -> types.SimpleNamespace:
-    """numba-compiled versions of the rules, sizing, split, TP/SL, exit and kernel functions.
+    """numba-compiled versions of the sizing, split, TP/SL, exit and kernel functions.
 
     The same trick as :func:`jiritsu.sim.fills.compiled`: each function is cloned with globals
     in which its callees are already compiled (fills' functions come from ``fills.compiled()``),

@@ -1,5 +1,8 @@
 """A sub-bot's settings as one flat float64 record: what the strategy kernel reads.
 
+The strategy's own parameters are not in it: the strategy turns them into the action and
+confidence arrays the kernel reads (:mod:`jiritsu.strategy.contract`).
+
 The kernel (:mod:`jiritsu.strategy.kernel`) runs as plain Python in a live tick and compiled by
 numba in a backtest, so it cannot read pydantic objects. :func:`build_params` turns a ``SubBot``
 (plus the exchange's fees, the risk settings and the instrument's trading rules) into a numpy
@@ -24,55 +27,46 @@ if TYPE_CHECKING:
 MINUTE_MS = 60_000
 BAR_MS = MINUTE_MS  # the execution grid: every fill happens on a 1-minute bar
 
-RULE_EMA_CROSS = 0
-RULE_RSI_REVERSION = 1
 SPLIT_TIME = 0
 SPLIT_PRICE = 1
 
 # Parameter record layout (keep in sync with PARAM_NAMES).
-P_RULE = 0
-P_FAST = 1
-P_SLOW = 2
-P_RSI_PERIOD = 3
-P_RSI_LOWER = 4
-P_RSI_UPPER = 5
-P_TPSL = 6
-P_TP_RATIO = 7
-P_SL_RATIO = 8
-P_MIN_CONF = 9
-P_SIZING = 10
-P_ATR_PERIOD = 11
-P_VOL_LOW = 12
-P_VOL_MEDIUM = 13
-P_MULT_LOW = 14
-P_MULT_MEDIUM = 15
-P_MULT_HIGH = 16
-P_BASE_LOT = 17
-P_SPLIT = 18
-P_SPLIT_COUNT = 19
-P_SPLIT_METHOD = 20
-P_SPLIT_INTERVAL_MS = 21
-P_SPLIT_STEP = 22
-P_SPLIT_TIMEOUT_MS = 23
-P_SPOT = 24
-P_ALLOW_SHORT = 25
-P_MAX_HOLD_MS = 26
-P_TF_MS = 27
-P_LEVERAGE = 28
-P_QTY_STEP = 29
-P_MIN_QTY = 30
-P_MIN_NOTIONAL = 31
-P_TICK = 32
-P_TAKER_FEE = 33
-P_MAKER_FEE = 34
-P_SLIPPAGE_BPS = 35
-P_VOL_FACTOR = 36
-P_MAX_LOSSES = 37
-P_COOLDOWN_MS = 38
-NPARAMS = 39
+P_TPSL = 0
+P_TP_RATIO = 1
+P_SL_RATIO = 2
+P_MIN_CONF = 3
+P_SIZING = 4
+P_ATR_PERIOD = 5
+P_VOL_LOW = 6
+P_VOL_MEDIUM = 7
+P_MULT_LOW = 8
+P_MULT_MEDIUM = 9
+P_MULT_HIGH = 10
+P_BASE_LOT = 11
+P_SPLIT = 12
+P_SPLIT_COUNT = 13
+P_SPLIT_METHOD = 14
+P_SPLIT_INTERVAL_MS = 15
+P_SPLIT_STEP = 16
+P_SPLIT_TIMEOUT_MS = 17
+P_SPOT = 18
+P_ALLOW_SHORT = 19
+P_MAX_HOLD_MS = 20
+P_TF_MS = 21
+P_LEVERAGE = 22
+P_QTY_STEP = 23
+P_MIN_QTY = 24
+P_MIN_NOTIONAL = 25
+P_TICK = 26
+P_TAKER_FEE = 27
+P_MAKER_FEE = 28
+P_SLIPPAGE_BPS = 29
+P_VOL_FACTOR = 30
+P_MAX_LOSSES = 31
+P_COOLDOWN_MS = 32
+NPARAMS = 33
 
 PARAM_NAMES: tuple[str, ...] = (
-    "rule", "fast_period", "slow_period", "rsi_period", "rsi_lower", "rsi_upper",
     "tp_sl_enabled", "tp_ratio", "sl_ratio", "min_confidence",
     "sizing_enabled", "atr_period", "vol_low", "vol_medium", "mult_low", "mult_medium",
     "mult_high", "base_lot",
@@ -132,12 +126,6 @@ def build_params(
     ex = settings.exchange
     risk = settings.risk
     p = np.zeros(NPARAMS, dtype=np.float64)
-    p[P_RULE] = RULE_EMA_CROSS if sp.rule == "ema_cross" else RULE_RSI_REVERSION
-    p[P_FAST] = sp.fast_period
-    p[P_SLOW] = sp.slow_period
-    p[P_RSI_PERIOD] = sp.rsi_period
-    p[P_RSI_LOWER] = sp.rsi_lower
-    p[P_RSI_UPPER] = sp.rsi_upper
     p[P_TPSL] = 1.0 if sp.tp_sl_enabled else 0.0
     p[P_TP_RATIO] = sp.tp_ratio
     p[P_SL_RATIO] = sp.sl_ratio

@@ -2,8 +2,9 @@
 of a grid over the same candles -- on local processes or a Dask cluster -- in a fixed order, so
 the results never depend on the number of workers.
 
-A key is ``BOT.section.key`` (any tunable numeric sub-bot field), or, with a bot given,
-``section.key`` or just ``key`` when only one section has it (``sl_ratio``, ``atr_period``).
+A key is ``BOT.section.key`` (any tunable numeric sub-bot field, or a numeric parameter of the
+bot's strategy under ``strategy_params``), or, with a bot given, ``section.key`` or just ``key``
+when only one section has it (``sl_ratio``, ``fast_period``).
 """
 
 from __future__ import annotations
@@ -26,20 +27,40 @@ SECTIONS: tuple[tuple[str, ...], ...] = ((), ("strategy_params",), ("dynamic_siz
                                           ("split_entry",))  # fmt: skip
 
 
-def resolve_key(name: str, bot: str | None, bot_names: Sequence[str]) -> str:
-    """The full ``BOT.section.key`` of a (possibly short) parameter name."""
-    from jiritsu.config.models import param_key_problem, tunable_kind
+def _kind(key: str, settings: Settings | None) -> str | None:
+    from jiritsu.config.models import split_param_key, tunable_kind
+
+    if settings is not None:
+        try:
+            return settings.param_kind(key)
+        except KeyError:
+            return None
+    return tunable_kind(split_param_key(key)[1])
+
+
+def resolve_key(
+    name: str, bot: str | None, bot_names: Sequence[str], settings: Settings | None = None
+) -> str:
+    """The full ``BOT.section.key`` of a (possibly short) parameter name (``settings`` lets a
+    name be one of the bot's strategy's own parameters)."""
+    from jiritsu.config.models import param_key_problem
 
     first = name.split(".", 1)[0]
     if first in bot_names:
         problem = param_key_problem(name, bot_names)
+        if problem is None and _kind(name, settings) is None:
+            problem = "is not a tunable numeric parameter"
         if problem:
             raise UsageError(f"{name}: {problem}")
         return name
     if bot is None:
         raise UsageError(f"{name}: name the bot (BOT.section.key) or pass --bot")
     path = tuple(name.split("."))
-    found = [sec + path for sec in SECTIONS if tunable_kind(sec + path) is not None]
+    found = [
+        sec + path
+        for sec in SECTIONS
+        if _kind(f"{bot}." + ".".join(sec + path), settings) is not None
+    ]
     if len(found) != 1:
         why = "is ambiguous" if found else "is not a tunable numeric parameter"
         raise UsageError(f"{name}: {why}")
@@ -56,30 +77,37 @@ def _number(text: str, what: str) -> Decimal:
     return value
 
 
-def _typed(key: str, value: Decimal) -> Any:
-    from jiritsu.config.models import split_param_key, tunable_kind
-
-    _, path = split_param_key(key)
-    if tunable_kind(path) == "int":
+def _typed(key: str, value: Decimal, settings: Settings | None = None) -> Any:
+    if _kind(key, settings) == "int":
         if value != value.to_integral_value():
             raise UsageError(f"{key}: {value} is not a whole number")
         return int(value)
     return value
 
 
-def parse_sets(specs: Sequence[str], bot: str | None, bot_names: Sequence[str]) -> dict[str, Any]:
+def parse_sets(
+    specs: Sequence[str],
+    bot: str | None,
+    bot_names: Sequence[str],
+    settings: Settings | None = None,
+) -> dict[str, Any]:
     """``["sl_ratio=1.5", ...]`` -> ``{"BOT.strategy_params.sl_ratio": Decimal("1.5")}``."""
     out: dict[str, Any] = {}
     for spec in specs:
         name, sep, value = spec.partition("=")
         if not sep:
             raise UsageError(f"--set {spec!r}: expected key=value")
-        key = resolve_key(name.strip(), bot, bot_names)
-        out[key] = _typed(key, _number(value, key))
+        key = resolve_key(name.strip(), bot, bot_names, settings)
+        out[key] = _typed(key, _number(value, key), settings)
     return out
 
 
-def parse_grid(specs: Sequence[str], bot: str | None, bot_names: Sequence[str]) -> dict[str, list]:
+def parse_grid(
+    specs: Sequence[str],
+    bot: str | None,
+    bot_names: Sequence[str],
+    settings: Settings | None = None,
+) -> dict[str, list]:
     """``["sl_ratio=0.5:2.0:0.1"]`` -> ``{key: [0.5, 0.6, ..., 2.0]}`` (exact decimals, ends
     inclusive, like ``optimizer.param_ranges``)."""
     from jiritsu.config.models import ParamRange
@@ -90,7 +118,7 @@ def parse_grid(specs: Sequence[str], bot: str | None, bot_names: Sequence[str]) 
         parts = rng.split(":")
         if not sep or len(parts) != 3:
             raise UsageError(f"--grid {spec!r}: expected param=start:end:step")
-        key = resolve_key(name.strip(), bot, bot_names)
+        key = resolve_key(name.strip(), bot, bot_names, settings)
         if key in grid:
             raise UsageError(f"--grid {key} is given more than once; give each key once")
         start, end, step = (_number(p, key) for p in parts)
@@ -98,7 +126,7 @@ def parse_grid(specs: Sequence[str], bot: str | None, bot_names: Sequence[str]) 
             pr = ParamRange(start=start, end=end, step=step)
         except ValueError as exc:
             raise UsageError(f"--grid {spec!r}: {exc}") from None
-        grid[key] = [_typed(key, v) for v in pr.values()]
+        grid[key] = [_typed(key, v, settings) for v in pr.values()]
     return grid
 
 
@@ -106,15 +134,20 @@ def check_grid(settings: Settings, grid: Mapping[str, Sequence[Any]]) -> None:
     """Every value of ``grid`` within its parameter's own limits, checked as ``--set`` checks
     one (the whole configuration re-validated); UsageError naming the key and value if not.
     Combinations that only clash with each other are left to the runs to report."""
+    from jiritsu.config.models import split_param_key
     from jiritsu.errors import ConfigError
 
     for key in sorted(grid):
+        own = "." + ".".join(split_param_key(key)[1])
         for value in grid[key]:
             try:
                 settings.with_params({key: value})
             except ConfigError as exc:
-                why = "; ".join(msg for _path, msg in exc.problems)
-                raise UsageError(f"--grid {key}: the value {value} is invalid: {why}") from None
+                # a clash with another key's current value (fast_period 100 vs slow_period 26)
+                # is the combination's business, not this value's
+                why = "; ".join(msg for path, msg in exc.problems if path.endswith(own))
+                if why:
+                    raise UsageError(f"--grid {key}: the value {value} is invalid: {why}") from None
 
 
 def expand(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -164,30 +197,26 @@ def run_candidate(job: GridJob, index: int, params: Mapping[str, Any]) -> Candid
 
 
 def prewarm(job: GridJob, candidates: Sequence[Mapping[str, Any]]) -> None:
-    """Compile the kernel and compute every indicator the grid needs in THIS process, so forked
+    """Compile the kernel and compute every indicator and signal array the grid needs in THIS
+    process (once per distinct set of the strategy's parameters and ATR period), so forked
     workers inherit them instead of each redoing the work."""
     from jiritsu.backtest.runner import kernels
     from jiritsu.errors import ConfigError
-    from jiritsu.strategy.params import P_ATR_PERIOD, P_FAST, P_RSI_PERIOD, P_SLOW, build_params
+    from jiritsu.strategy.inputs import strategy_signals
+    from jiritsu.strategy.params import P_ATR_PERIOD, build_params
+    from jiritsu.strategy.registry import resolve
 
     kernels()
-    seen: set[tuple[str, int, int, int, int]] = set()
     for params in candidates:
         try:
             settings = job.settings.with_params(params) if params else job.settings
         except ConfigError:
             continue
         bot = settings.bot(job.bot)
-        p = build_params(bot, settings)
-        key = (bot.timeframe, int(p[P_FAST]), int(p[P_SLOW]), int(p[P_RSI_PERIOD]),
-               int(p[P_ATR_PERIOD]))  # fmt: skip
-        if key in seen:
-            continue
-        seen.add(key)
-        job.data.indicator(bot.timeframe, "ema", key[1])
-        job.data.indicator(bot.timeframe, "ema", key[2])
-        job.data.indicator(bot.timeframe, "rsi", key[3])
-        job.data.indicator(bot.timeframe, "atr", key[4])
+        bars = job.data.bars(bot.timeframe)
+        strategy, sparams = resolve(settings, bot)
+        strategy_signals(strategy, sparams, bars)  # memoised on bars
+        bars.atr(int(build_params(bot, settings)[P_ATR_PERIOD]))
 
 
 def worker_count(workers: int) -> int:

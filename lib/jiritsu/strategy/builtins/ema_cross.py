@@ -1,0 +1,94 @@
+"""``ema_cross``: trade the crossing of a fast EMA over a slow one (an event, not a state).
+
+BUY on the bar where EMA(fast) crosses above EMA(slow) (``fast[i-1] <= slow[i-1]`` and
+``fast[i] > slow[i]``), SELL on the cross below. Confidence grows with how far the close already
+stands on the new side of the slow EMA, in ATRs: ``d = side * (close - slow) / atr``,
+``confidence = clip(0.5 + 0.25 * d, 0, 1)`` (a close one ATR past the slow EMA gives 0.75; one on
+the wrong side gives less than 0.5; an undefined ATR gives 0.5). Undefined EMAs (the warm-up)
+give HOLD.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from jiritsu.strategy.contract import (
+    BUY,
+    HOLD,
+    SELL,
+    Bars,
+    Strategy,
+    StrategyParams,
+)
+
+if TYPE_CHECKING:  # numpy only when signals are computed: config validation needs none
+    import numpy as np
+
+
+class Params(StrategyParams):
+    fast_period: int = Field(default=12, ge=1, le=1000)
+    slow_period: int = Field(default=26, ge=2, le=1000)
+    atr_period: int = Field(default=14, ge=2, le=500)
+
+    @field_validator("slow_period")
+    @classmethod
+    def _slower(cls, slow: int, info: ValidationInfo) -> int:
+        fast = info.data.get("fast_period")
+        if fast is not None and not fast < slow:
+            raise ValueError(f"must be greater than fast_period ({fast})")
+        return slow
+
+
+class EmaCross(Strategy):
+    name = "ema_cross"
+    Params = Params
+
+    def signals(self, bars: Bars, params: Params) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
+        fast, slow = bars.ema(params.fast_period), bars.ema(params.slow_period)
+        atr = bars.atr(params.atr_period)
+        n = len(bars)
+        action = np.zeros(n, dtype=np.int8)
+        confidence = np.zeros(n, dtype=np.float64)
+        if n < 2:
+            return action, confidence
+        f0, s0, f1, s1 = fast[:-1], slow[:-1], fast[1:], slow[1:]
+        up = (f0 <= s0) & (f1 > s1)  # NaN compares False: the warm-up never crosses
+        down = (f0 >= s0) & (f1 < s1)
+        side = np.where(up, BUY, np.where(down, SELL, HOLD)).astype(np.int8)
+        a = atr[1:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = np.where(a > 0.0, side * (bars.close[1:] - s1) / a, 0.0)
+        conf = np.clip(0.5 + 0.25 * d, 0.0, 1.0)
+        action[1:] = side
+        confidence[1:] = np.where(side != HOLD, conf, 0.0)
+        return action, confidence
+
+    def indicators(self, bars: Bars, params: Params) -> dict[str, np.ndarray]:
+        return {"ema_fast": bars.ema(params.fast_period), "ema_slow": bars.ema(params.slow_period)}
+
+    def explain(self, bars: Bars, params: Params, i: int) -> str:
+        import numpy as np
+
+        fast, slow = bars.ema(params.fast_period)[i], bars.ema(params.slow_period)[i]
+        head = (
+            f"EMA{params.fast_period} {_fmt(fast)} vs EMA{params.slow_period} {_fmt(slow)}, "
+            f"close {_fmt(bars.close[i])}, ATR {_fmt(bars.atr(params.atr_period)[i])}"
+        )
+        a, c = self.decision(bars, params, i)
+        if a == BUY:
+            return f"ema_cross BUY ({c:.2f}): fast crossed above slow; {head}"
+        if a == SELL:
+            return f"ema_cross SELL ({c:.2f}): fast crossed below slow; {head}"
+        if not (np.isfinite(fast) and np.isfinite(slow)):
+            return f"ema_cross HOLD: indicators warming up; {head}"
+        return f"ema_cross HOLD: no cross; {head}"
+
+
+def _fmt(x: float) -> str:
+    import numpy as np
+
+    return "n/a" if not np.isfinite(x) else f"{x:.6g}"
