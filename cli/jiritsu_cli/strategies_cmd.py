@@ -62,8 +62,8 @@ def check(
     """Recompute a strategy on stored candles with the future deleted, altered and with less
     history; exit 1 naming the first bar whose decision moved."""
     from jiritsu.backtest.runner import load_data
-    from jiritsu.engine.market import LOOKBACK_BARS
     from jiritsu.errors import UsageError
+    from jiritsu.market.data import LOOKBACK_BARS
     from jiritsu.strategy.check import check_strategy
     from jiritsu.strategy.registry import registry, resolve, strategy_paths
     from jiritsu_cli.backtest_cmd import _ms, open_engine

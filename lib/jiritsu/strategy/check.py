@@ -1,10 +1,11 @@
 """``jiritsu strategies check``: does a strategy decide bar ``i`` from bars ``<= i`` only, and the
 same way whatever history was loaded?
 
-A backtest computes signals over the whole stored range at once; a live bot sees only its newest
-``history`` closed bars (:data:`jiritsu.engine.market.LOOKBACK_BARS`) and the present. A strategy
-is safe when both give every decision the same answer. Three experiments, each at several cut
-points ``c`` spread over the data, compared with the signals over all the data:
+A backtest computes signals over the whole stored range at once; a live bot sees only the window
+its market data loaded, at least ``history`` closed bars of its timeframe
+(:data:`jiritsu.market.data.LOOKBACK_BARS`). A strategy is safe when both give every decision the
+same answer. Three experiments, each at several cut points ``c`` spread over the data, compared
+with the signals over all the data:
 
 - **deleted future**: the bars up to ``c`` only. A decision ``i <= c`` that changes depended on
   bars after ``c`` (lookahead: the classic "peeks at tomorrow's close");
