@@ -231,24 +231,19 @@ def _journal(engine: Any, bot: BotStatus, decisions: int) -> None:
 
 def _paper_exchange(engine: Any, loaded: LoadedConfig) -> Any:
     """The paper exchange on a clock at its ledger's newest worked bar (None: no ledger yet)."""
-    import time
-
     import sqlalchemy as sa
 
-    from jiritsu.clock import SimClock
-    from jiritsu.db.models import PaperAccount, PaperFill, PaperPosition
+    from jiritsu.clock import RealClock, SimClock
+    from jiritsu.db.models import PaperAccount
+    from jiritsu.exchange.ledger import worked_until_ms
     from jiritsu.runtime import build_runtime
 
     with engine.connect() as conn:
         if conn.execute(sa.select(sa.func.count()).select_from(PaperAccount)).scalar_one() == 0:
             return None
-        marks = [
-            conn.execute(sa.select(sa.func.max(PaperPosition.next_bar_ms))).scalar(),
-            conn.execute(sa.select(sa.func.max(PaperFill.exec_ms))).scalar(),
-        ]
-    known = [int(m) for m in marks if m is not None]
-    now = max(known) if known else int(time.time() * 1000)
-    return build_runtime(loaded, "paper", SimClock(now), db=engine, notify=False).exchange
+    worked = worked_until_ms(engine)
+    clock = SimClock(worked) if worked is not None else RealClock()
+    return build_runtime(loaded, "paper", clock, db=engine, notify=False).exchange
 
 
 def _trading(

@@ -3,7 +3,7 @@
 A step at time ``t`` (ms):
 
 1. **Sync** with the exchange: record new fills (deduplicated by exec id) and price the closing
-   trades (:mod:`jiritsu.engine.book`); settle open order rows; resume a row whose answer was lost
+   trades (:mod:`jiritsu.exchange.book`); settle open order rows; resume a row whose answer was lost
    (same client id: the exchange answers with the existing order) or drop it when it is no longer
    wanted; read the position and the active split-entry plan (:mod:`jiritsu.engine.plans`).
    The result is the kernel's state record.
@@ -39,6 +39,7 @@ import numpy as np
 
 from jiritsu.clock import from_ms
 from jiritsu.events import EventType, record_event
+from jiritsu.exchange.book import BookPosition, tradeable, update_trade_pnl
 from jiritsu.exchange.errors import ExchangeError, ExchangeUnavailable, OrderRejected
 from jiritsu.exchange.ids import client_order_id
 from jiritsu.exchange.journal import RESUMABLE, apply_state
@@ -59,7 +60,6 @@ from jiritsu.strategy.params import (
 from jiritsu.strategy.registry import resolve as resolve_strategy
 from jiritsu.strategy.split import leg_due_ms, leg_limit_price
 
-from .book import BookPosition, tradeable, update_trade_pnl
 from .plans import (
     Plan,
     close_unsent_legs,

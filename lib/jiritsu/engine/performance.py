@@ -2,7 +2,7 @@
 demo print.
 
 A *closed trade* is a trades row with ``position_effect = "close"`` and a ``pnl`` (see
-:mod:`jiritsu.engine.book`: PnL after the entry's and the exit's fees). Win rate = wins / closed
+:mod:`jiritsu.exchange.book`: PnL after the entry's and the exit's fees). Win rate = wins / closed
 trades (a zero PnL is neither a win nor a loss); profit factor = gross profit / gross loss.
 Fees are every fill's fee in the quote coin (a spot buy's coin fee valued at its fill price).
 """

@@ -24,7 +24,7 @@ Definitions:
   ``close_then`` is the close of the newest bar at least ``crash_window_minutes`` older than the
   newest bar. Trips above ``risk.crash_move_pct``.
 - **Loss streak** (per bot): the bot's closing trades (``trades.pnl``, see
-  :mod:`jiritsu.engine.book`) since its last halt or resume; ``risk.max_consecutive_losses``
+  :mod:`jiritsu.exchange.book`) since its last halt or resume; ``risk.max_consecutive_losses``
   losing ones in a row pause the bot.
 - **Exchange failures** (per bot): failures in a row -- a step cut short by an exchange error
   (an ERROR ``EXCHANGE_ERROR`` event) or an order the exchange refused (an ERROR

@@ -102,6 +102,23 @@ def read_session(engine: Engine) -> Iterator[Session]:
         session.close()
 
 
+def worked_until_ms(engine: Engine) -> int | None:
+    """The newest bar the ledger has worked (None: nothing worked yet).
+
+    A process that only looks at the books or acts on what they show now (``status``,
+    ``flatten``) runs the paper exchange on a clock at this time: on the wall clock it would
+    first work every stored bar up to now -- firing stops, filling orders -- and act on a
+    different position from the one the trade loop left.
+    """
+    with engine.connect() as conn:
+        marks = [
+            conn.execute(sa.select(sa.func.max(PaperPosition.next_bar_ms))).scalar(),
+            conn.execute(sa.select(sa.func.max(PaperFill.exec_ms))).scalar(),
+        ]
+    known = [int(m) for m in marks if m is not None]
+    return max(known) if known else None
+
+
 # --- wallets ------------------------------------------------------------------------------
 
 

@@ -1,10 +1,11 @@
 """Reconciliation: make the database agree with the exchange, and say where it did not.
 
 Run by ``jiritsu reconcile`` and by the trade loop at start. For each bot it adopts fills from the
-exchange's execution list (deduplicated by execId), settles every order the journal still thinks
-is open (or whose answer was lost), adopts orders the exchange has but the journal does not, and
-compares linear positions with the fills on record. Every difference is a WARNING event. A second
-run right after the first finds nothing to change.
+exchange's execution list (deduplicated by execId; priced by :mod:`jiritsu.exchange.book`, so a
+stop that closed the position while nothing ran carries its PnL and position effect), settles
+every order the journal still thinks is open (or whose answer was lost), adopts orders the
+exchange has but the journal does not, and compares linear positions with the fills on record.
+Every difference is a WARNING event. A second run right after the first finds nothing to change.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from jiritsu.events import EventType, record_event
+from jiritsu.exchange.book import update_trade_pnl
 from jiritsu.exchange.journal import OrderJournal, apply_state, db_status
 from jiritsu.exchange.types import Category
 
@@ -87,7 +89,13 @@ def _adopt_fills(
     fills = journal.exchange.executions(
         account.name, account.category, symbol=account.symbol, since=since
     )
-    for recorded in journal.record_fills(account.name, fills):
+    adopted = journal.record_fills(account.name, fills)
+    if adopted:  # priced like the bot's own fills: a closing one carries its PnL
+        inst = journal.exchange.instrument(account.symbol, account.category)
+        update_trade_pnl(
+            journal.engine, account.name, inst, {r.fill.exchange_order_id for r in adopted}
+        )
+    for recorded in adopted:
         f = recorded.fill
         out.append(
             Difference(

@@ -122,15 +122,21 @@ def flatten(
 ) -> ControlResult:
     """Halt, cancel every open order and close every position at market (one bot or all).
 
-    The exchange is built from the configuration (paper or Bybit) and closed afterwards.
+    The exchange is built from the configuration (paper or Bybit) and closed afterwards; the
+    paper exchange runs at its ledger's newest worked bar, so it closes the position ``status``
+    shows rather than first working every stored bar up to the wall clock.
     """
     from jiritsu.engine.flatten import flatten as run
 
     scope = scope_for(loaded.settings, bot)
     if exchange_factory is None:
+        from jiritsu.clock import SimClock
+        from jiritsu.exchange.ledger import worked_until_ms
         from jiritsu.runtime import build_runtime
 
-        runtime = build_runtime(loaded, db=engine, notify=False)
+        worked = worked_until_ms(engine) if loaded.settings.is_paper else None
+        clock = SimClock(worked) if worked is not None else None
+        runtime = build_runtime(loaded, db=engine, notify=False, clock=clock)
         exchange, close = runtime.exchange, runtime.close
     else:
         exchange = exchange_factory(loaded)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 
-from jiritsu.engine.book import PositionBook, tradeable
+from jiritsu.exchange.book import PositionBook, tradeable
 from jiritsu.strategy.params import default_instrument
 
 T = datetime(2024, 1, 1, tzinfo=timezone.utc)
