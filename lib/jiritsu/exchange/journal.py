@@ -178,7 +178,10 @@ class OrderJournal:
             # Answered before: never send again; report what the exchange says now.
             known = self.exchange.get_order(bot, category, request.symbol, request.client_order_id)
             if known is None:  # settled here (e.g. it never reached the exchange): final
-                return self._recorded(request.client_order_id)
+                return OrderState(
+                    request.client_order_id, None, request.symbol, request.side,
+                    request.order_type, request.qty, request.price, status,
+                )  # fmt: skip
             self._update(request.client_order_id, state=known)
             return known
         self._update(request.client_order_id, status="sent", sent_at=self.clock.now())
@@ -193,30 +196,6 @@ class OrderJournal:
             raise
         self._update(request.client_order_id, state=state, error=None)
         return state
-
-    def _recorded(self, client_order_id: str) -> OrderState:
-        """The order as its row records it."""
-        from sqlalchemy.orm import Session
-
-        with Session(self.engine) as session:
-            row = self._row(session, client_order_id)
-            assert row is not None  # the caller found it
-            return OrderState(
-                client_order_id=row.client_order_id,
-                exchange_order_id=row.exchange_order_id,
-                symbol=row.symbol,
-                side=row.side,  # type: ignore[arg-type]
-                order_type=row.order_type,  # type: ignore[arg-type]
-                qty=row.qty,
-                price=row.price,
-                status=row.status,
-                filled_qty=row.filled_qty or Decimal(0),
-                avg_price=row.avg_price,
-                reduce_only=bool(row.reduce_only),
-                take_profit=row.take_profit,
-                stop_loss=row.stop_loss,
-                reject_reason=row.error,
-            )
 
     # --- fills --------------------------------------------------------------------------------
 
