@@ -204,6 +204,30 @@ def test_profit_factor_of_a_bot_without_losses_is_infinite_not_zero(sqlite_url: 
         conn.close()
 
 
+def test_the_bounded_sentiment_chart_equals_the_view(tmp_path: Path) -> None:
+    import sqlite3
+    from datetime import datetime, timezone
+
+    from jiritsu.dashboard.config import SENTIMENT_24H_LAST_7_DAYS
+    from jiritsu.dashboard.seed import seed_database
+
+    path = tmp_path / "seeded.db"
+    seed_database(f"sqlite:///{path}", days=12, end=datetime(2026, 3, 1, tzinfo=timezone.utc),
+                  decision_minutes=240)  # fmt: skip
+    conn = sqlite3.connect(path)
+    try:
+        fast = conn.execute(SENTIMENT_24H_LAST_7_DAYS).fetchall()
+        view = conn.execute(
+            "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', hour), average_score, item_count FROM "
+            "sentiment_moving_average WHERE hour >= (SELECT datetime(now_utc, '-7 days') "
+            "FROM data_clock) ORDER BY hour"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert len(fast) > 24
+    assert fast == view
+
+
 def test_display_numbers() -> None:
     from jiritsu.dashboard.plugin import money, num, pct
 
@@ -212,6 +236,30 @@ def test_display_numbers() -> None:
     assert money(None) is None
     assert num("0.84123", 2) == "0.84"
     assert pct(0.4567, 1) == "45.7%"
+
+
+def test_one_time_rule_every_time_axis_is_utc_and_says_so() -> None:
+    def temporal(node: object) -> list[dict]:
+        if isinstance(node, dict):
+            found = [node] if node.get("type") == "temporal" else []
+            return found + [x for value in node.values() for x in temporal(value)]
+        if isinstance(node, list):
+            return [x for value in node for x in temporal(value)]
+        return []
+
+    boards = build_metadata(_settings())["plugins"]["datasette-dashboards"]
+    axes = [
+        axis
+        for board in boards.values()
+        for chart in board["charts"].values()
+        if chart["library"] == "vega-lite"
+        for axis in temporal(chart["display"])
+    ]
+    assert len(axes) > 10
+    for axis in axes:
+        assert axis["title"].endswith("(UTC)"), axis
+        assert axis["scale"]["type"] == "utc", axis
+        assert axis.get("timeUnit", "utc").startswith("utc"), axis
 
 
 def test_equity_axes_do_not_start_at_zero() -> None:

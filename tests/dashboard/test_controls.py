@@ -108,6 +108,9 @@ def test_the_control_route_refuses_all_but_a_permitted_user_and_acts_for_one(
     assert halts(seeded_db) == []
     assert control_events(seeded_db) == []
 
+    menu = operator.get("/-/dashboards").text
+    assert f'href="{CONTROL}">Controls' in menu
+    assert 'href="/-/jiritsu/log">Live log' in menu
     page = operator.get(CONTROL)
     assert 'value="halt"' in page.text
     done = post(operator, operator.csrftoken(CONTROL), action="halt", bot="SubBot-B",

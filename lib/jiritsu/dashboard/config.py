@@ -133,17 +133,20 @@ def _utc(expr: str, alias: str) -> str:
 
 
 def _or_none(columns: list[str], rest: str) -> str:
-    """``rest`` plus one row of ``first`` and blanks when it has no rows.
+    """``SELECT <columns> <rest>``, or one row of 'none' and blanks when that has no rows.
 
     datasette-dashboards' table chart reads the columns off the first row; an empty result
-    broke the page (a TypeError) and left the card blank.
+    broke the page (a TypeError) and left the card blank. The rows are computed once (a
+    materialized CTE), not again to find out whether there were any. All of it is this module's
+    own SQL text (S608): nothing from a request.
     """
     names = [column.rsplit(" AS ", 1)[-1] for column in columns]
     blanks = ", ".join([f"'none' AS {names[0]}"] + [f"'' AS {name}" for name in names[1:]])
-    where = rest.split(" ORDER BY ")[0]
-    inner = f"SELECT {', '.join(columns)} {rest}"
-    empty = f"SELECT {blanks} WHERE NOT EXISTS (SELECT 1 {where})"
-    return f"SELECT * FROM ({inner}) UNION ALL {empty}"  # noqa: S608 - this module's SQL
+    shown = f"SELECT {', '.join(columns)} {rest}"
+    empty = f"SELECT {blanks} WHERE NOT EXISTS (SELECT 1 FROM shown)"  # noqa: S608
+    return (
+        f"WITH shown AS MATERIALIZED ({shown}) SELECT * FROM shown UNION ALL {empty}"  # noqa: S608
+    )
 
 
 def _h(column: str, alias: str | None = None) -> str:
@@ -557,6 +560,29 @@ def _log() -> dict[str, Any]:
     }
 
 
+# The sentiment_moving_average view (migration 0003) for the hours of the last 7 days only: the
+# view computes every hour of all time first (0.7 s on a seeded year), this reads a week (10 ms).
+# Same buckets, same half-open 24-hour windows, same text comparisons, so the same rows.
+SENTIMENT_24H_LAST_7_DAYS = """
+WITH since AS (SELECT datetime(now_utc, '-7 days') AS t FROM data_clock),
+hours AS (
+  SELECT DISTINCT substr(s."timestamp", 1, 13) || ':00:00.000000+00:00' AS hour
+    FROM sentiment_scores AS s, since
+   WHERE s.score IS NOT NULL AND s."timestamp" >= since.t
+     AND substr(s."timestamp", 1, 13) || ':00:00.000000+00:00' >= since.t
+)
+SELECT strftime('%Y-%m-%dT%H:%M:%SZ', h.hour) AS time, avg(s.score) AS average_score,
+       count(s.score) AS item_count
+  FROM hours AS h
+  JOIN sentiment_scores AS s
+    ON s.score IS NOT NULL
+   AND s."timestamp" > strftime('%Y-%m-%d %H:%M:%S', h.hour, '-23 hours') || '.000000+00:00'
+   AND s."timestamp" <= strftime('%Y-%m-%d %H:%M:%S', h.hour, '+1 hour') || '.000000+00:00'
+ GROUP BY h.hour
+ ORDER BY h.hour
+"""
+
+
 def _decisions() -> dict[str, Any]:
     return {
         "title": PAGES["decisions"],
@@ -598,9 +624,7 @@ def _decisions() -> dict[str, Any]:
             ),
             "sentiment_24h": _chart(
                 "Sentiment, 24-hour moving average, last 7 days",
-                "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', hour) AS time, average_score, item_count "
-                "FROM sentiment_moving_average WHERE hour >= (SELECT datetime(now_utc, "
-                "'-7 days') FROM data_clock) ORDER BY hour",
+                SENTIMENT_24H_LAST_7_DAYS,
                 "vega-lite",
                 _vl(
                     {"type": "line", "point": False, "interpolate": "step-after", "tooltip": True},

@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING, Any
 from datasette import hookimpl
 from datasette.utils.asgi import Response
 
+from jiritsu.dashboard.config import CONTROL_PATH
+from jiritsu.dashboard.config import LOG_TAIL_PATH as LOG_PATH
+
 if TYPE_CHECKING:
     from jiritsu.config import LoadedConfig
 
 log = logging.getLogger(__name__)
 
-CONTROL_PATH = "/-/jiritsu/control"
-LOG_PATH = "/-/jiritsu/log"
 CSS_PATH = "/-/jiritsu/dashboard.css"
 LOG_REFRESH_SECONDS = 3
 FLATTEN_WORD = "FLATTEN"
@@ -101,6 +102,18 @@ def prepare_connection(conn: Any) -> None:
 @hookimpl
 def extra_css_urls(datasette: Any) -> list[str]:
     return [datasette.urls.path(CSS_PATH)]
+
+
+@hookimpl
+def menu_links(datasette: Any, actor: dict[str, Any] | None) -> list[dict[str, str]]:
+    loaded = _CONFIGS.get(datasette)
+    if actor is None or loaded is None:
+        return []
+    links = [{"href": datasette.urls.path("/-/dashboards"), "label": "Dashboards"}]
+    links.append({"href": datasette.urls.path(LOG_PATH), "label": "Live log"})
+    if loaded.settings.dashboard.controls_enabled:
+        links.append({"href": datasette.urls.path(CONTROL_PATH), "label": "Controls"})
+    return links
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -275,14 +288,12 @@ def _act(loaded: LoadedConfig, form: dict[str, str], requester: Any) -> Any:
         common = {"bot": bot, "by": requester, "now": _now()}
         notifier = notifier_from_config(loaded)
         if action == "halt":
-            result = control.halt(
+            return control.halt(
                 engine, loaded.settings, reason=form["reason"], notifier=notifier, **common
             )
-        elif action == "resume":
-            result = control.resume(engine, loaded.settings, notifier=notifier, **common)
-        else:
-            result = control.flatten(engine, loaded, notifier=notifier, **common)
-        return result
+        if action == "resume":
+            return control.resume(engine, loaded.settings, notifier=notifier, **common)
+        return control.flatten(engine, loaded, notifier=notifier, **common)
     finally:
         engine.dispose()
 
@@ -307,7 +318,7 @@ async def _control(datasette: Any, request: Any) -> Response:
     if request.method == "POST":
         # asgi-csrf has checked the token when the request carries cookies; the route checks it
         # again so that a request without cookies (or with a bearer header) cannot slip by.
-        form = {k: v for k, v in (await request.post_vars()).items()}
+        form = dict(await request.post_vars())
         token = request.scope.get("csrftoken")
         if not token or form.get("csrftoken") != token():
             return Response.text("403 Forbidden: missing or wrong CSRF token\n", status=403)
