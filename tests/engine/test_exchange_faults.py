@@ -135,6 +135,14 @@ def test_every_order_failing_pauses_the_bot(
     assert bot.halted
     assert bot.halt_reason is not None
     assert "exchange_failures" in bot.halt_reason
+    # the exchange works again while the bot is paused: the lost entry is dropped, not sent
+    fake.clear_faults()
+    fake.clock = t0 + 3 * MIN
+    paused = run_tick(loaded, bots=["SubBot-C"], now_ms=t0 + 3 * MIN)
+    assert paused.halted == ["SubBot-C"]
+    assert not paused.reports[0].failed
+    assert fake.orders == []
+    assert {o[0] for o in rows(loaded, "select status from orders")} <= {"cancelled", "rejected"}
 
 
 def test_a_clean_step_ends_a_run_of_failures(

@@ -3,10 +3,11 @@
 A step at time ``t`` (ms):
 
 1. **Sync** with the exchange: record new fills (deduplicated by exec id) and price the closing
-   trades (:mod:`jiritsu.exchange.book`); settle open order rows; resume a row whose answer was lost
-   (same client id: the exchange answers with the existing order) or drop it when it is no longer
-   wanted; read the position and the active split-entry plan (:mod:`jiritsu.engine.plans`).
-   The result is the kernel's state record.
+   trades (:mod:`jiritsu.exchange.book`); settle open order rows; resume a row whose answer was
+   lost (same client id: the exchange answers with the existing order) or drop it when it is no
+   longer wanted (an entry leg past its plan's deadline, or of a halted bot); read the position
+   and the active split-entry plan (:mod:`jiritsu.engine.plans`). The result is the kernel's
+   state record.
 2. :func:`~jiritsu.strategy.kernel.manage`: protective exits, due legs, plan timeout, TP/SL.
 3. At the close of a bar of the bot's timeframe (at most once per bar, and at most half a bar
    late): the rule's signal, the :class:`~jiritsu.advisors.base.MarketSnapshot`, the advisor (not
@@ -183,6 +184,7 @@ class BotRunner:
         self._newest_fill: datetime | None = None
         self._book: BookPosition | None = None
         self._refused = 0  # orders refused in the current step
+        self.halted = False  # as of the latest step: a halted bot resends no lost entry leg
         self._failures: int | None = None  # failures in a row (None: ask the database)
 
     def reconfigure(self, bot: Any, loaded: LoadedConfig, advisor: Advisor | None = None) -> None:
@@ -297,7 +299,8 @@ class BotRunner:
                     continue
                 wanted = False
                 if row.plan_id is not None and plan is not None and row.plan_id == plan.plan_id:
-                    wanted = not (plan.deadline and t + MINUTE_MS > plan.deadline)
+                    late = bool(plan.deadline and t + MINUTE_MS > plan.deadline)
+                    wanted = not (late or self.halted)
                 elif row.plan_id is None and row.reduce_only:
                     wanted = position_open
                 if wanted:
@@ -413,6 +416,7 @@ class BotRunner:
         """One step at ``t`` (see the module docstring). ``fresh`` forces a full sync."""
         report = StepReport(self.name, t, halted=halted)
         self._refused = 0
+        self.halted = halted
         try:
             self._step(t, halted, decide, fresh, report)
         except ExchangeUnavailable as exc:
