@@ -34,7 +34,7 @@ def halt(
 
     loaded = state(ctx).loaded()
     control.scope_for(loaded.settings, bot)
-    with open_database(loaded) as engine:
+    with open_database(loaded, create=False) as engine:
         result = control.halt(
             engine, loaded.settings, bot=bot, reason=reason, by=control.Requester(),
             now=datetime.now(timezone.utc), notifier=notifier_from_config(loaded),
@@ -53,7 +53,7 @@ def resume(ctx: typer.Context, bot: BotOpt = None) -> None:
 
     loaded = state(ctx).loaded()
     control.scope_for(loaded.settings, bot)
-    with open_database(loaded) as engine:
+    with open_database(loaded, create=False) as engine:
         result = control.resume(
             engine, loaded.settings, bot=bot, by=control.Requester(),
             now=datetime.now(timezone.utc), notifier=notifier_from_config(loaded),
@@ -87,7 +87,7 @@ def flatten(
             f"Cancel all orders and close all positions of {what} at market, then halt {scope}?",
             abort=True,
         )
-    with open_database(loaded) as engine:
+    with open_database(loaded, create=False) as engine:
         result = control.flatten(
             engine, loaded, bot=bot, by=control.Requester(), now=datetime.now(timezone.utc),
             notifier=notifier_from_config(loaded),

@@ -26,12 +26,12 @@ IntervalOpt = Annotated[str, typer.Option("--interval", "-i", help="Bybit interv
 
 
 @contextmanager
-def _store(ctx: typer.Context) -> Iterator[tuple[CandleStore, Any]]:
+def _store(ctx: typer.Context, *, create: bool = True) -> Iterator[tuple[CandleStore, Any]]:
     from jiritsu.db.migrate import open_database
     from jiritsu.market.store import CandleStore, cache_root
 
     loaded = state(ctx).loaded()
-    with open_database(loaded) as engine:
+    with open_database(loaded, create=create) as engine:
         yield CandleStore(engine, cache_root(loaded.settings.general.data_dir)), loaded
 
 
@@ -139,7 +139,7 @@ def info(
     """Stored candles per symbol and interval, with their gaps."""
     from rich.table import Table
 
-    with _store(ctx) as (store, _):
+    with _store(ctx, create=False) as (store, _):
         series = store.info(with_gaps=gaps)
     if not series:
         console().print("no candles stored yet: try `jiritsu data synth` or `jiritsu data import`")
@@ -173,7 +173,7 @@ def export(
     to: Annotated[str | None, typer.Option("--to", help="End (UTC, exclusive).")] = None,
 ) -> None:
     """Export stored candles to a file."""
-    with _store(ctx) as (store, loaded):
+    with _store(ctx, create=False) as (store, loaded):
         rows = store.export(
             _symbol(symbol, loaded), interval, file, start_ms=_ms(from_), end_ms=_ms(to)
         )

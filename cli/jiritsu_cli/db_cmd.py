@@ -16,17 +16,15 @@ from jiritsu_cli.common import console, handle_errors, new_app, state
 app = new_app("Database: migrate, inspect and check the schema; back up and restore.")
 
 
-def _reachable_url(ctx: typer.Context) -> str:
-    """The configured database URL, after the database answered (else DatabaseUnavailable)."""
-    from jiritsu.db.engine import connect
+def _reachable_url(ctx: typer.Context, *, create: bool = False) -> str:
+    """The configured database URL, after the database answered (else DatabaseUnavailable).
+
+    Only ``upgrade`` and ``restore`` may create a missing SQLite file; the others inspect.
+    """
+    from jiritsu.db.engine import connect_configured
 
     loaded = state(ctx).loaded()
-    database = loaded.settings.database
-    connect(
-        loaded.db_url,
-        attempts=database.reconnect_attempts,
-        base_delay=database.reconnect_base_delay_seconds,
-    ).dispose()
+    connect_configured(loaded, create=create).dispose()
     return str(loaded.db_url)
 
 
@@ -40,7 +38,7 @@ def upgrade(
     from jiritsu.db import migrate
     from jiritsu.db.engine import mask_url
 
-    url = _reachable_url(ctx)
+    url = _reachable_url(ctx, create=True)
     before, after = migrate.upgrade_recorded(url, revision)
     out = console()
     if before == after:
@@ -179,7 +177,7 @@ def restore(
     from jiritsu.db.engine import mask_url
     from jiritsu.ops.backup import backup_kind, inspect_backup, run_restore
 
-    url = _reachable_url(ctx)
+    url = _reachable_url(ctx, create=True)
     loaded = state(ctx).loaded()
     revision = inspect_backup(file, backup_kind(url), pg_bindir=pg_bin)
     if not yes:

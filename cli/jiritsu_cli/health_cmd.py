@@ -71,6 +71,10 @@ def _render(report: HealthReport) -> None:
     if not report.database_reachable:
         verdict = "[bold red]UNHEALTHY: database unreachable[/]"
     out.print(f"overall: {verdict}")
+    if report.data_time is not None:
+        out.print(
+            f"data judged on simulated time: {report.data_time:%Y-%m-%d %H:%M} UTC "
+            f"({escape(report.data_clock or 'simulation')}; not a live database)"
+        )
     for alert in report.alerts:
-        sent = "sent" if alert.notified else "recorded"
-        out.print(f"alert ({sent}, {alert.level}): {escape(alert.message)}")
+        out.print(f"alert ({alert.delivery}, {alert.level}): {escape(alert.message)}")

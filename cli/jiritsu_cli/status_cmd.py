@@ -21,56 +21,123 @@ def status(
         bool,
         typer.Option("--performance", help="Add each bot's trades, win rate, PnL and fees."),
     ] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C (exit 0).")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.2, help="Seconds between --watch refreshes.")
+    ] = 5.0,
 ) -> None:
-    """Bots, equity, positions, open orders, halt state, last tick, last decisions, events."""
-    from jiritsu.status import collect_status
-
-    report = collect_status(state(ctx).loaded(), performance=performance)
+    """Bots, equity, positions, open orders, halt state, trade loop, last decisions, events."""
+    loaded = state(ctx).loaded()
+    if watch:
+        _watch(loaded, performance=performance, interval=interval)
+        return
+    report = _collect(loaded, performance)
     if as_json:
         data = report.as_dict()
         data["total_equity"] = report.total_equity
         typer.echo(json.dumps(data, default=str, indent=2))
     else:
-        _render(report)
+        out = console()
+        for part in _renderables(report):
+            out.print(part)
     if not report.schema_ok:
         raise typer.Exit(1)
+
+
+def _collect(loaded: Any, performance: bool) -> StatusReport:
+    from datetime import datetime, timezone
+
+    from jiritsu.status import collect_status
+
+    return collect_status(loaded, performance=performance, now=datetime.now(timezone.utc))
+
+
+def _watch(loaded: Any, *, performance: bool, interval: float) -> None:
+    """Redraw in place on a terminal (a new block per refresh when piped) until Ctrl-C.
+
+    The first read fails like plain ``status`` (a missing database is exit 3); later failures
+    are shown in the view and the next refresh tries again.
+    """
+    import time
+    from datetime import datetime, timezone
+
+    from rich.console import Group
+    from rich.live import Live
+    from rich.markup import escape
+
+    from jiritsu.errors import JiritsuError
+    from jiritsu.redact import redact
+
+    out = console()
+
+    def frame(first: bool) -> Group:
+        stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+        head = f"[dim]status at {stamp}, every {interval:g}s; Ctrl-C to leave[/]"
+        try:
+            parts = _renderables(_collect(loaded, performance))
+        except JiritsuError as exc:
+            if first:
+                raise
+            parts = [f"[bold red]error:[/] {escape(redact(str(exc)))} (retrying)"]
+        return Group(head, *parts)
+
+    try:
+        view = frame(first=True)
+        if not out.is_terminal:
+            while True:
+                out.print(view)
+                out.rule()
+                time.sleep(interval)
+                view = frame(first=False)
+        with Live(view, console=out, screen=True, auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(frame(first=False), refresh=True)
+    except KeyboardInterrupt:
+        out.print("stopped watching")
 
 
 def _money(value: Any, places: int = 2) -> str:
     return "-" if value is None else f"{float(value):,.{places}f}"
 
 
-def _render(report: StatusReport) -> None:
+def _renderables(report: StatusReport) -> list[Any]:
+    """Everything ``status`` shows, as Rich renderables (printed once, or redrawn by --watch)."""
     from rich.markup import escape
     from rich.table import Table
 
-    out = console()
+    parts: list[Any] = []
     halt = (
         f"[bold red]HALTED[/] ({escape(report.global_halt_reason or '')})"
         if report.global_halt
-        else "[green]running[/]"
+        else "[green]not halted[/]"
     )
-    out.print(f"[bold]Jiritsu[/] environment [cyan]{report.environment}[/]  trading: {halt}")
-    out.print(f"config   {report.config_path}")
-    out.print(f"database {report.database}")
+    parts.append(f"[bold]Jiritsu[/] environment [cyan]{report.environment}[/]  {halt}")
+    if report.loop is not None:
+        style = "green" if report.loop.alive else "yellow"
+        parts.append(f"loop     [{style}]{escape(report.loop.message)}[/]")
+    parts.append(f"config   {escape(report.config_path)}")
+    parts.append(f"database {escape(report.database)}")
     if report.schema_ok:
-        out.print(f"schema   {report.schema_revision} (up to date)")
+        parts.append(f"schema   {report.schema_revision} (up to date)")
     else:
-        out.print(
+        parts.append(
             f"schema   [yellow]{report.schema_revision or 'empty'}[/] != head {report.schema_head}"
             " -- run [bold]jiritsu db upgrade[/]"
         )
     if report.total_equity is not None:
-        out.print(
+        parts.append(
             f"equity   {_money(report.total_equity)} in the bots, "
             f"{_money(report.savings)} saved"
         )
     if report.exchange_error:
-        out.print(f"exchange [yellow]unavailable[/]: {escape(report.exchange_error)}")
+        parts.append(f"exchange [yellow]unavailable[/]: {escape(report.exchange_error)}")
     for beat in report.heartbeats:
         step = (beat.details or {}).get("step_time") if isinstance(beat.details, dict) else None
         extra = f" (step time {step})" if step else ""
-        out.print(f"{beat.component:<8} last seen {beat.last_seen:%Y-%m-%d %H:%M:%S} UTC{extra}")
+        parts.append(f"{beat.component:<8} last seen {beat.last_seen:%Y-%m-%d %H:%M:%S} UTC{extra}")
     bots = Table(title="Sub-bots", title_justify="left")
     for col in ("bot", "market", "advisor", "equity", "available", "state"):
         bots.add_column(col)
@@ -82,15 +149,13 @@ def _render(report: StatusReport) -> None:
             b.name, f"{b.symbol} {b.category}", b.advisor, _money(b.equity), _money(b.available),
             state_txt,
         )  # fmt: skip
-    out.print(bots)
+    parts.append(bots)
     for b in report.bots:
         if b.halted:
-            out.print(f"[red]{b.name} halted[/]: {escape(b.halt_reason or '')}")
-    _positions(report)
-    _orders(report)
-    _decisions(report)
+            parts.append(f"[red]{b.name} halted[/]: {escape(b.halt_reason or '')}")
+    parts += [_positions(report), _orders(report), _decisions(report)]
     if report.performance:
-        _performance(report)
+        parts.append(_performance(report))
     if report.recent_events:
         events = Table(title="Latest events", title_justify="left")
         for col in ("time (UTC)", "level", "type", "message"):
@@ -99,16 +164,16 @@ def _render(report: StatusReport) -> None:
             events.add_row(
                 e.timestamp.strftime("%Y-%m-%d %H:%M:%S"), e.level, e.event_type, e.message
             )
-        out.print(events)
+        parts.append(events)
+    return parts
 
 
-def _positions(report: StatusReport) -> None:
+def _positions(report: StatusReport) -> Any:
     from rich.table import Table
 
     rows = [(b.name, p) for b in report.bots for p in b.positions]
     if not rows:
-        console().print("positions: none")
-        return
+        return "positions: none"
     table = Table(title="Positions", title_justify="left")
     for col in ("bot", "symbol", "side", "size", "avg price", "TP", "SL", "unrealised"):
         table.add_column(col)
@@ -117,16 +182,15 @@ def _positions(report: StatusReport) -> None:
             name, p.symbol, p.side, f"{p.size:f}", _money(p.avg_price), _money(p.take_profit),
             _money(p.stop_loss), _money(p.unrealised_pnl),
         )  # fmt: skip
-    console().print(table)
+    return table
 
 
-def _orders(report: StatusReport) -> None:
+def _orders(report: StatusReport) -> Any:
     from rich.table import Table
 
     rows = [(b.name, o) for b in report.bots for o in b.open_orders]
     if not rows:
-        console().print("open orders: none")
-        return
+        return "open orders: none"
     table = Table(title="Open orders", title_justify="left")
     for col in ("bot", "client id", "side", "type", "qty", "price", "leg", "status"):
         table.add_column(col)
@@ -135,10 +199,10 @@ def _orders(report: StatusReport) -> None:
             name, o.client_order_id, o.side, o.order_type, str(o.qty), _money(o.price),
             "-" if o.leg_index is None else str(o.leg_index), o.status,
         )  # fmt: skip
-    console().print(table)
+    return table
 
 
-def _decisions(report: StatusReport) -> None:
+def _decisions(report: StatusReport) -> Any:
     from rich.table import Table
 
     table = Table(title="Last decisions", title_justify="left")
@@ -154,13 +218,10 @@ def _decisions(report: StatusReport) -> None:
             reason = d.reason or ""
             reason = reason if len(reason) <= 60 else reason[:57] + "..."
             table.add_row(b.name, bar, d.provider, action, conf, reason)
-    if any_row:
-        console().print(table)
-    else:
-        console().print("decisions: none yet")
+    return table if any_row else "decisions: none yet"
 
 
-def _performance(report: StatusReport) -> None:
+def _performance(report: StatusReport) -> Any:
     from rich.table import Table
 
     table = Table(title="Performance (closed trades, PnL after fees)", title_justify="left")
@@ -173,4 +234,4 @@ def _performance(report: StatusReport) -> None:
             p["bot"], str(p["closed_trades"]), str(p["wins"]), rate, _money(p["pnl"], 4), pf,
             _money(p["fees"], 4), str(p["orders_filled"]),
         )  # fmt: skip
-    console().print(table)
+    return table

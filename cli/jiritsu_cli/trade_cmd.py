@@ -11,6 +11,7 @@ from jiritsu_cli.common import console, handle_errors, state
 
 if TYPE_CHECKING:
     from jiritsu.config import LoadedConfig
+    from jiritsu.engine.loop import LoopResult
 
 BotOpt = Annotated[
     list[str] | None,
@@ -112,14 +113,32 @@ def trade_loop(
                 )
 
     result = run_loop(load, options, on_step=on_step)
-    span = ""
-    if result.start_ms is not None:
-        end = f" .. {from_ms(result.end_ms):%Y-%m-%d %H:%M}" if result.end_ms else ""
-        span = f" ({from_ms(result.start_ms):%Y-%m-%d %H:%M}{end} UTC)"
     out.print(
-        f"trade loop finished{span}: {result.steps} steps, {result.decisions} decisions, "
+        f"{_where_it_stopped(result)}: {result.steps} steps, {result.decisions} decisions, "
         f"{result.orders} orders, {result.errors} errors in {result.wall_seconds:.1f} s"
     )
     for trip in result.trips:
         out.print(f"  circuit breaker {trip}")
     raise typer.Exit(result.exit_code)
+
+
+def _where_it_stopped(result: LoopResult) -> str:
+    """ "finished (range)" only when a replay reached its end; otherwise the time of the last
+    step, so a SIGTERM on Jan 13 of a January replay does not read as a completed month."""
+    from jiritsu.sim.clock import from_ms
+
+    def fmt(ms: int) -> str:
+        return f"{from_ms(ms):%Y-%m-%d %H:%M}"
+
+    if result.start_ms is None:
+        return "trade loop stopped before its first step"
+    span = fmt(result.start_ms) + (f" .. {fmt(result.end_ms)}" if result.end_ms else "")
+    if result.stop_reason == "finished":
+        return f"trade loop finished ({span} UTC)"
+    why = {"signal": "stop signal", "database": "database unreachable"}.get(
+        result.stop_reason, result.stop_reason or "stopped"
+    )
+    at = fmt(result.last_ms) if result.last_ms is not None else fmt(result.start_ms)
+    if result.end_ms:
+        return f"trade loop stopped at {at} of {span} UTC ({why})"
+    return f"trade loop stopped at {at} UTC, running since {span} UTC ({why})"

@@ -46,6 +46,11 @@ class DatabaseUnavailable(JiritsuError):
     exit_code = ExitCode.DB_UNREACHABLE
 
 
+class DatabaseMissing(DatabaseUnavailable):
+    """A read-only command found no SQLite database file (it never creates one as a side
+    effect; ``jiritsu db upgrade`` does)."""
+
+
 class Halted(JiritsuError):
     """Trading is halted (globally or for the bot in question)."""
 

@@ -8,6 +8,11 @@ takes over the component, so a restart is visible too.
 Components the system knows by name: :data:`TRADE_LOOP` (beats while the loop runs, at least
 every ``health.heartbeat_max_age_seconds / 2``), :data:`TRADE_TICK` (beats after each completed
 trading cycle) and :data:`HEALTH` (the health job itself).
+
+:data:`SIM_CLOCK` is not a process but a marker: "this database ran on simulated time up to T".
+A replay (and ``jiritsu simulate``) sets it with :func:`mark_simulated`; a live run clears it
+with :func:`clear_simulated`. Freshness checks read it through :func:`simulated_time` and judge
+the data against T instead of the wall clock, so a finished replay is not "stale for years".
 """
 
 from __future__ import annotations
@@ -23,11 +28,25 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = ["HEALTH", "TRADE_LOOP", "TRADE_TICK", "Beat", "age", "beat", "last_beat"]
+__all__ = [
+    "HEALTH",
+    "SIM_CLOCK",
+    "TRADE_LOOP",
+    "TRADE_TICK",
+    "Beat",
+    "SimulatedTime",
+    "age",
+    "beat",
+    "clear_simulated",
+    "last_beat",
+    "mark_simulated",
+    "simulated_time",
+]
 
 TRADE_LOOP = "trade-loop"
 TRADE_TICK = "trade-tick"
 HEALTH = "health"
+SIM_CLOCK = "simulated-clock"
 _MAX_COMPONENT = 64  # heartbeats.component is VARCHAR(64)
 
 
@@ -143,3 +162,44 @@ def age(engine: Engine, component: str, *, now: datetime | None = None) -> float
     """Seconds since ``component`` last beat; None when it never did."""
     found = last_beat(engine, component)
     return None if found is None else found.age_seconds(now)
+
+
+@dataclass(frozen=True)
+class SimulatedTime:
+    """The simulated clock a database last ran on: its data's "now" is ``until``."""
+
+    until: datetime
+    source: str
+    recorded_at: datetime
+
+
+def mark_simulated(
+    engine: Engine, until: datetime, source: str, *, now: datetime | None = None
+) -> None:
+    """Record that this database has run on simulated time up to ``until`` (``source``: what
+    ran it, e.g. ``"replay"`` or ``"simulate"``); the newest mark wins."""
+    if until.tzinfo is None:
+        raise ValueError("the simulated time must be timezone-aware (UTC)")
+    beat(engine, SIM_CLOCK, {"until": until.isoformat(), "source": source}, now=now)
+
+
+def clear_simulated(engine: Engine) -> None:
+    """A live run owns this database now: forget the simulated clock."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Heartbeat
+
+    with engine.begin() as conn:
+        conn.execute(sa.delete(Heartbeat).where(Heartbeat.component == SIM_CLOCK))
+
+
+def simulated_time(engine: Engine) -> SimulatedTime | None:
+    """The simulated clock this database ran on, or None when it runs on real time."""
+    found = last_beat(engine, SIM_CLOCK)
+    details = found.details if found is not None else None
+    if not isinstance(details, dict) or "until" not in details:
+        return None
+    until = datetime.fromisoformat(str(details["until"]))
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=timezone.utc)
+    return SimulatedTime(until, str(details.get("source") or "simulation"), found.last_seen)

@@ -89,6 +89,15 @@ class EventLine:
 
 
 @dataclass
+class LoopState:
+    """Is a trade loop alive? Judged by the age of its heartbeat, like ``jiritsu health``."""
+
+    alive: bool
+    message: str
+    simulated_until: datetime | None = None
+
+
+@dataclass
 class StatusReport:
     environment: str
     config_path: str
@@ -103,6 +112,7 @@ class StatusReport:
     savings: Decimal | None = None
     exchange_error: str | None = None
     performance: list[dict[str, Any]] = field(default_factory=list)
+    loop: LoopState | None = None
 
     @property
     def total_equity(self) -> Decimal | None:
@@ -135,8 +145,12 @@ def collect_status(
     decisions: int = 3,
     performance: bool = False,
     exchange: bool = True,
+    now: datetime | None = None,
 ) -> StatusReport:
-    """Connect (bounded retries; DatabaseUnavailable when down) and gather the report."""
+    """Connect (bounded retries; DatabaseUnavailable when down, DatabaseMissing when there is
+    no SQLite file: status never creates one) and gather the report as of ``now``."""
+    from datetime import timezone
+
     import sqlalchemy as sa
 
     from jiritsu.db import migrate
@@ -148,6 +162,7 @@ def collect_status(
         loaded.db_url,
         attempts=settings.database.reconnect_attempts,
         base_delay=settings.database.reconnect_base_delay_seconds,
+        create=False,
     )
     try:
         report = StatusReport(
@@ -186,7 +201,8 @@ def collect_status(
                 )
             )
         if report.schema_ok:
-            _trading(engine, loaded, report, decisions=decisions, with_exchange=exchange)
+            now = now or datetime.now(timezone.utc)
+            _trading(engine, loaded, report, decisions=decisions, with_exchange=exchange, now=now)
             if performance:
                 from jiritsu.engine.performance import performance as perf
 
@@ -246,10 +262,25 @@ def _paper_exchange(engine: Any, loaded: LoadedConfig) -> Any:
     return build_runtime(loaded, "paper", clock, db=engine, notify=False).exchange
 
 
+def loop_state(beat: Any, max_age_seconds: float, now: datetime, simulated: Any) -> LoopState:
+    """Is a trade loop alive, judged as ``jiritsu health`` judges it (heartbeat age)?"""
+    from jiritsu.ops.health import OK, trade_loop_check
+
+    check = trade_loop_check(beat, max_age_seconds, now, simulated=simulated)
+    until = simulated.until if simulated is not None else None
+    return LoopState(check.status == OK, check.message, until)
+
+
 def _trading(
-    engine: Any, loaded: LoadedConfig, report: StatusReport, *, decisions: int, with_exchange: bool
+    engine: Any,
+    loaded: LoadedConfig,
+    report: StatusReport,
+    *,
+    decisions: int,
+    with_exchange: bool,
+    now: datetime,
 ) -> None:
-    from jiritsu.heartbeat import TRADE_LOOP, TRADE_TICK, last_beat
+    from jiritsu.heartbeat import TRADE_LOOP, TRADE_TICK, last_beat, simulated_time
 
     for component in (TRADE_LOOP, TRADE_TICK):
         beat = last_beat(engine, component)
@@ -257,6 +288,12 @@ def _trading(
             report.heartbeats.append(
                 BeatLine(beat.component, beat.last_seen, beat.started_at, beat.details)
             )
+    report.loop = loop_state(
+        last_beat(engine, TRADE_LOOP),
+        loaded.settings.health.heartbeat_max_age_seconds,
+        now,
+        simulated_time(engine),
+    )
     for bot in report.bots:
         _journal(engine, bot, decisions)
     if not with_exchange:

@@ -42,6 +42,9 @@ def env(isolated_env: Path) -> dict[str, str]:
 
 
 def test_status_shows_halts_and_exits_1_until_the_schema_exists(env: dict[str, str]) -> None:
+    data_dir = Path(env["JIRITSU_GENERAL__DATA_DIR"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "jiritsu.db").touch()  # an empty, never migrated database
     before = _run(["status"], env)
     assert before.returncode == 1
     assert "jiritsu db upgrade" in before.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,8 +33,23 @@ def configured(monkeypatch: pytest.MonkeyPatch) -> Any:
     return use
 
 
+def test_inspecting_commands_do_not_create_a_missing_sqlite_file(
+    configured: Any, sqlite_url: str
+) -> None:
+    configured(sqlite_url)
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    for command in (["check"], ["current"], ["downgrade", "base", "--yes"]):
+        res = runner.invoke(db_cmd.app, command)
+        assert res.exit_code == 3, (command, res.output)
+        assert f"no database at {path}" in " ".join(res.output.split())
+        assert not path.exists()
+    assert runner.invoke(db_cmd.app, ["upgrade"]).exit_code == 0
+    assert path.exists()
+
+
 def test_db_commands_round_trip(configured: Any, sqlite_url: str) -> None:
     configured(sqlite_url)
+    Path(sqlite_url.removeprefix("sqlite:///")).touch()  # an empty, never migrated database
     res = runner.invoke(db_cmd.app, ["check"])
     assert res.exit_code == 1
     assert "never migrated" in res.output

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +76,7 @@ def test_sigterm_finishes_the_step_and_exits_0(isolated_env: Path) -> None:
     loaded = load(isolated_env)
     store_candles(loaded, synth_candles(days=4, seed=3))
     proc = subprocess.Popen(
-        [JIRITSU, "trade-loop", "--replay", "..", "--speed", "300"],
+        [JIRITSU, "trade-loop", "--replay", "..", "--speed", "3000"],
         env=env_for(isolated_env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -89,7 +91,21 @@ def test_sigterm_finishes_the_step_and_exits_0(isolated_env: Path) -> None:
     (shutdown,) = events(isolated_env / "jiritsu.db", "SHUTDOWN")
     steps = int(shutdown[0].split("after ")[1].split(" ")[0])
     assert 0 < steps < 2 * 24 * 12  # stopped long before the 2 replayed days were over
-    assert "trade loop finished" in out
+    # The last line says where it stopped, not "finished" with the whole range.
+    assert "trade loop finished" not in out
+    found = re.search(
+        r"trade loop stopped at (\S+ \S+) of (\S+ \S+) \.\. (\S+ \S+) UTC \(stop signal\)", out
+    )
+    assert found, out
+    at, start, end = (datetime.strptime(g, "%Y-%m-%d %H:%M") for g in found.groups())
+    assert start < at < end
+    engine = make_engine(f"sqlite:///{isolated_env / 'jiritsu.db'}")
+    with engine.connect() as conn:
+        stamp = conn.execute(sa.text(
+            "select timestamp from system_events where event_type = 'SHUTDOWN'"
+        )).scalar_one()  # fmt: skip
+    engine.dispose()
+    assert str(stamp).startswith(at.strftime("%Y-%m-%d %H:%M"))  # the last step's time
 
 
 def test_losing_the_database_stops_safely_with_exit_3(

@@ -4,6 +4,7 @@ positions, open orders, heartbeats, last decisions and the per-bot performance."
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from jiritsu.db.engine import make_engine
+from jiritsu.heartbeat import simulated_time
 from jiritsu.market.synth import synth_candles
 from jiritsu_cli.main import app
 from tests.engine.conftest import QUIET_BREAKERS, load, store_candles
@@ -58,3 +60,18 @@ def test_replay_then_status_and_performance(
     assert text.exit_code == 0
     assert "Performance (closed trades, PnL after fees)" in text.output
     assert "Last decisions" in text.output
+
+    # The replay left its clock behind, so health judges the data on it (not "stale for
+    # years"), and with no webhook an alert is "logged only", never "sent".
+    engine = make_engine(loaded.db_url)
+    mark = simulated_time(engine)
+    engine.dispose()
+    assert mark is not None and mark.source == "replay"
+    assert mark.until == datetime(2024, 1, 4, tzinfo=timezone.utc)
+    monkeypatch.setenv("JIRITSU_HEALTH__MEMORY_PCT", "100")  # only what the test arranges
+    monkeypatch.setenv("JIRITSU_HEALTH__DISK_PCT", "100")
+    health = runner.invoke(app, ["health"])
+    assert health.exit_code == 0, health.output
+    assert "data judged on simulated time: 2024-01-04 00:00 UTC (replay" in health.output
+    alerts = [line for line in health.output.splitlines() if line.startswith("alert (")]
+    assert all(line.startswith("alert (logged only,") for line in alerts), alerts

@@ -430,6 +430,7 @@ def test_unreachable_database_exits_3_alerts_once_and_its_recovery_once(
 def test_a_database_without_its_schema_is_bad_and_says_what_to_do(
     make_loaded: Callable[..., LoadedConfig], sqlite_url: str, probe: FakeProbe
 ) -> None:
+    Path(sqlite_url.removeprefix("sqlite:///")).touch()  # an empty SQLite database
     report = run_health(make_loaded(sqlite_url), probe=probe)
     database = report.check("database")
     assert database.status == "bad"
@@ -437,6 +438,17 @@ def test_a_database_without_its_schema_is_bad_and_says_what_to_do(
     assert int(report.exit_code) == 1
     assert report.recorded is False
     assert {report.check(n).status for n in ("trade_loop", "errors", "exchange")} == {"skipped"}
+
+
+def test_a_missing_database_file_is_exit_3_and_is_not_created(
+    make_loaded: Callable[..., LoadedConfig], sqlite_url: str, probe: FakeProbe
+) -> None:
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    report = run_health(make_loaded(sqlite_url), probe=probe)
+    assert int(report.exit_code) == 3
+    assert f"no database at {path}" in report.check("database").message
+    assert "jiritsu db upgrade" in report.check("database").message
+    assert not path.exists()
 
 
 # --------------------------------------------------------------------------- the console script
@@ -508,3 +520,65 @@ def test_cli_health_exits_3_when_the_database_is_unreachable(cli_env: dict[str, 
     assert "[CRITICAL]" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert "pw-SECRETdb13" not in result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- simulated time
+
+
+def test_a_replay_database_is_judged_on_its_own_clock(
+    engine: Engine, db_url: str, make_loaded: Callable[..., LoadedConfig], probe: FakeProbe
+) -> None:
+    """Right after a replay of January 2024 the data is years old by the wall clock; against
+    the replay's clock it is fresh, and a loop that is not running is a warning only."""
+    loaded = make_loaded(db_url)
+    until = datetime(2024, 2, 2, tzinfo=timezone.utc)
+    add_fresh_candles(engine, loaded.settings, until)
+    step = {"mode": "replay", "step_time": until.isoformat()}
+    wall = datetime.now(timezone.utc)
+    heartbeat.beat(engine, heartbeat.TRADE_LOOP, step, now=wall - timedelta(hours=2))
+    heartbeat.beat(engine, heartbeat.TRADE_TICK, step, now=wall - timedelta(hours=2))
+    exchange = builder_for(FakeExchange())
+
+    before = run_health(loaded, probe=probe, exchange_builder=exchange)
+    assert before.check("candles").status == "bad"  # no marker: judged on the wall clock
+    assert before.data_time is None
+
+    heartbeat.mark_simulated(engine, until, "replay")
+    report = run_health(loaded, probe=probe, exchange_builder=exchange)
+    statuses = {c.name: c.status for c in report.checks}
+    assert (statuses["candles"], statuses["tick"], statuses["trade_loop"]) == ("ok", "ok", "warn")
+    assert (
+        "simulated time up to 2024-02-02 00:00 UTC (replay)" in report.check("trade_loop").message
+    )
+    assert report.data_time == until and report.data_clock == "replay"
+    assert int(report.exit_code) == 0
+
+    # A live run clears the marker: the wall clock counts again.
+    heartbeat.clear_simulated(engine)
+    assert heartbeat.simulated_time(engine) is None
+    after = run_health(loaded, probe=probe, exchange_builder=exchange)
+    assert after.check("candles").status == "bad"
+
+
+def test_an_alert_says_sent_only_when_a_channel_took_it(
+    engine: Engine, db_url: str, make_loaded: Callable[..., LoadedConfig], probe: FakeProbe
+) -> None:
+    loaded = make_loaded(db_url)
+    exchange = builder_for(FakeExchange())
+    logged = run_health(
+        loaded, notifier=build_notifier(None, min_level="INFO"), probe=probe,
+        exchange_builder=exchange,
+    )  # fmt: skip
+    assert logged.alerts and {a.delivery for a in logged.alerts} == {"logged only"}
+    with FakeDiscord() as fake:
+        failing = build_notifier(fake.url_for("5", "tok-fail"), min_level="INFO")
+        fake.delete_webhook("5")  # Discord answers 404: nothing is delivered
+        probe.memory = 95.0  # a new bad check to alert on
+        failed = run_health(loaded, notifier=failing, probe=probe, exchange_builder=exchange)
+    assert [a.delivery for a in failed.alerts] == ["send failed"]
+    with FakeDiscord() as fake:
+        notifier = build_notifier(fake.url_for("6", "tok-ok"), min_level="INFO")
+        probe.memory = 20.0
+        sent = run_health(loaded, notifier=notifier, probe=probe, exchange_builder=exchange)
+        assert len(fake.messages) == 1
+    assert [(a.check, a.delivery) for a in sent.alerts] == [("memory", "sent")]

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from jiritsu.errors import DatabaseUnavailable, UsageError
+from jiritsu.errors import DatabaseMissing, DatabaseUnavailable, UsageError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
@@ -93,6 +93,23 @@ def _make_parent_dir(parsed: URL) -> None:
         raise DatabaseUnavailable(
             f"database {mask_url(parsed)}: cannot create its directory: {exc}"
         ) from exc
+
+
+def require_existing(url: str | URL) -> None:
+    """Raise :class:`DatabaseMissing` when ``url`` is a SQLite file that does not exist.
+
+    Opening a SQLite URL creates an empty file, so a read-only command pointed at the wrong
+    data directory would otherwise "succeed" on a fresh, empty database and report nothing.
+    """
+    parsed = _parse(url)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    path = _sqlite_file(parsed)
+    if path is not None and not path.expanduser().exists():
+        raise DatabaseMissing(
+            f"no database at {path.expanduser().absolute()}: create it with `jiritsu db upgrade` "
+            "(or point general.data_dir / database.db_url at the existing one)"
+        )
 
 
 def make_engine(url: str | URL, *, connect_timeout: float = 5) -> Engine:
@@ -202,13 +219,18 @@ def connect(
     max_delay: float = 8,
     connect_timeout: float = 5,
     sleep: Callable[[float], None] = time.sleep,
+    create: bool = True,
 ) -> Engine:
     """Return an engine whose database answered ``SELECT 1``, retrying with backoff.
 
-    Raises :class:`DatabaseUnavailable` (exit code 3) after ``attempts`` failures.
+    Raises :class:`DatabaseUnavailable` (exit code 3) after ``attempts`` failures, and
+    :class:`DatabaseMissing` (also 3) at once when ``create`` is False and the SQLite file does
+    not exist.
     """
     import sqlalchemy as sa
 
+    if not create:
+        require_existing(url)
     parsed = _parse(url)
     masked = mask_url(parsed)
     engine = make_engine(parsed, connect_timeout=connect_timeout)
@@ -301,9 +323,12 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         session.close()
 
 
-def connect_configured(loaded: Any) -> Engine:
+def connect_configured(loaded: Any, *, create: bool = True) -> Engine:
     """:func:`connect` with the configuration's reconnect settings (a ``LoadedConfig``)."""
     db = loaded.settings.database
     return connect(
-        loaded.db_url, attempts=db.reconnect_attempts, base_delay=db.reconnect_base_delay_seconds
+        loaded.db_url,
+        attempts=db.reconnect_attempts,
+        base_delay=db.reconnect_base_delay_seconds,
+        create=create,
     )

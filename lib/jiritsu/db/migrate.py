@@ -178,13 +178,15 @@ def ensure_schema(
 
 
 @contextmanager
-def open_database(loaded: Any) -> Iterator[Engine]:
+def open_database(loaded: Any, *, create: bool = True) -> Iterator[Engine]:
     """What every command does first: wait (bounded) for the configured database, bring its
-    schema to head, and dispose of the engine afterwards. DatabaseUnavailable when it stays down.
+    schema to head, and dispose of the engine afterwards. DatabaseUnavailable when it stays down;
+    with ``create=False`` (commands that must find an existing database) DatabaseMissing when
+    there is no SQLite file.
     """
     from jiritsu.db.engine import connect_configured
 
-    engine = connect_configured(loaded)
+    engine = connect_configured(loaded, create=create)
     try:
         upgrade(loaded.db_url)
         yield engine

@@ -91,6 +91,9 @@ class LoopResult:
     start_ms: int | None = None
     end_ms: int | None = None
     wall_seconds: float = 0.0
+    last_ms: int | None = None  # the time of the last step run: where the loop stopped
+    # "finished" (the replay's end), "signal" (SIGTERM/SIGINT), "max-steps", "database" (exit 3)
+    stop_reason: str = ""
 
 
 def parse_replay(text: str) -> tuple[int | None, int | None]:
@@ -315,6 +318,7 @@ class TradeLoop:
         except DatabaseUnavailable as exc:
             log.critical("database unreachable, trading stopped: %s", exc)
             self.result.exit_code = int(ExitCode.DB_UNREACHABLE)
+            self.result.stop_reason = "database"
         finally:
             restore()
             self.result.wall_seconds = time.monotonic() - started
@@ -340,6 +344,10 @@ class TradeLoop:
         self.ctx = self._context(rt)
         self.ctx.before_decide = self._before_decide
         self._make_runners()
+        if not self.replay:
+            from jiritsu.heartbeat import clear_simulated
+
+            clear_simulated(engine)  # a live run: the data's clock is the wall clock again
         self.result.start_ms, self.result.end_ms = start, end
         mode = "replay" if self.replay else "live"
         record_event(
@@ -356,18 +364,23 @@ class TradeLoop:
             why = self._reload_due()
             if why:
                 self._reload(t, why)
+            self.result.last_ms = t
             self._step_with_retry(t)
             self.result.steps += 1
             if self.on_step is not None:
                 self.on_step(t, self)
             if self.flags.stop.is_set():
+                self.result.stop_reason = "signal"
                 break
             if self.options.max_steps is not None and self.result.steps >= self.options.max_steps:
+                self.result.stop_reason = "max-steps"
                 break
             t_next = self._next_wake(t)
             if end is not None and t_next > end:
+                self.result.stop_reason = "finished"
                 break
             if not self._wait(t, t_next):
+                self.result.stop_reason = "signal"
                 break
             t = t_next
         sdnotify.stopping()
@@ -634,7 +647,7 @@ class TradeLoop:
         return False
 
     def _beat(self, t: int, *, ticked: bool = False, force: bool = False) -> None:
-        from jiritsu.heartbeat import TRADE_LOOP, TRADE_TICK, beat
+        from jiritsu.heartbeat import TRADE_LOOP, TRADE_TICK, beat, mark_simulated
         from jiritsu.ops import sdnotify
 
         assert self.ctx is not None
@@ -649,6 +662,8 @@ class TradeLoop:
         self._ticked = self._ticked or ticked
         if force or wall - self._last_beat >= HEARTBEAT_SECONDS:
             beat(self.ctx.engine, TRADE_LOOP, details)
+            if self.replay:
+                mark_simulated(self.ctx.engine, from_ms(t), "replay")
             if self._ticked:
                 beat(self.ctx.engine, TRADE_TICK, details)
                 self._ticked = False
@@ -685,7 +700,7 @@ def run_tick(
     from jiritsu.clock import RealClock
     from jiritsu.engine.bot import BotRunner
     from jiritsu.engine.risk import apply_trip, check_bot, check_portfolio, pause_on_failures
-    from jiritsu.heartbeat import TRADE_TICK, beat
+    from jiritsu.heartbeat import TRADE_TICK, beat, clear_simulated
     from jiritsu.runtime import build_runtime, default_mode
 
     settings = loaded.settings
@@ -727,6 +742,7 @@ def run_tick(
                 if trip is not None:
                     trips.append(f"{bot.name} {trip.breaker}")
                     halted_names.append(bot.name)
+        clear_simulated(engine)  # a tick on real time: the data's clock is the wall clock
         beat(engine, TRADE_TICK, {"mode": "tick", "step_time": now.isoformat()})
         code = ExitCode.OK
         if any(r.error for r in reports):

@@ -33,6 +33,11 @@ What the checks measure, and when they turn ``warn`` or ``bad`` (thresholds in `
 Before the trade loop has ever run (a fresh install, the offline demo) there is nothing to be
 stale: a missing trade-loop heartbeat is ``warn`` ("not running"), and stale candles or ticks are
 ``warn`` rather than ``bad``. Once the loop has beaten, they count in full.
+
+A database that ran on simulated time (a replay, ``jiritsu simulate``: the marker of
+:func:`jiritsu.heartbeat.simulated_time`) is judged on that clock: candles, the last cycle and
+the error rate are measured against the simulated "now", and a loop that is not running is
+``warn`` (nothing live is expected of it), not ``bad``.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ if TYPE_CHECKING:
     from jiritsu.config import LoadedConfig, Settings
     from jiritsu.config.models import HealthSettings
     from jiritsu.exchange.base import Exchange
-    from jiritsu.heartbeat import Beat
+    from jiritsu.heartbeat import Beat, SimulatedTime
     from jiritsu.notify import Notifier
 
 log = logging.getLogger("jiritsu.health")
@@ -141,7 +146,12 @@ class Check:
 
 @dataclass
 class Alert:
-    """A change of a check's status, as recorded (and sent when ``notified``)."""
+    """A change of a check's status, as recorded.
+
+    ``notified``: it passed ``min_level`` and went to the notifier. ``delivery`` says what became
+    of it: ``sent`` (a channel such as Discord took it), ``logged only`` (no webhook
+    configured), ``send failed`` or ``recorded`` (below ``min_level``, stored only).
+    """
 
     check: str
     level: str
@@ -149,6 +159,7 @@ class Alert:
     status: str
     message: str
     notified: bool
+    delivery: str = "recorded"
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -156,13 +167,18 @@ class Alert:
 
 @dataclass
 class HealthReport:
-    """Every check of one run, the alerts it raised and whether it reached the database."""
+    """Every check of one run, the alerts it raised and whether it reached the database.
+
+    ``data_time`` is the simulated "now" the data was judged against (None: the wall clock).
+    """
 
     checked_at: datetime
     checks: list[Check]
     database_reachable: bool = True
     recorded: bool = False
     alerts: list[Alert] = field(default_factory=list)
+    data_time: datetime | None = None
+    data_clock: str | None = None
 
     @property
     def status(self) -> str:
@@ -196,6 +212,8 @@ class HealthReport:
             "checked_at": self.checked_at.isoformat(),
             "database_reachable": self.database_reachable,
             "recorded": self.recorded,
+            "data_time": self.data_time.isoformat() if self.data_time else None,
+            "data_clock": self.data_clock,
             "checks": [c.as_dict() for c in self.checks],
             "alerts": [a.as_dict() for a in self.alerts],
         }
@@ -419,20 +437,35 @@ def database_check(engine: Engine, limit_ms: float) -> Check:
 # --------------------------------------------------------------------------- the trade loop
 
 
-def trade_loop_check(loop: Beat | None, max_age_seconds: float, now: datetime) -> Check:
-    """Liveness of the trade loop from the age of its heartbeat."""
+def trade_loop_check(
+    loop: Beat | None,
+    max_age_seconds: float,
+    now: datetime,
+    *,
+    simulated: SimulatedTime | None = None,
+) -> Check:
+    """Liveness of the trade loop from the age of its (wall-clock) heartbeat.
+
+    On a database that ran on simulated time no live loop is expected: not running is ``warn``.
+    """
+    sim = (
+        f"; this database ran on simulated time up to {simulated.until:%Y-%m-%d %H:%M} UTC "
+        f"({simulated.source})"
+        if simulated is not None
+        else ""
+    )
     if loop is None:
         return Check(
-            "trade_loop", WARN, "not running (no heartbeat yet)", None, max_age_seconds, "s"
+            "trade_loop", WARN, f"not running (no heartbeat yet){sim}", None, max_age_seconds, "s"
         )
     age = loop.age_seconds(now)
     who = f"pid {loop.pid} on {loop.host}" if loop.pid else "unknown process"
     if age > max_age_seconds:
         return Check(
             "trade_loop",
-            BAD,
+            WARN if simulated is not None else BAD,
             f"no heartbeat for {_duration(age)} (limit "
-            f"{_duration(max_age_seconds)}); last from {who}",
+            f"{_duration(max_age_seconds)}); last from {who}{sim}",
             age,
             max_age_seconds,
             "s",
@@ -714,29 +747,29 @@ def _send_alerts(
     now: datetime,
 ) -> list[Alert]:
     from jiritsu.events import EventType, record_event
-    from jiritsu.notify.base import level_number
+    from jiritsu.notify.base import LogNotifier, level_number
 
     alerts = []
     for check, prev, level, gate in plan_alerts(checks, previous):
         send = notifier is not None and level_number(gate) >= level_number(min_level)
         message = _alert_message(check, prev)
-        record_event(
-            engine,
-            level,
-            EventType.HEALTH,
-            message,
-            {
-                "check": check.name,
-                "status": check.status,
-                "previous": prev,
-                "value": check.value,
-                "threshold": check.threshold,
-                "unit": check.unit or None,
-            },
-            notifier=notifier if send else None,
-            now=now,
-        )
-        alerts.append(Alert(check.name, level, prev, check.status, message, send))
+        details = {
+            "check": check.name,
+            "status": check.status,
+            "previous": prev,
+            "value": check.value,
+            "threshold": check.threshold,
+            "unit": check.unit or None,
+        }
+        record_event(engine, level, EventType.HEALTH, message, details, now=now)
+        delivery = "recorded"
+        if notifier is not None and send:
+            delivered = notifier.notify(level, EventType.HEALTH.value, message, details)
+            if isinstance(notifier, LogNotifier):
+                delivery = "logged only"  # no channel configured: "sent" would be a lie
+            else:
+                delivery = "sent" if delivered else "send failed"
+        alerts.append(Alert(check.name, level, prev, check.status, message, send, delivery))
     return alerts
 
 
@@ -854,6 +887,18 @@ def _store(engine: Engine, checks: list[Check], now: datetime, keep_days: int) -
 # --------------------------------------------------------------------------- the run
 
 
+def _on_data_clock(found: Beat | None, simulated: SimulatedTime | None) -> Beat | None:
+    """A heartbeat as seen on the simulated clock: its step time instead of its wall time."""
+    if found is None or simulated is None or not isinstance(found.details, dict):
+        return found
+    step = found.details.get("step_time")
+    if not step:
+        return found
+    when = datetime.fromisoformat(str(step))
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return dataclasses.replace(found, last_seen=when, started_at=None)
+
+
 def _skipped(names: Iterable[str], why: str) -> list[Check]:
     return [Check(name, SKIPPED, f"skipped: {why}") for name in names]
 
@@ -876,7 +921,7 @@ def run_health(
     database is unreachable, 1 when any check is bad).
     """
     from jiritsu.db.engine import connect
-    from jiritsu.heartbeat import HEALTH, TRADE_LOOP, TRADE_TICK, beat, last_beat
+    from jiritsu.heartbeat import HEALTH, TRADE_LOOP, TRADE_TICK, beat, last_beat, simulated_time
 
     settings = loaded.settings
     health = settings.health
@@ -891,6 +936,7 @@ def run_health(
             attempts=max(1, settings.database.reconnect_attempts),
             base_delay=settings.database.reconnect_base_delay_seconds,
             connect_timeout=settings.database.connect_timeout_seconds,
+            create=False,
         )
     except DatabaseUnavailable as exc:
         checks.append(Check("database", BAD, str(exc)))
@@ -920,15 +966,28 @@ def run_health(
         ]
         loop = last_beat(engine, TRADE_LOOP)
         tick = last_beat(engine, TRADE_TICK)
-        checks.append(trade_loop_check(loop, health.heartbeat_max_age_seconds, now))
-        checks.append(tick_check(tick, loop, health.tick_max_age_minutes, now))
-        checks.append(candle_check(engine, settings, now, loop_has_run=loop is not None))
-        checks.append(error_rate_check(engine, health.max_errors_per_hour, now))
+        simulated = simulated_time(engine)
+        data_now = simulated.until if simulated is not None else now
+        checks.append(
+            trade_loop_check(loop, health.heartbeat_max_age_seconds, now, simulated=simulated)
+        )
+        checks.append(
+            tick_check(
+                _on_data_clock(tick, simulated),
+                _on_data_clock(loop, simulated),
+                health.tick_max_age_minutes,
+                data_now,
+            )
+        )
+        checks.append(candle_check(engine, settings, data_now, loop_has_run=loop is not None))
+        checks.append(error_rate_check(engine, health.max_errors_per_hour, data_now))
         checks.append(exchange_check(loaded, builder=exchange_builder))
 
         previous = _previous_statuses(engine, [c.name for c in checks])
         previous.update(offline.read())  # runs during an outage are newer than the table
         report = HealthReport(now, checks)
+        if simulated is not None:
+            report.data_time, report.data_clock = simulated.until, simulated.source
         _store(engine, checks, now, keep_days=settings.general.log_retention_days)
         report.recorded = True
         offline.clear()
