@@ -66,7 +66,8 @@ def test_replay_then_status_and_performance(
     engine = make_engine(loaded.db_url)
     mark = simulated_time(engine)
     engine.dispose()
-    assert mark is not None and mark.source == "replay"
+    assert mark is not None
+    assert mark.source == "replay"
     assert mark.until == datetime(2024, 1, 4, tzinfo=timezone.utc)
     monkeypatch.setenv("JIRITSU_HEALTH__MEMORY_PCT", "100")  # only what the test arranges
     monkeypatch.setenv("JIRITSU_HEALTH__DISK_PCT", "100")

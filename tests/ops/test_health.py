@@ -550,7 +550,8 @@ def test_a_replay_database_is_judged_on_its_own_clock(
     assert (
         "simulated time up to 2024-02-02 00:00 UTC (replay)" in report.check("trade_loop").message
     )
-    assert report.data_time == until and report.data_clock == "replay"
+    assert report.data_time == until
+    assert report.data_clock == "replay"
     assert int(report.exit_code) == 0
 
     # A live run clears the marker: the wall clock counts again.
@@ -569,7 +570,8 @@ def test_an_alert_says_sent_only_when_a_channel_took_it(
         loaded, notifier=build_notifier(None, min_level="INFO"), probe=probe,
         exchange_builder=exchange,
     )  # fmt: skip
-    assert logged.alerts and {a.delivery for a in logged.alerts} == {"logged only"}
+    assert logged.alerts
+    assert {a.delivery for a in logged.alerts} == {"logged only"}
     with FakeDiscord() as fake:
         failing = build_notifier(fake.url_for("5", "tok-fail"), min_level="INFO")
         fake.delete_webhook("5")  # Discord answers 404: nothing is delivered
