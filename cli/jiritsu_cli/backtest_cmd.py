@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from jiritsu_cli.common import console, handle_errors, state
+from jiritsu_cli.common import console, handle_errors, progress_bar, state
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -24,26 +24,6 @@ def open_engine(loaded: Any) -> Iterator[Any]:
 
     with open_database(loaded) as engine:
         yield engine
-
-
-@contextmanager
-def progress_bar(label: str, enabled: bool = True) -> Iterator[Any]:
-    """A Rich progress bar on stderr; ``update(done, total)``."""
-    if not enabled:
-        yield lambda done, total: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress(
-        f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console(stderr=True), transient=True,
-    ) as bar:  # fmt: skip
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 def _pct(x: Any) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,6 +69,36 @@ def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A Rich progress bar on stderr; yields ``update(done, total)``.
+
+    While it is drawn, console log lines are printed above it instead of over it.
+    """
+    if not enabled:
+        yield lambda done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.text import Text
+
+    from jiritsu.log import console_log_to
+
+    with Progress(
+        f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console(stderr=True), transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        def log_line(line: str) -> None:
+            bar.console.print(Text(line), highlight=False, soft_wrap=True)  # no markup parsing
+
+        with console_log_to(log_line):
+            yield update
 
 
 def fail(message: str, code: ExitCode = ExitCode.FAILURE) -> typer.Exit:

@@ -37,13 +37,21 @@ def _loaded(ctx: typer.Context, config: Path | None) -> Any:
 @app.command()
 @handle_errors
 def check(ctx: typer.Context, config: ConfigOption = None) -> None:
-    """Validate the configuration: print a short summary (exit 0) or every problem (exit 2)."""
+    """Validate the configuration: print a short summary (exit 0) or every problem (exit 2).
+
+    Outside paper mode the keys and UIDs the environment needs count too."""
     from rich.markup import escape
     from rich.table import Table
 
     from jiritsu.config.describe import summary
+    from jiritsu.config.live import live_problems
+    from jiritsu.errors import ConfigError
 
-    info = summary(_loaded(ctx, config))
+    loaded = _loaded(ctx, config)
+    missing = live_problems(loaded)
+    if missing:
+        raise ConfigError(missing, source=str(loaded.path))
+    info = summary(loaded)
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()

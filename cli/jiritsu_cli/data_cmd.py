@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from jiritsu_cli.common import console, handle_errors, new_app, state
+from jiritsu_cli.common import console, handle_errors, new_app, progress_bar, state
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,22 +39,6 @@ def _symbol(symbol: str | None, loaded: Any) -> str:
     from jiritsu.market.symbols import normalize_symbol
 
     return normalize_symbol(symbol or loaded.settings.master_bot.index_symbol)
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress(
-        f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console(stderr=True), transient=True,
-    ) as bar:  # fmt: skip
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 def _ms(text: str | None) -> int | None:
@@ -100,7 +84,7 @@ def import_(
                 f" {result.bad_rows[0].reason})",
                 markup=False,
             )
-        with _progress("storing") as progress:
+        with progress_bar("storing") as progress:
             stats = store.write(_symbol(symbol, loaded), interval, result.frame, progress=progress)
         gaps = GapReport.from_ts(result.frame["ts"].to_numpy(), bar_ms)
         _report(stats, gaps, str(file))
@@ -125,7 +109,7 @@ def synth(
         when = datetime.fromtimestamp(_ms(start) / 1000, tz=timezone.utc)  # type: ignore[operator]
     with _store(ctx) as (store, loaded):
         frame = synth_candles(days=days, seed=seed, start=when)
-        with _progress("storing") as progress:
+        with progress_bar("storing") as progress:
             stats = store.write(_symbol(symbol, loaded), "1", frame, progress=progress)
         _report(stats, None, f"synthetic (seed {seed}, {days} days)")
 
@@ -201,7 +185,7 @@ def backfill(
     with _store(ctx) as (store, loaded):
         exchange = public_client(loaded)
         try:
-            with _progress("backfilling") as progress:
+            with progress_bar("backfilling") as progress:
                 result = run_backfill(
                     exchange, store, _symbol(symbol, loaded), interval,
                     days=days, category=category, progress=progress,  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from jiritsu_cli.common import console, handle_errors, state
+from jiritsu_cli.common import console, handle_errors, progress_bar, state
 
 
 @handle_errors
@@ -29,7 +29,7 @@ def tune(
     current parameters out of sample."""
     from jiritsu.runtime import build_runtime
     from jiritsu.usecases.tune import tune as run
-    from jiritsu_cli.backtest_cmd import open_engine, progress_bar
+    from jiritsu_cli.backtest_cmd import open_engine
 
     loaded = state(ctx).loaded()
     with (

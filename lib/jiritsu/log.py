@@ -12,7 +12,8 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TextIO
@@ -165,3 +166,45 @@ def setup_file_logging(
     if level:
         logger.setLevel(getattr(logging, level.upper(), logging.INFO))
     return handler
+
+
+class _LineHandler(logging.Handler):
+    """Hands each formatted record to a callable (see :func:`console_log_to`)."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        super().__init__()
+        self._write = write
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._write(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never take the process down
+            self.handleError(record)
+
+
+@contextmanager
+def console_log_to(write: Callable[[str], None]) -> Iterator[None]:
+    """Send console log lines to ``write`` for the duration of the block.
+
+    A live terminal display (a progress bar) redraws its line in place; a log line written
+    straight to the terminal lands in the middle of it and is overwritten by the next redraw.
+    ``write`` should print above the display (Rich: the display's ``console.print``). The file
+    log is untouched.
+    """
+    logger = _root()
+    consoles = [h for h in logger.handlers if getattr(h, _CONSOLE_MARK, False)]
+    if not consoles:
+        yield
+        return
+    routed = _LineHandler(write)
+    routed.setFormatter(consoles[0].formatter or UTCFormatter())
+    routed.setLevel(consoles[0].level)
+    for handler in consoles:
+        logger.removeHandler(handler)
+    logger.addHandler(routed)
+    try:
+        yield
+    finally:
+        logger.removeHandler(routed)
+        for handler in consoles:
+            logger.addHandler(handler)

@@ -106,3 +106,67 @@ def test_show_table_renders(write_config: WriteConfig) -> None:
     assert result.exit_code == 0, result.output
     assert "general.environment" in result.output
     assert "BYBIT_MASTER_API_KEY (not set)" in result.output
+
+
+KEYS = {
+    "BYBIT_MASTER_API_KEY": "mk-master-0001",
+    "BYBIT_MASTER_API_SECRET": "ms-master-0002",
+    **{f"BYBIT_SUBBOT_{x}_API_KEY": f"ak-{x}-0003" for x in "ABC"},
+    **{f"BYBIT_SUBBOT_{x}_API_SECRET": f"as-{x}-0004" for x in "ABC"},
+}
+
+
+def _testnet(d: dict[str, Any], uids: bool = False) -> None:
+    d["general"]["environment"] = "testnet"
+    if uids:
+        d["master_bot"]["main_member_id"] = 100
+        for i, bot in enumerate(d["sub_bots"]):
+            bot["member_id"] = 101 + i
+
+
+def test_outside_paper_every_missing_key_and_uid_is_an_error_naming_it(
+    write_config: WriteConfig,
+) -> None:
+    path = str(write_config(_testnet))
+    result = _invoke("config", "check", "--config", path)
+    assert result.exit_code == 2, result.output
+    assert "configuration OK" not in result.output
+    text = " ".join(result.output.split())
+    assert (
+        "api_keys.bybit_master_key_env: BYBIT_MASTER_API_KEY and BYBIT_MASTER_API_SECRET are "
+        "not set" in text
+    )
+    for i, x in enumerate("ABC"):
+        assert f"sub_bots[{i}].api_key_env: BYBIT_SUBBOT_{x}_API_KEY and" in text
+        assert f"sub_bots[{i}].member_id: missing" in text
+    assert "master_bot.main_member_id: missing" in text
+
+    # One secret of a pair missing: only that one is named.
+    partial = {k: v for k, v in KEYS.items() if k != "BYBIT_SUBBOT_B_API_SECRET"}
+    result = _invoke("config", "check", "--config", path, env=partial)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2
+    assert (
+        "sub_bots[1].api_key_env: BYBIT_SUBBOT_B_API_KEY is set but BYBIT_SUBBOT_B_API_SECRET"
+        in text
+    )
+    assert "BYBIT_MASTER_API_KEY" not in text
+
+
+def test_outside_paper_with_every_key_and_uid_it_is_ok(write_config: WriteConfig) -> None:
+    path = str(write_config(lambda d: _testnet(d, uids=True)))
+    result = _invoke("config", "check", "--config", path, env=KEYS)
+    assert result.exit_code == 0, result.output
+    assert "configuration OK" in result.output
+
+
+def test_a_disabled_bot_needs_no_key_and_paper_needs_none(write_config: WriteConfig) -> None:
+    def one_bot(d: dict[str, Any]) -> None:
+        _testnet(d, uids=True)
+        d["sub_bots"][2]["enabled"] = False
+        del d["sub_bots"][2]["member_id"]
+
+    env = {k: v for k, v in KEYS.items() if "SUBBOT_C" not in k}
+    result = _invoke("config", "check", "--config", str(write_config(one_bot)), env=env)
+    assert result.exit_code == 0, result.output
+    assert _invoke("config", "check").exit_code == 0  # paper: no key, no UID

@@ -4,7 +4,7 @@ sparkline, so a backtest shows its shape without leaving the shell."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,14 +28,19 @@ def sparkline(values: np.ndarray, width: int = 60) -> str:
     return "".join(BLOCKS[i] for i in scaled)
 
 
-def plot_equity(result: BacktestResult, path: str | Path) -> Path:
-    """Write the equity curve (and drawdown) of ``result`` to ``path`` as a PNG."""
+def equity_figure(result: BacktestResult) -> Any:
+    """The matplotlib figure of the equity curve and its drawdown (the caller closes it).
+
+    Dates go through matplotlib's auto locator and concise formatter: a handful of ticks
+    whatever the span (hours to years), labels that only say what changed (the year once,
+    then months; the day once, then hours), so they never run into each other.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    path = Path(path)
     times = (result.ts + 60_000).astype("datetime64[ms]")
     eq = result.equity
     peak = np.maximum.accumulate(eq) if eq.size else eq
@@ -43,17 +48,30 @@ def plot_equity(result: BacktestResult, path: str | Path) -> Path:
     fig, (ax1, ax2) = plt.subplots(
         2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
+    ax1.plot(times, eq, linewidth=0.8)
+    m = result.metrics
+    ax1.set_title(
+        f"{result.bot} {result.symbol} {result.timeframe}m: return {m.total_return:+.2%}, "
+        f"Sharpe {m.sharpe_ratio:.2f}, max DD {m.max_drawdown:.2%}, {m.trade_count} trades"
+    )
+    ax1.set_ylabel("equity")
+    ax2.fill_between(times, dd * 100.0, 0.0, color="tab:red", linewidth=0)
+    ax2.set_ylabel("drawdown %")
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    ax2.xaxis.set_major_locator(locator)
+    ax2.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax2.set_xlabel("UTC")
+    fig.tight_layout()
+    return fig
+
+
+def plot_equity(result: BacktestResult, path: str | Path) -> Path:
+    """Write the equity curve (and drawdown) of ``result`` to ``path`` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig = equity_figure(result)
     try:
-        ax1.plot(times, eq, linewidth=0.8)
-        m = result.metrics
-        ax1.set_title(
-            f"{result.bot} {result.symbol} {result.timeframe}m: return {m.total_return:+.2%}, "
-            f"Sharpe {m.sharpe_ratio:.2f}, max DD {m.max_drawdown:.2%}, {m.trade_count} trades"
-        )
-        ax1.set_ylabel("equity")
-        ax2.fill_between(times, dd * 100.0, 0.0, color="tab:red", linewidth=0)
-        ax2.set_ylabel("drawdown %")
-        fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
     finally:
