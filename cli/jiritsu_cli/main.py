@@ -20,6 +20,7 @@ from jiritsu_cli import (
     dashboard_cmd,
     data_cmd,
     db_cmd,
+    doctor_cmd,
     health_cmd,
     master_cmd,
     news_cmd,
@@ -82,6 +83,7 @@ app.command("status", help=status_cmd.status.__doc__)(status_cmd.status)
 app.command("fetch-news", help=news_cmd.fetch_news.__doc__)(news_cmd.fetch_news)
 app.command("reconcile", help=reconcile_cmd.reconcile.__doc__)(reconcile_cmd.reconcile)
 app.command("health", help=health_cmd.health.__doc__)(health_cmd.health)
+app.command("doctor", help=doctor_cmd.doctor.__doc__)(doctor_cmd.doctor)
 app.command("trade-tick", help=trade_cmd.trade_tick.__doc__)(trade_cmd.trade_tick)
 app.command("trade-loop", help=trade_cmd.trade_loop.__doc__)(trade_cmd.trade_loop)
 app.command("halt", help=control_cmd.halt.__doc__)(control_cmd.halt)

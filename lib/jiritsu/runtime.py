@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from jiritsu.config import LoadedConfig
     from jiritsu.exchange.base import Exchange
+    from jiritsu.exchange.bybit import BybitExchange
     from jiritsu.exchange.journal import OrderJournal
     from jiritsu.market.data import MarketData
     from jiritsu.notify import Notifier
@@ -184,6 +185,15 @@ def public_client(
 
     verify = verify if verify is not None else (loaded.settings.exchange.ca_file or None)
     return BybitExchange.from_config(loaded, public=True, verify=verify, sleep=sleep)
+
+
+def account_client(loaded: LoadedConfig, *, verify: str | bool | None = None) -> BybitExchange:
+    """The environment's Bybit client with whichever keys are set (none required): for
+    ``jiritsu doctor``, which reports the missing ones instead of refusing to start."""
+    from jiritsu.exchange.bybit import BybitExchange
+
+    verify = verify if verify is not None else (loaded.settings.exchange.ca_file or None)
+    return BybitExchange.from_config(loaded, require_keys=False, verify=verify)
 
 
 def _symbols(settings: Any) -> set[str]:

@@ -82,7 +82,7 @@ def test_not_halted_is_not_running_and_the_heartbeat_tells_whether_a_loop_is_ali
     assert "alive: heartbeat" in _flat(alive.stdout)
 
 
-def _read_until(fd: int, needle: bytes, count: int, timeout: float = 30) -> bytes:
+def _read_until(fd: int, needle: bytes, count: int, timeout: float = 120) -> bytes:
     seen = b""
     deadline = time.monotonic() + timeout
     while seen.count(needle) < count and time.monotonic() < deadline:

@@ -234,6 +234,23 @@ def _transfer_amount(coin: str, amount: Decimal) -> Decimal:
 
 
 @dataclass(frozen=True)
+class ApiKeyInfo:
+    """What Bybit says about an API key (``GET /v5/user/query-api``), for ``jiritsu doctor``."""
+
+    user_id: int
+    is_master: bool
+    read_only: bool
+    permissions: dict[str, tuple[str, ...]]
+    ips: tuple[str, ...]  # ("*",): not bound to an IP
+    expires_at: datetime | None
+    parent_uid: int | None
+    note: str
+
+    def allows(self, group: str, permission: str) -> bool:
+        return permission in self.permissions.get(group, ())
+
+
+@dataclass(frozen=True)
 class AccountKeys:
     """One account's API key and secret; ``repr`` never shows them."""
 
@@ -1164,6 +1181,46 @@ class BybitExchange(Exchange):
             return None
         with self._parsing(f"transfer {transfer_id}"):
             return _transfer_result(record)
+
+    def has_key(self, account: str) -> bool:
+        """Whether ``account`` has an API key configured."""
+        return account in self._sessions
+
+    def api_key_info(self, account: str) -> ApiKeyInfo:
+        """The settings of ``account``'s own key: owner UID, permissions, IP binding, expiry."""
+        result = self._call(account, "get_api_key_information", what="api key info")
+        with self._parsing("api key info"):
+            expires = str(result.get("expiredAt") or "")
+            parent = str(result.get("parentUid") or "0")
+            return ApiKeyInfo(
+                user_id=int(result["userID"]),
+                is_master=bool(result.get("isMaster")),
+                read_only=int(result.get("readOnly") or 0) == 1,
+                permissions={
+                    str(k): tuple(str(x) for x in v or ())
+                    for k, v in (result.get("permissions") or {}).items()
+                },
+                ips=tuple(str(ip) for ip in result.get("ips") or ()),
+                expires_at=(
+                    datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None
+                ),
+                parent_uid=int(parent) if parent.isdigit() and int(parent) else None,
+                note=str(result.get("note") or ""),
+            )
+
+    def member_balance(self, uid: int, coin: str = "USDT") -> Decimal:
+        """A sub-account's UNIFIED wallet balance of ``coin``, asked with the master key."""
+        result = self._call(
+            MAIN,
+            "get_coins_balance",
+            {"accountType": "UNIFIED", "coin": coin, "memberId": uid},
+            what=f"balance of member {uid}",
+        )
+        with self._parsing(f"balance of member {uid}"):
+            for row in result.get("balance") or []:
+                if row.get("coin") == coin:
+                    return _req_dec(row["walletBalance"])
+            return Decimal(0)
 
     def sub_accounts(self) -> list[SubAccount]:
         result = self._call(MAIN, "get_sub_uid_list", what="sub accounts")

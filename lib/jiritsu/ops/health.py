@@ -621,7 +621,7 @@ def error_rate_check(engine: Engine, limit: int, now: datetime) -> Check:
 ExchangeBuilder = Callable[..., "Exchange"]
 
 
-def _quick(loaded: LoadedConfig, timeout: float) -> LoadedConfig:
+def probe_config(loaded: LoadedConfig, timeout: float) -> LoadedConfig:
     """The configuration with a short request timeout and no retries: a probe, not a trade."""
     settings = loaded.settings
     exchange = settings.exchange.model_copy(
@@ -655,7 +655,7 @@ def exchange_check(
             return runtimes[-1].exchange
 
     try:
-        exchange = builder(_quick(loaded, timeout), require_keys=False)
+        exchange = builder(probe_config(loaded, timeout), require_keys=False)
     except Exception as exc:  # noqa: BLE001 - any failure to build it is the finding
         return Check(
             "exchange", BAD, f"{environment}: cannot set up the exchange: " f"{_error_text(exc)}"

@@ -17,6 +17,7 @@ from .candles import Candle, PricePath, synthetic_path
 from .engine import (
     Account,
     ApiError,
+    ApiKeySettings,
     Exchange,
     Execution,
     Instrument,
@@ -29,6 +30,7 @@ from .server import FakeBybit, Fault, RequestRecord
 __all__ = [
     "Account",
     "ApiError",
+    "ApiKeySettings",
     "Candle",
     "Exchange",
     "Execution",

@@ -8,14 +8,18 @@ returns the ``result`` object. Errors are raised as ``ApiError``. All numbers go
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
 from .candles import DAY_MS, INTERVALS, MINUTE_MS, fmt
 from .engine import (
+    MASTER_PERMISSIONS,
     OPEN_STATUSES,
+    SUB_PERMISSIONS,
     ZERO,
     Account,
     ApiError,
@@ -636,6 +640,52 @@ def sub_members(ex: Exchange, acct: Account | None, p: Params) -> dict:
     }
 
 
+def _day(ms: int) -> str:
+    """Bybit's timestamp format in query-api: ``2024-03-01T09:30:00Z``."""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def query_api(ex: Exchange, acct: Account | None, p: Params) -> dict:
+    """``GET /v5/user/query-api``: the calling key's own settings (any permission may ask)."""
+    a = _account(acct)
+    k = a.key
+    default = MASTER_PERMISSIONS if a.master else SUB_PERMISSIONS
+    permissions = {name: list(v) for name, v in (k.permissions or default).items()}
+    for name in ("FiatP2P", "FiatBybitPay", "FiatConvertBroker", "BlockTrade", "Affiliate"):
+        permissions.setdefault(name, [])
+    master = next((x for x in ex.accounts.values() if x.master), None)
+    deadline = ""
+    expired_at = ""
+    if k.expires_at_ms is not None:
+        expired_at = _day(k.expires_at_ms)
+        deadline = str(max(0, (k.expires_at_ms - int(time.time() * 1000)) // DAY_MS))
+    return {
+        "id": str(abs(hash(a.api_key)) % 10**8),
+        "note": k.note,
+        "apiKey": a.api_key,
+        "readOnly": 1 if k.read_only else 0,
+        "secret": "",
+        "permissions": permissions,
+        "ips": list(k.ips),
+        "type": 1,
+        "deadlineDay": int(deadline) if deadline else 0,
+        "expiredAt": expired_at,
+        "createdAt": _day(k.created_at_ms),
+        "unified": 0,
+        "uta": 1,
+        "userID": a.uid,
+        "inviterID": 0,
+        "vipLevel": "No VIP",
+        "mktMakerLevel": "0",
+        "affiliateID": 0,
+        "rsaPublicKey": "",
+        "isMaster": a.master,
+        "parentUid": "0" if a.master or master is None else str(master.uid),
+        "kycLevel": "LEVEL_DEFAULT",
+        "kycRegion": "",
+    }
+
+
 # ---------------------------------------------------------------------- trading
 def create_order(ex: Exchange, acct: Account | None, p: Params) -> dict:
     a = _account(acct)
@@ -913,6 +963,7 @@ ROUTES: dict[tuple[str, str], Route] = {
         transfer_list, auth=True, ret_msg="success"
     ),
     ("GET", "/v5/user/query-sub-members"): Route(sub_members, auth=True, ret_msg=""),
+    ("GET", "/v5/user/query-api"): Route(query_api, auth=True, ret_msg=""),
     ("POST", "/v5/order/create"): Route(create_order, auth=True),
     ("POST", "/v5/order/cancel"): Route(cancel_order, auth=True),
     ("GET", "/v5/order/realtime"): Route(open_orders, auth=True),

@@ -197,6 +197,43 @@ class Account:
     leverage: dict[str, Decimal] = field(default_factory=dict)
     positions: dict[str, Position] = field(default_factory=dict)
     username: str = ""
+    key: ApiKeySettings = field(default_factory=lambda: ApiKeySettings())
+
+
+MASTER_PERMISSIONS = {
+    "ContractTrade": ["Order", "Position"],
+    "Spot": ["SpotTrade"],
+    "Wallet": ["AccountTransfer", "SubMemberTransfer"],
+    "Options": [],
+    "Derivatives": [],
+    "Exchange": [],
+    "Earn": [],
+}
+SUB_PERMISSIONS = {
+    "ContractTrade": ["Order", "Position"],
+    "Spot": ["SpotTrade"],
+    "Wallet": ["AccountTransfer", "SubMemberTransferList"],
+    "Options": [],
+    "Derivatives": [],
+    "Exchange": [],
+    "Earn": [],
+}
+
+
+@dataclass
+class ApiKeySettings:
+    """What Bybit stores about an API key (``GET /v5/user/query-api``).
+
+    ``permissions`` None: the usual read-write set for a master or a sub-account key. ``ips``
+    ``["*"]``: not bound to an IP (Bybit then lets the key expire, ``expires_at_ms``).
+    """
+
+    read_only: bool = False
+    permissions: dict[str, list[str]] | None = None
+    ips: list[str] = field(default_factory=lambda: ["*"])
+    expires_at_ms: int | None = None
+    created_at_ms: int = 1_700_000_000_000
+    note: str = ""
 
 
 @dataclass

@@ -26,7 +26,17 @@ from urllib.parse import parse_qsl
 from ..tls import make_tls_files
 from .api import ROUTES
 from .candles import MINUTE_MS, PricePath
-from .engine import Account, ApiError, Exchange, Execution, Instrument, Order, Position, Transfer
+from .engine import (
+    Account,
+    ApiError,
+    ApiKeySettings,
+    Exchange,
+    Execution,
+    Instrument,
+    Order,
+    Position,
+    Transfer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +51,7 @@ _DEFAULT_RET_MSGS = {
     10004: "error sign!",
     10005: "Permission denied, please check your API key permissions.",
     10006: "Too many visits!",
+    10010: "Unmatched IP, please check your API key's bound IP addresses.",
     10016: "Server error.",
     110001: "order not exists or too late to cancel",
     110007: "ab not enough for new order",
@@ -50,6 +61,7 @@ _DEFAULT_RET_MSGS = {
     131228: "your balance is not enough",
     131230: "System busy, please try again later",
     170131: "Insufficient balance.",
+    33004: "Your api key has expired.",
 }
 MAX_BODY = 1 << 20
 
@@ -304,9 +316,12 @@ class FakeBybit:
         coins: dict[str, Decimal | str | int] | None = None,
         fund_coins: dict[str, Decimal | str | int] | None = None,
         username: str | None = None,
+        api_key: ApiKeySettings | None = None,
     ) -> Account:
         """Add the main account (``master=True``, at most one) or a sub-account. ``usdt`` and
-        ``coins`` fund the UNIFIED wallet, ``fund_usdt``/``fund_coins`` the FUND wallet."""
+        ``coins`` fund the UNIFIED wallet, ``fund_usdt``/``fund_coins`` the FUND wallet;
+        ``api_key``: the key's permissions, IP binding and expiry (default: read-write, any IP,
+        no expiry)."""
         unified = {c: Decimal(str(v)) for c, v in (coins or {}).items()}
         unified["USDT"] = unified.get("USDT", Decimal(0)) + Decimal(str(usdt))
         fund = {c: Decimal(str(v)) for c, v in (fund_coins or {}).items()}
@@ -320,6 +335,7 @@ class FakeBybit:
             unified=unified,
             fund=fund,
             username=username or name,
+            key=api_key or ApiKeySettings(),
         )
         with self.exchange.lock:
             return self.exchange.add_account(account)
@@ -701,6 +717,13 @@ class FakeBybit:
             return acct, ApiError(
                 10004, f"error sign! origin_string[{origin.decode('utf-8', 'replace')}]"
             )
+        key_settings = acct.key
+        if "*" not in key_settings.ips and handler.client_address[0] not in key_settings.ips:
+            return acct, ApiError(10010, _DEFAULT_RET_MSGS[10010])
+        if key_settings.expires_at_ms is not None and server >= key_settings.expires_at_ms:
+            return acct, ApiError(33004, _DEFAULT_RET_MSGS[33004])
+        if key_settings.read_only and method == "POST":
+            return acct, ApiError(10005, _DEFAULT_RET_MSGS[10005])
         return acct, None
 
     # ------------------------------------------------------------------ rate limits
