@@ -18,23 +18,11 @@ from jiritsu.config import LoadedConfig, load_config
 from jiritsu.db import migrate
 from jiritsu.ops.doctor import DoctorReport, run_doctor
 from tests.conftest import REPO
+from tests.exchange.bybit_env import ENV_NAMES, KEYS, UIDS
 from tests.fakes.bybit import ApiKeySettings, FakeBybit
 from tests.fakes.discord import FakeDiscord
 
 JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
-UIDS = {"main": 1001, "SubBot-A": 1002, "SubBot-B": 1003, "SubBot-C": 1004}
-KEYS = {
-    "main": ("MAINKEYd0c70r01", "MAINSECRETd0c70r02"),
-    "SubBot-A": ("AKEYd0c70r03", "ASECRETd0c70r04"),
-    "SubBot-B": ("BKEYd0c70r05", "BSECRETd0c70r06"),
-    "SubBot-C": ("CKEYd0c70r07", "CSECRETd0c70r08"),
-}
-ENV_NAMES = {
-    "main": ("BYBIT_MASTER_API_KEY", "BYBIT_MASTER_API_SECRET"),
-    "SubBot-A": ("BYBIT_SUBBOT_A_API_KEY", "BYBIT_SUBBOT_A_API_SECRET"),
-    "SubBot-B": ("BYBIT_SUBBOT_B_API_KEY", "BYBIT_SUBBOT_B_API_SECRET"),
-    "SubBot-C": ("BYBIT_SUBBOT_C_API_KEY", "BYBIT_SUBBOT_C_API_SECRET"),
-}
 
 
 def start_fake(fake: FakeBybit, keys: dict[str, ApiKeySettings] | None = None) -> None:

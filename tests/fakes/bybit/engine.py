@@ -209,15 +209,7 @@ MASTER_PERMISSIONS = {
     "Exchange": [],
     "Earn": [],
 }
-SUB_PERMISSIONS = {
-    "ContractTrade": ["Order", "Position"],
-    "Spot": ["SpotTrade"],
-    "Wallet": ["AccountTransfer", "SubMemberTransferList"],
-    "Options": [],
-    "Derivatives": [],
-    "Exchange": [],
-    "Earn": [],
-}
+SUB_PERMISSIONS = {**MASTER_PERMISSIONS, "Wallet": ["AccountTransfer", "SubMemberTransferList"]}
 
 
 @dataclass
