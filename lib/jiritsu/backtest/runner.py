@@ -195,24 +195,19 @@ def bot_values(settings: Settings, bot_name: str) -> dict[str, Any]:
 
 def _exposure(fills: np.ndarray, ts: np.ndarray, min_notional: float, end_ms: float) -> float:
     """Fraction of the period's bars during which a position was open (rebuilt from fills:
-    a remainder worth less than the instrument minimum is dust, i.e. flat)."""
+    a remainder worth less than the instrument minimum is dust, i.e. flat). Whole arrays at
+    once: a grid's runs have thousands of fills each."""
     n = ts.shape[0]
     if n == 0 or fills.shape[0] == 0:
         return 0.0
-    pos = 0.0
-    opened: float | None = None
-    covered = 0
-    for row in fills:
-        pos += row[1] * row[2]
-        price = row[3]
-        is_open = abs(pos) * price >= max(min_notional, 1e-9)
-        if is_open and opened is None:
-            opened = row[0]
-        elif not is_open and opened is not None:
-            covered += int(np.searchsorted(ts, row[0]) - np.searchsorted(ts, opened))
-            opened = None
-    if opened is not None:
-        covered += int(n - np.searchsorted(ts, opened))
+    pos = np.cumsum(fills[:, 1] * fills[:, 2])  # sequential, as a running total would be
+    is_open = np.abs(pos) * fills[:, 3] >= max(min_notional, 1e-9)
+    was_open = np.concatenate(([False], is_open[:-1]))
+    opened = np.searchsorted(ts, fills[is_open & ~was_open, 0])
+    closed = np.searchsorted(ts, fills[~is_open & was_open, 0])
+    covered = int((closed - opened[: closed.shape[0]]).sum())
+    if opened.shape[0] > closed.shape[0]:  # still open at the end
+        covered += int(n - opened[-1])
     return covered / n
 
 
@@ -242,7 +237,10 @@ def simulate_arrays(
     sig = f64(sig)
     conf = f64(conf)
     equity = np.zeros(args[0].shape[0], dtype=np.float64)
-    rows_a, rows_f = INITIAL_ROWS, INITIAL_ROWS
+    # sized from the decisions so that one run is enough: a BUY/SELL makes a few actions and
+    # fills (regrown and rerun only if not)
+    decisions = int(np.count_nonzero(sig))
+    rows_a, rows_f = INITIAL_ROWS + 3 * decisions, INITIAL_ROWS + 2 * decisions
     while True:
         acts = np.zeros((rows_a, K.NACT), dtype=np.float64)
         fills = np.zeros((rows_f, K.NFILL), dtype=np.float64)

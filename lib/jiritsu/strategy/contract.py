@@ -172,16 +172,28 @@ def _checked(strategy: Strategy, bars: Bars, params: Any) -> tuple[np.ndarray, n
             f"{strategy.name}: signals() returned shapes {action.shape} and {confidence.shape} "
             f"for {n} bars"
         )
-    bad = ~np.isin(action, (SELL, HOLD, BUY))
-    bad |= ~((confidence >= 0.0) & (confidence <= 1.0)) & (action != HOLD)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise StrategyOutputError(
-            f"{strategy.name}: bar {i} has action {action[i]!r} confidence {confidence[i]!r}; "
-            "actions must be -1, 0 or 1 and confidences in [0, 1]"
-        )
-    action = action.astype(np.int8)
-    return action, np.where(action == HOLD, 0.0, confidence)
+    if action.dtype != np.int8:  # anything else may hold 0.5, 2 or NaN
+        bad = ~((action == SELL) | (action == HOLD) | (action == BUY))
+        if bad.any():
+            _refuse(strategy, int(np.argmax(bad)), action, confidence)
+        action = action.astype(np.int8)
+    elif n and (action.min() < SELL or action.max() > BUY):
+        _refuse(strategy, int(np.argmax((action < SELL) | (action > BUY))), action, confidence)
+    acting = np.flatnonzero(action)
+    conf = confidence[acting]
+    if not ((conf >= 0.0) & (conf <= 1.0)).all():
+        _refuse(strategy, int(acting[np.argmax(~((conf >= 0.0) & (conf <= 1.0)))]), action,
+                confidence)  # fmt: skip
+    clean = np.zeros(n, dtype=np.float64)  # HOLD bars get confidence 0
+    clean[acting] = conf
+    return action, clean
+
+
+def _refuse(strategy: Strategy, i: int, action: Any, confidence: Any) -> None:
+    raise StrategyOutputError(
+        f"{strategy.name}: bar {i} has action {action[i]!r} confidence {confidence[i]!r}; "
+        "actions must be -1, 0 or 1 and confidences in [0, 1]"
+    )
 
 
 class StrategyOutputError(ValueError):

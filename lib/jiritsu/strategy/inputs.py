@@ -51,8 +51,11 @@ def strategy_signals(strategy: Strategy, params: Any, bars: Bars) -> tuple[np.nd
     checked against the contract and computed once per (strategy, params) for ``bars``."""
     from jiritsu.strategy.contract import checked_signals
 
-    action, confidence = checked_signals(strategy, bars, params)
-    return action.astype(np.float64), confidence
+    def as_float() -> tuple[np.ndarray, np.ndarray]:
+        action, confidence = checked_signals(strategy, bars, params)
+        return action.astype(np.float64), confidence
+
+    return bars.memo(("kernel signals", type(strategy), params), as_float)
 
 
 @dataclass(frozen=True)

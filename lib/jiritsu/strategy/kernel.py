@@ -1043,8 +1043,11 @@ def simulate(
             bo = o[j - 1]
             bh = h[j - 1]
             bl = low[j - 1]
-        busy = state[S_SIDE] != 0.0 or state[S_PLAN] > 0.0 or state[S_EXIT_PENDING] > 0.0
-        if busy:  # manage() of a flat, idle bot does nothing: skip the call
+        # manage() has nothing to do without a plan, a pending exit or a position it guards
+        # (TP/SL, maximum holding time): skip the call
+        guards = params[P_TPSL] > 0.0 or params[P_MAX_HOLD_MS] > 0.0
+        busy = (state[S_SIDE] != 0.0 and guards) or state[S_PLAN] > 0.0
+        if busy or state[S_EXIT_PENDING] > 0.0:
             if manage(t, bar_ts, bo, bh, bl, last, halted, params, state, out) > 0:
                 na = sim_execute(out, book, acct, params, state, t, last, 0.0, acts, na)
         # the newest bar of the timeframe closed by t, decided once
@@ -1058,15 +1061,19 @@ def simulate(
                 cf = conf[newest]
                 if not halted and loss_streak_pause(state, params, t):
                     halted = True
-                clear_out(out)
-                avail = sim_available(book, acct, params, state)
-                decide(
-                    t, tf_close_ms[newest], a, cf, tf_close[newest], tf_atr[newest], avail,
-                    halted, params, state, out,
-                )  # fmt: skip
-                if out[O_IGNORED] > 0.0:
-                    na = log_act(acts, na, t, ACT_IGNORED, a, 0.0, 0.0, -1.0, out[O_IGNORED], cf)
-                na = sim_execute(out, book, acct, params, state, t, last, cf, acts, na)
+                if a == 0:  # HOLD: all decide() would do is mark the bar decided
+                    state[S_LAST_DECIDED] = tf_close_ms[newest]
+                else:
+                    clear_out(out)
+                    avail = sim_available(book, acct, params, state)
+                    decide(
+                        t, tf_close_ms[newest], a, cf, tf_close[newest], tf_atr[newest], avail,
+                        halted, params, state, out,
+                    )  # fmt: skip
+                    if out[O_IGNORED] > 0.0:
+                        ign = out[O_IGNORED]
+                        na = log_act(acts, na, t, ACT_IGNORED, a, 0.0, 0.0, -1.0, ign, cf)
+                    na = sim_execute(out, book, acct, params, state, t, last, cf, acts, na)
             else:
                 state[S_LAST_DECIDED] = tf_close_ms[newest]
         guarded = state[S_SIDE] != 0.0 and (state[S_TP] > 0.0 or state[S_SL] > 0.0)

@@ -197,9 +197,13 @@ def run_candidate(job: GridJob, index: int, params: Mapping[str, Any]) -> Candid
 
 
 def prewarm(job: GridJob, candidates: Sequence[Mapping[str, Any]]) -> None:
-    """Compile the kernel and compute every indicator and signal array the grid needs in THIS
-    process (once per distinct set of the strategy's parameters and ATR period), so forked
-    workers inherit them instead of each redoing the work."""
+    """Compile the kernel and, in THIS process, compute the signals (and the indicators behind
+    them) of every set of strategy parameters that several candidates share, and every ATR
+    period, so forked workers inherit them instead of each redoing the work. A set only one
+    candidate uses is left to the worker that runs it: computing it here would only serialise
+    work the workers do in parallel."""
+    from collections import Counter
+
     from jiritsu.backtest.runner import kernels
     from jiritsu.errors import ConfigError
     from jiritsu.strategy.inputs import strategy_signals
@@ -207,6 +211,8 @@ def prewarm(job: GridJob, candidates: Sequence[Mapping[str, Any]]) -> None:
     from jiritsu.strategy.registry import resolve
 
     kernels()
+    uses: Counter[tuple[Any, ...]] = Counter()
+    first: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
     for params in candidates:
         try:
             settings = job.settings.with_params(params) if params else job.settings
@@ -214,9 +220,15 @@ def prewarm(job: GridJob, candidates: Sequence[Mapping[str, Any]]) -> None:
             continue
         bot = settings.bot(job.bot)
         bars = job.data.bars(bot.timeframe)
-        strategy, sparams = resolve(settings, bot)
-        strategy_signals(strategy, sparams, bars)  # memoised on bars
         bars.atr(int(build_params(bot, settings)[P_ATR_PERIOD]))
+        strategy, sparams = resolve(settings, bot)
+        key = (bot.timeframe, type(strategy), sparams)
+        uses[key] += 1
+        first.setdefault(key, (strategy, sparams, bars))
+    for key, count in uses.items():
+        if count > 1:
+            strategy, sparams, bars = first[key]
+            strategy_signals(strategy, sparams, bars)  # memoised on bars
 
 
 def worker_count(workers: int) -> int:

@@ -16,7 +16,6 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from jiritsu.strategy.contract import (
     BUY,
-    HOLD,
     SELL,
     Bars,
     Strategy,
@@ -49,22 +48,23 @@ class EmaCross(Strategy):
         import numpy as np
 
         fast, slow = bars.ema(params.fast_period), bars.ema(params.slow_period)
-        atr = bars.atr(params.atr_period)
         n = len(bars)
         action = np.zeros(n, dtype=np.int8)
         confidence = np.zeros(n, dtype=np.float64)
         if n < 2:
             return action, confidence
-        f0, s0, f1, s1 = fast[:-1], slow[:-1], fast[1:], slow[1:]
-        up = (f0 <= s0) & (f1 > s1)  # NaN compares False: the warm-up never crosses
-        down = (f0 >= s0) & (f1 < s1)
-        side = np.where(up, BUY, np.where(down, SELL, HOLD)).astype(np.int8)
-        a = atr[1:]
+        above = fast > slow  # NaN compares False ...
+        below = fast < slow
+        defined = ~np.isnan(fast[:-1]) & ~np.isnan(slow[:-1])  # ... and the warm-up never crosses
+        action[1:][defined & ~above[:-1] & above[1:]] = BUY  # fast[i-1] <= slow[i-1], now above
+        action[1:][defined & ~below[:-1] & below[1:]] = SELL
+        # confidence only where it fires: crosses are rare, the bars many
+        i = np.flatnonzero(action)
+        side = action[i].astype(np.float64)
+        a = bars.atr(params.atr_period)[i]
         with np.errstate(invalid="ignore", divide="ignore"):
-            d = np.where(a > 0.0, side * (bars.close[1:] - s1) / a, 0.0)
-        conf = np.clip(0.5 + 0.25 * d, 0.0, 1.0)
-        action[1:] = side
-        confidence[1:] = np.where(side != HOLD, conf, 0.0)
+            d = np.where(a > 0.0, side * (bars.close[i] - slow[i]) / a, 0.0)
+        confidence[i] = np.clip(0.5 + 0.25 * d, 0.0, 1.0)
         return action, confidence
 
     def indicators(self, bars: Bars, params: Params) -> dict[str, np.ndarray]:
