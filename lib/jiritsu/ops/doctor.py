@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from jiritsu.errors import ExitCode
+from jiritsu.exchange.types import MAIN
 from jiritsu.ops.health import BAD, OK, SKIPPED, WARN
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ __all__ = ["DoctorReport", "Finding", "SubAccountLine", "run_doctor"]
 
 EXPIRY_WARN_DAYS = 14
 PROBE_TIMEOUT_SECONDS = 5.0
-MAIN = "main"  # jiritsu.exchange.types.MAIN, the master account
 
 
 @dataclass
@@ -188,10 +188,9 @@ def _database(loaded: LoadedConfig, report: DoctorReport) -> None:
 # --------------------------------------------------------------------------- Bybit keys
 
 
-def _key_findings(
-    loaded: LoadedConfig, client: BybitExchange, now: datetime
-) -> tuple[list[Finding], dict[str, ApiKeyInfo]]:
-    """Ask every configured key about itself and judge it for its role."""
+def _key_findings(loaded: LoadedConfig, client: BybitExchange, now: datetime) -> list[Finding]:
+    """Ask every configured key about itself and judge it for its role (and, for a bot's key,
+    whether it belongs under this master)."""
     settings = loaded.settings
     findings: list[Finding] = []
     infos: dict[str, ApiKeyInfo] = {}
@@ -223,7 +222,7 @@ def _key_findings(
                         f"{master.user_id}",
                     )
                 )
-    return findings, infos
+    return findings
 
 
 def _key_error_fix(exc: BaseException, label: str) -> str:
@@ -533,8 +532,7 @@ def run_doctor(
             )
         else:
             try:
-                keys, _ = _key_findings(loaded, client, report.checked_at)
-                report.findings += keys
+                report.findings += _key_findings(loaded, client, report.checked_at)
                 _sub_accounts(loaded, client, report)
             finally:
                 client.close()
