@@ -268,7 +268,8 @@ def loop_state(beat: Any, max_age_seconds: float, now: datetime, simulated: Any)
 
     check = trade_loop_check(beat, max_age_seconds, now, simulated=simulated)
     until = simulated.until if simulated is not None else None
-    return LoopState(check.status == OK, check.message, until)
+    stopped = isinstance(beat.details if beat else None, dict) and beat.details.get("stopped")
+    return LoopState(check.status == OK and not stopped, check.message, until)
 
 
 def _trading(

@@ -41,6 +41,9 @@ def test_replay_then_status_and_performance(
     assert all(b["equity"] is not None and b["last_decisions"] for b in bots.values())
     assert Decimal(report["total_equity"]) == sum(Decimal(b["equity"]) for b in bots.values())
     assert [h["component"] for h in report["heartbeats"]] == ["trade-loop", "trade-tick"]
+    # The finished replay's last heartbeat is fresh, but no loop runs any more.
+    assert report["loop"]["alive"] is False
+    assert "not running: stopped at step 2024-01-04T00:00:00+00:00" in report["loop"]["message"]
     assert report["heartbeats"][0]["details"]["step_time"] == "2024-01-04T00:00:00+00:00"
     engine = make_engine(loaded.db_url)
     with engine.connect() as conn:

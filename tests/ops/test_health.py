@@ -554,6 +554,12 @@ def test_a_replay_database_is_judged_on_its_own_clock(
     assert report.data_clock == "replay"
     assert int(report.exit_code) == 0
 
+    # The replay's goodbye beat: not running, even though it is seconds old.
+    heartbeat.beat(engine, heartbeat.TRADE_LOOP, {**step, "stopped": True})
+    done = run_health(loaded, probe=probe, exchange_builder=exchange)
+    assert done.check("trade_loop").status == "warn"
+    assert done.check("trade_loop").message.startswith("not running: stopped at step 2024-02-02")
+
     # A live run clears the marker: the wall clock counts again.
     heartbeat.clear_simulated(engine)
     assert heartbeat.simulated_time(engine) is None

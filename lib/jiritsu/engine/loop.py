@@ -391,7 +391,7 @@ class TradeLoop:
             {"decisions": self.result.decisions, "orders": self.result.orders},
             now=from_ms(t),
         )  # fmt: skip
-        self._beat(t, force=True)
+        self._beat(t, force=True, stopped=True)
         return int(ExitCode.OK)
 
     def _final_sync(self, t: int) -> None:
@@ -646,7 +646,11 @@ class TradeLoop:
             return True
         return False
 
-    def _beat(self, t: int, *, ticked: bool = False, force: bool = False) -> None:
+    def _beat(
+        self, t: int, *, ticked: bool = False, force: bool = False, stopped: bool = False
+    ) -> None:
+        """Heartbeat (at most every HEARTBEAT_SECONDS unless forced); the last one of a run
+        says ``stopped`` so that status and health do not take it for a live loop."""
         from jiritsu.heartbeat import TRADE_LOOP, TRADE_TICK, beat, mark_simulated
         from jiritsu.ops import sdnotify
 
@@ -659,6 +663,8 @@ class TradeLoop:
             "pid": os.getpid(),
             "bots": sorted(self.runners),
         }
+        if stopped:
+            details["stopped"] = True
         self._ticked = self._ticked or ticked
         if force or wall - self._last_beat >= HEARTBEAT_SECONDS:
             beat(self.ctx.engine, TRADE_LOOP, details)

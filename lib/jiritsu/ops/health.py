@@ -460,6 +460,19 @@ def trade_loop_check(
         )
     age = loop.age_seconds(now)
     who = f"pid {loop.pid} on {loop.host}" if loop.pid else "unknown process"
+    details = loop.details if isinstance(loop.details, dict) else {}
+    if details.get("stopped") and (simulated is not None or age <= max_age_seconds):
+        # It said goodbye: a finished replay, or a live loop stopped for a restart (bad only
+        # when no new one beats within the limit, as for a loop that died).
+        at = f" at step {details['step_time']}" if details.get("step_time") else ""
+        return Check(
+            "trade_loop",
+            WARN if simulated is not None else OK,
+            f"not running: stopped{at}, {_duration(age)} ago ({who}){sim}",
+            age,
+            max_age_seconds,
+            "s",
+        )
     if age > max_age_seconds:
         return Check(
             "trade_loop",
