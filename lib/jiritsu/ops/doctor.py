@@ -467,7 +467,7 @@ def _gemini(loaded: LoadedConfig, ask: bool) -> Finding:
         return Finding(
             "gemini",
             WARN,
-            f"{name} is not set: {who} fall back to the rules",
+            f"{name} is not set: the rules decide instead of Gemini for {who}",
             f"put a Gemini API key in {name}",
         )
     if not ask:
