@@ -2,7 +2,7 @@
 
 The backtester owns no trading logic. It builds the kernel's inputs
 (:class:`jiritsu.strategy.inputs.SimInputs`: the bot's timeframe resampled with polars, its
-indicators, the rule's signals, the slippage volatility -- the same functions
+indicators, the strategy's signals, the slippage volatility -- the same functions
 :func:`jiritsu.strategy.inputs.prepare` calls, and a test holds the arrays equal) and calls the
 strategy kernel's ``simulate`` -- the ``manage``/``decide`` functions the live tick calls,
 executed through the shared fill model (:mod:`jiritsu.sim.fills`) -- compiled by numba. It does
@@ -19,9 +19,10 @@ package sources (``__pycache__``) or, when that directory is read-only, in ``NUM
 which :func:`ensure_cache_dir` points at ``<data_dir>/numba-cache`` unless already set. The first
 process compiles (about 20 s); later ones load the machine code (under a second).
 
-No lookahead: decisions at a bar close use bars closed by then (the rule reads indicator bar
-``k`` <= the newest closed bar), and their orders fill on a later 1-minute bar (the kernel's
-bar protocol), so candles after ``t`` cannot change anything decided up to ``t``.
+No lookahead: decisions at a bar close use bars closed by then (the strategy's signal at bar
+``k`` <= the newest closed bar, from bars <= ``k``), and their orders fill on a later 1-minute
+bar (the kernel's bar protocol), so candles after ``t`` cannot change anything decided up to
+``t``.
 """
 
 from __future__ import annotations
@@ -298,7 +299,7 @@ def build_inputs(
 
 def recorded_decisions(engine: Any, bot: str, start_ms: int, end_ms: int) -> dict[int, tuple]:
     """The advisor's recorded answers (Gemini / hybrid rows of ``decisions`` without an error)
-    by decided bar: replayed instead of the rule where they exist."""
+    by decided bar: replayed instead of the strategy where they exist."""
     from datetime import datetime, timezone
 
     import sqlalchemy as sa

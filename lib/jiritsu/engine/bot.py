@@ -10,8 +10,8 @@ A step at time ``t`` (ms):
    state record.
 2. :func:`~jiritsu.strategy.kernel.manage`: protective exits, due legs, plan timeout, TP/SL.
 3. At the close of a bar of the bot's timeframe (at most once per bar, and at most half a bar
-   late): the rule's signal, the :class:`~jiritsu.advisors.base.MarketSnapshot`, the advisor (not
-   called while halted), the ``decisions`` row, then :func:`~jiritsu.strategy.kernel.decide`.
+   late): the strategy's signal, the :class:`~jiritsu.advisors.base.MarketSnapshot`, the advisor
+   (not called while halted), the ``decisions`` row, then :func:`~jiritsu.strategy.kernel.decide`.
 4. The orders go out through the :class:`~jiritsu.exchange.journal.OrderJournal` (written to
    ``orders`` before sending) in the kernel's order: cancel legs, exit, due legs, TP/SL, entry.
 

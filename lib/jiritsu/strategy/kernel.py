@@ -8,7 +8,7 @@ with the state rebuilt from the exchange and the database) and the backtester
   holding time), the split-entry plan (time legs due, deadline, completion, a halt cancelling the
   rest) and the exchange-side TP/SL of the current average entry.
 - :func:`decide` runs after :func:`manage` at the close of each bar of the bot's timeframe, with
-  the action the advisor chose (the rule's own signal in a backtest): the risk gate
+  the action the advisor chose (the strategy's own signal in a backtest): the risk gate
   (:func:`allowed_mask`, ``min_confidence``, halts), exits on an opposite signal, flips, sizing
   and the new plan.
 
@@ -1002,7 +1002,7 @@ def simulate(
     Inputs: the 1-minute bars (``ts`` bar opens in ms, OHLC) with ``vol`` the slippage
     volatility per bar (zeros unless ``exchange.slippage_volatility_factor`` > 0, see
     :func:`slippage_vol`); per bar of the bot's timeframe its close TIME ``tf_close_ms``
-    (open + timeframe), close price, ATR and the chosen action/confidence (the rule:
+    (open + timeframe), close price, ATR and the chosen action/confidence (the strategy's:
     :func:`jiritsu.strategy.inputs.strategy_signals`); ``params`` from
     :func:`jiritsu.strategy.params.build_params`; the account's starting wallet ``equity0``.
     Steps run at the opens of the 1-minute bars in ``[start_ms, end_ms)``.
