@@ -108,6 +108,7 @@ def beat(
         "details": _portable(details),
     }
     dialect = engine.dialect.name
+    insert: Any  # the two dialects' inserts differ only in type
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":

@@ -15,7 +15,7 @@ Definitions (the classic ones):
 from __future__ import annotations
 
 from functools import lru_cache
-from types import SimpleNamespace
+from types import FunctionType, SimpleNamespace
 
 import numpy as np
 
@@ -157,6 +157,6 @@ def compiled(cache: bool = True) -> SimpleNamespace:
     glob = dict(globals())
     glob["true_range"] = tr  # atr/adx call true_range: they must see the compiled one
     for name, fn in (("ema", ema), ("rsi", rsi), ("atr", atr), ("adx", adx)):
-        rebuilt = type(fn)(fn.__code__, glob, fn.__name__, fn.__defaults__, fn.__closure__)
+        rebuilt = FunctionType(fn.__code__, glob, fn.__name__, fn.__defaults__, fn.__closure__)
         ns[name] = njit(cache=cache)(rebuilt)
     return SimpleNamespace(**ns)

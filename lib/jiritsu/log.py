@@ -33,13 +33,11 @@ class UTCFormatter(logging.Formatter):
     ``extra`` fields are all covered.
     """
 
-    converter = time.gmtime
-
     def __init__(self) -> None:
         super().__init__(FORMAT)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", self.converter(record.created))
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from jiritsu.advisors.base import MarketSnapshot
+from jiritsu.advisors.base import Decision, MarketSnapshot
 from jiritsu.ai import Budget, GeminiClient
 from jiritsu.config.models import SubBot
 from tests.fakes.gemini import FakeGemini
@@ -95,3 +95,8 @@ def make_client(
         budget=budget,
         sleep=sleeps if sleeps is not None else Sleeps(),
     )
+
+
+def acts(decision: Decision) -> bool:
+    """Would the engine act on it: a successful BUY or SELL (a failure never is one)."""
+    return decision.outcome == "ok" and decision.action in ("BUY", "SELL")

@@ -24,6 +24,7 @@ from tests.advisors import (
     KEYS,
     MODEL,
     Sleeps,
+    acts,
     make_bot,
     make_client,
     make_snapshot,
@@ -52,7 +53,7 @@ def assert_no_judgement(decision: Decision) -> None:
     """A failure is never a judgement: no action (not even HOLD), nothing to execute."""
     assert decision.outcome != "ok"
     assert decision.action is None
-    assert decision.actionable is False
+    assert not acts(decision)
     assert decision.provider == "gemini"
 
 
@@ -76,7 +77,7 @@ def test_a_valid_answer_becomes_a_decision_with_latency_tokens_and_prompt_hash(
     assert decision.latency_ms >= 0
     assert (decision.prompt_tokens, decision.output_tokens) == (412, 23)
     assert decision.extra["total_tokens"] == 435
-    assert decision.actionable is True
+    assert acts(decision)
 
     prompt = build_prompt(snapshot)
     assert decision.extra["prompt_hash"] == prompt.prompt_hash
@@ -94,7 +95,7 @@ def test_the_answer_reason_is_stripped_and_hold_is_a_judgement(fake: FakeGemini)
     with make_client(fake) as client:
         decision = GeminiAdvisor(make_bot(), client).decide(make_snapshot())
     assert (decision.outcome, decision.action, decision.reason) == ("ok", "HOLD", "no trend.")
-    assert decision.actionable is False  # HOLD places nothing, but it IS a judgement
+    assert not acts(decision)  # HOLD places nothing, but it IS a judgement
 
 
 def test_keys_rotate_round_robin_across_decisions(fake: FakeGemini) -> None:

@@ -13,7 +13,7 @@ from jiritsu.advisors.gemini import GeminiAdvisor
 from jiritsu.advisors.hybrid import HybridAdvisor
 from jiritsu.ai import GeminiClient
 from jiritsu.db.models import SystemEvent
-from tests.advisors import GOOD_BUY, GOOD_HOLD, KEYS, make_bot, make_client, make_snapshot
+from tests.advisors import GOOD_BUY, GOOD_HOLD, KEYS, acts, make_bot, make_client, make_snapshot
 from tests.fakes.gemini import FakeGemini
 
 
@@ -72,7 +72,7 @@ def test_rule_buy_confirmed_by_gemini_is_a_buy_at_the_lower_confidence(
     decision = hybrid(client).decide(make_snapshot(rule_signal=signal("BUY", 0.7)))
     assert (decision.outcome, decision.action, decision.provider) == ("ok", "BUY", "hybrid")
     assert decision.confidence == 0.7  # min(rule 0.7, Gemini 0.9)
-    assert decision.actionable is True
+    assert acts(decision)
     assert decision.reason.startswith("rule: RSI 23.9 below 25; confirmed by Gemini: ")
     assert (decision.prompt_tokens, decision.output_tokens) == (420, 30)
     assert decision.model == "gemini-fake-001"
@@ -95,7 +95,7 @@ def test_rule_buy_and_gemini_hold_is_a_veto(fake: FakeGemini, client: GeminiClie
     assert (decision.outcome, decision.action) == ("ok", "HOLD")
     assert decision.reason.startswith(f"vetoed by Gemini: {GOOD_HOLD['reason']}")
     assert decision.confidence == GOOD_HOLD["confidence"]
-    assert decision.actionable is False
+    assert not acts(decision)
 
 
 def test_gemini_answering_the_opposite_is_a_veto_not_a_reversal(
@@ -113,7 +113,7 @@ def test_rule_buy_with_every_key_rate_limited_is_skipped(fake: FakeGemini, engin
     with make_client(fake) as client:
         decision = hybrid(client, engine).decide(make_snapshot(rule_signal=signal("BUY")))
     assert (decision.outcome, decision.action, decision.provider) == ("skipped", None, "hybrid")
-    assert decision.actionable is False
+    assert not acts(decision)
     assert "confirmation was unavailable" in decision.reason
     assert "not acting on the rule alone" in decision.reason
     assert decision.extra["gemini"]["outcome"] == "skipped"
@@ -138,7 +138,7 @@ def test_no_usable_confirmation_never_acts_on_the_rule_alone(fake: FakeGemini, s
     with make_client(fake) as client:
         decision = hybrid(client).decide(snapshot)
     assert (decision.outcome, decision.action) == ("skipped", None)
-    assert decision.actionable is False
+    assert not acts(decision)
 
 
 def test_a_rule_signal_below_min_confidence_is_not_sent_to_gemini(
@@ -170,7 +170,6 @@ def test_a_rule_that_could_not_judge_is_passed_on(fake: FakeGemini, client: Gemi
 def test_the_factory_builds_a_hybrid_for_the_default_hybrid_bot(
     fake: FakeGemini, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("jiritsu.advisors.rules", reason="the rules advisor has not landed yet")
     from jiritsu.advisors.factory import build_advisor
     from jiritsu.config import load_config
     from jiritsu.db import migrate

@@ -29,7 +29,9 @@ class MarketSnapshot:
     bar_ts: datetime  # open time of the last CLOSED bar the snapshot describes
     price: float  # close of that bar
     ohlcv: dict[str, Any]  # summary: recent closes, returns over windows, range, volume
-    indicators: dict[str, float]  # ema_fast, ema_slow, rsi, atr, atr_pct, adx, plus_di, minus_di
+    indicators: dict[
+        str, float | None
+    ]  # ema_fast, ema_slow, rsi, atr, atr_pct, adx, plus_di, minus_di
     position: dict[str, Any]  # side ("Buy" | "Sell" | ""), size, avg_price, unrealised_pnl
     sentiment: float | None = None  # news moving average in [-1, 1], None when unknown
     sentiment_count: int = 0
@@ -51,10 +53,6 @@ class Decision:
     error: str | None = None
     decision_id: int | None = None  # the ``decisions`` row, once recorded
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def actionable(self) -> bool:
-        return self.outcome == "ok" and self.action in ("BUY", "SELL")
 
 
 class Advisor(Protocol):

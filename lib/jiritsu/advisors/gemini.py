@@ -17,7 +17,7 @@ only HOLD allowed                           skipped    no call: there is nothing
 =========================================  =========  ==========================================
 
 A failure never becomes a HOLD: ``action`` is None unless the outcome is ``ok``, so a missing
-judgement can never be mistaken for one, and :attr:`Decision.actionable` is False.
+judgement can never be mistaken for one (and can never open a trade).
 
 Discord alerts are rate-limited per advisor: the first failure of a streak alerts at once, and
 while the streak lasts at most one more alert is sent per ``alert_interval_seconds`` (the

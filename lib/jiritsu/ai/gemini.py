@@ -341,12 +341,12 @@ class GeminiClient:
         except genai_errors.APIError as exc:
             code = exc.code if isinstance(exc.code, int) else 0
             status = str(exc.status or "")
-            text = f"HTTP {code} {status}: {redact(str(exc.message or ''))[:_SNIPPET]}"
+            detail = f"HTTP {code} {status}: {redact(str(exc.message or ''))[:_SNIPPET]}"
             if code == 429 or status == "RESOURCE_EXHAUSTED":
-                raise _Failure("rate_limited", text) from None
+                raise _Failure("rate_limited", detail) from None
             if 400 <= code < 500 and code != 408:
-                raise _Failure("refused", text) from None
-            raise _Failure("unavailable", text) from None
+                raise _Failure("refused", detail) from None
+            raise _Failure("unavailable", detail) from None
         except self._transport as exc:
             raise _Failure("unavailable", f"{type(exc).__name__}: {redact(str(exc))}") from None
         except (ValueError, TypeError) as exc:
@@ -367,6 +367,7 @@ class GeminiClient:
         if self.budget is not None and (prompt_tokens or output_tokens):
             self.budget.record(prompt_tokens, output_tokens, requests=0)
 
+        text: str | None
         try:
             text = response.text
         except (ValueError, TypeError, AttributeError):

@@ -787,7 +787,7 @@ def load_config(
     if problems:
         raise ConfigError(problems, source=str(config_path))
 
-    origins = {
+    origins: dict[str, str] = {
         format_path(p): _origin(p, file_data, set(overlay_paths), env_paths)
         for p, _ in flatten_settings(settings)
     }

@@ -1078,7 +1078,8 @@ def _field_adapter(path: tuple[str, ...]) -> TypeAdapter[Any]:
     info = _tunable_field(path)
     assert info is not None
     base = unwrap_annotation(info.annotation)
-    annotated: Any = Annotated[(base, *info.metadata)] if info.metadata else base
+    args: tuple[Any, ...] = (base, *info.metadata)
+    annotated: Any = Annotated[args] if info.metadata else base  # Annotated[base, *metadata]
     return TypeAdapter(annotated)
 
 

@@ -73,8 +73,11 @@ class _Writer:
     def insert_returning_ids(self, model: Any, rows: list[dict[str, Any]]) -> list[int]:
         """Insert one by one where later rows need the generated ids (few rows only)."""
         table = model.__table__
-        ids = [int(self.conn.execute(table.insert().values(**row)).inserted_primary_key[0])
-               for row in rows]  # fmt: skip
+        ids: list[int] = []
+        for row in rows:
+            key = self.conn.execute(table.insert().values(**row)).inserted_primary_key
+            assert key is not None  # an INSERT always has one
+            ids.append(int(key[0]))
         self.report.rows[table.name] = self.report.rows.get(table.name, 0) + len(rows)
         return ids
 
@@ -460,7 +463,7 @@ class _Seeder:
 
         rng = self.rng
         months = max(1, self.hours // (24 * 30))
-        tuning = []
+        tuning: list[dict[str, Any]] = []
         for m in range(months):
             when = self.start + timedelta(days=30 * m + 1)
             for bot in self.bots:

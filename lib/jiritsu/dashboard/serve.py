@@ -191,7 +191,7 @@ def _sqrt(value: float | None) -> float | None:
 def _database_class() -> type:
     from datasette.database import Database
 
-    class ReadOnlyDatabase(Database):  # type: ignore[misc]
+    class ReadOnlyDatabase(Database):
         """A Datasette database that can only ever read its file.
 
         Every connection (``write=True`` too) is ``mode=ro`` + ``query_only``. Connections are

@@ -123,7 +123,7 @@ def current(url: str) -> str | None:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
-    return _with_engine(url, _current)  # type: ignore[no-any-return]
+    return _with_engine(url, _current)
 
 
 def check(url: str, *, metadata: MetaData | None = None) -> list[str]:
@@ -156,7 +156,7 @@ def check(url: str, *, metadata: MetaData | None = None) -> list[str]:
             problems.extend(describe_diff(d) for d in _flatten(compare_metadata(ctx, target)))
             return problems
 
-    return _with_engine(url, _check)  # type: ignore[no-any-return]
+    return _with_engine(url, _check)
 
 
 def ensure_schema(

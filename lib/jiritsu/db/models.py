@@ -60,7 +60,7 @@ DECISION_PROVIDERS = ("rules", "gemini", "hybrid")
 EVENT_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 GLOBAL_SCOPE = "global"
 
-VIEW_NAMES = ("portfolio_history_wide", "candles_utc")
+VIEW_NAMES: tuple[str, ...] = ("portfolio_history_wide", "candles_utc")
 
 # SQLite only turns "INTEGER PRIMARY KEY" into an auto-incrementing rowid; PostgreSQL gets BIGINT.
 IdType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -44,7 +44,7 @@ from jiritsu.exchange.book import BookPosition, tradeable, update_trade_pnl
 from jiritsu.exchange.errors import ExchangeError, ExchangeUnavailable, OrderRejected
 from jiritsu.exchange.ids import client_order_id
 from jiritsu.exchange.journal import RESUMABLE, apply_state
-from jiritsu.exchange.types import OrderRequest
+from jiritsu.exchange.types import Category, OrderRequest, Side
 from jiritsu.strategy import kernel as K
 from jiritsu.strategy.contract import ACTION_NAMES, checked_signals
 from jiritsu.strategy.exits import EXIT_REASON_NAMES
@@ -289,7 +289,8 @@ class BotRunner:
             for row in rows:
                 state = live.get(row.client_order_id)
                 if state is None:
-                    state = ex.get_order(self.name, row.category, row.symbol, row.client_order_id)
+                    category = cast(Category, row.category)
+                    state = ex.get_order(self.name, category, row.symbol, row.client_order_id)
                 if state is not None:
                     apply_state(row, state)
                     continue
@@ -767,7 +768,7 @@ class BotRunner:
                 environment=self.ctx.environment, why=why,
             )  # fmt: skip
         if out[K.O_EXIT_QTY] > 0:
-            side = "Buy" if out[K.O_EXIT_SIDE] > 0 else "Sell"
+            side: Side = "Buy" if out[K.O_EXIT_SIDE] > 0 else "Sell"
             why = EXIT_REASON_NAMES[int(out[K.O_EXIT_REASON])]
             text = f"exit ({why})" + (f": {decision.reason}" if decision is not None else "")
             request = OrderRequest(
@@ -817,7 +818,8 @@ class BotRunner:
             if state is not None:
                 apply_state(row, state)
             else:  # already final on the exchange: the next sync reads how it ended
-                found = self.ctx.exchange.get_order(self.name, row.category, row.symbol, cid)
+                category = cast(Category, row.category)
+                found = self.ctx.exchange.get_order(self.name, category, row.symbol, cid)
                 if found is not None:
                     apply_state(row, found)
                 elif row.status in ("pending", "sent", "unknown"):
@@ -825,7 +827,7 @@ class BotRunner:
                     row.error = "cancelled before it reached the exchange"
 
     def _leg_request(self, plan: Plan, i: int) -> OrderRequest:
-        side = "Buy" if plan.side > 0 else "Sell"
+        side: Side = "Buy" if plan.side > 0 else "Sell"
         cid = leg_client_id(self.name, plan.bar_ts, i)
         if plan.method == SPLIT_PRICE and i > 0:
             price = leg_limit_price(

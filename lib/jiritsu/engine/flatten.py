@@ -19,14 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jiritsu.controls import GLOBAL
 from jiritsu.events import EventType, record_event
 from jiritsu.exchange.errors import ExchangeError
 from jiritsu.exchange.ids import client_order_id
 from jiritsu.exchange.journal import OrderJournal, apply_state
-from jiritsu.exchange.types import OrderRequest
+from jiritsu.exchange.types import Category, OrderRequest, Side
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -73,12 +73,11 @@ def _cancel_tracked(
         for row in rows:
             cid = row.client_order_id
             done.add(cid)
+            category = cast(Category, row.category)
             try:
-                state = exchange.cancel_order(
-                    bot.name, row.category, row.symbol, client_order_id=cid
-                )
+                state = exchange.cancel_order(bot.name, category, row.symbol, client_order_id=cid)
                 if state is None:
-                    state = exchange.get_order(bot.name, row.category, row.symbol, cid)
+                    state = exchange.get_order(bot.name, category, row.symbol, cid)
             except ExchangeError as exc:
                 out.append(FlattenLine(bot.name, "error", row.symbol, row.side, row.qty, cid,
                                        row.status, f"cancel failed: {exc}"))  # fmt: skip
@@ -141,7 +140,7 @@ def _close(
             out.append(FlattenLine(bot.name, "flat", bot.symbol, pos.side, pos.size, None, "",
                                    "dust below the minimum order size is left"))  # fmt: skip
             continue
-        side = "Sell" if pos.side == "Buy" else "Buy"
+        side: Side = "Sell" if pos.side == "Buy" else "Buy"
         cid = client_order_id(bot.name, f"flat{round(now.timestamp() * 1000)}", 0)
         request = OrderRequest(cid, bot.symbol, side, qty, reduce_only=True)
         try:

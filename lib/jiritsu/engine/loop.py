@@ -743,10 +743,10 @@ def run_tick(
             report = runner.step(t, halted=halted, decide=True, fresh=True)
             reports.append(report)
             if not halted and report.failed:
-                trip = pause_on_failures(engine, bot.name, settings, now=now,
-                                         notifier=ctx.notifier)  # fmt: skip
-                if trip is not None:
-                    trips.append(f"{bot.name} {trip.breaker}")
+                paused = pause_on_failures(engine, bot.name, settings, now=now,
+                                           notifier=ctx.notifier)  # fmt: skip
+                if paused is not None:
+                    trips.append(f"{bot.name} {paused.breaker}")
                     halted_names.append(bot.name)
         clear_simulated(engine)  # a tick on real time: the data's clock is the wall clock
         beat(engine, TRADE_TICK, {"mode": "tick", "step_time": now.isoformat()})

@@ -99,43 +99,17 @@ def portfolio_value(exchange: Exchange, settings: Any) -> PortfolioValue:
 def take_snapshot(
     engine: Engine, exchange: Exchange, settings: Any, *, now: datetime
 ) -> PortfolioValue:
-    """A ``portfolio_history`` row (the master layer's :func:`jiritsu.master.snapshot.
-    take_snapshot`; written here in the same layout if that module is missing); returns the
-    value it recorded, which the breakers then use."""
-    try:
-        from jiritsu.master.snapshot import take_snapshot as master_snapshot
-    except ImportError:
-        master_snapshot = None
-    if master_snapshot is not None:
-        snap = master_snapshot(engine, exchange, settings, now=now)
-        return PortfolioValue(
-            {b.bot: b.equity for b in snap.bots},
-            {b.bot: b.available for b in snap.bots},
-            snap.profit_saved_balance,
-        )
-    from jiritsu.db.engine import session_scope
-    from jiritsu.db.models import PortfolioBotBalance, PortfolioSnapshot
+    """A ``portfolio_history`` row written by the one snapshot writer
+    (:func:`jiritsu.master.snapshot.take_snapshot`); returns the value it recorded, which the
+    breakers then use."""
+    from jiritsu.master.snapshot import take_snapshot as write_snapshot
 
-    value = portfolio_value(exchange, settings)
-    with session_scope(engine) as session:
-        snap_row = PortfolioSnapshot(
-            timestamp=now,
-            total_balance_usdt=value.bots_total,
-            profit_saved_balance=value.savings,
-            environment=settings.general.environment,
-        )
-        session.add(snap_row)
-        session.flush()
-        for name, equity in value.bots.items():
-            session.add(
-                PortfolioBotBalance(
-                    snapshot_id=snap_row.id,
-                    bot_name=name,
-                    balance=equity,
-                    available_balance=value.available.get(name),
-                )
-            )
-    return value
+    snap = write_snapshot(engine, exchange, settings, now=now)
+    return PortfolioValue(
+        {b.bot: b.equity for b in snap.bots},
+        {b.bot: b.available for b in snap.bots},
+        snap.profit_saved_balance,
+    )
 
 
 def _snapshot_values(
@@ -290,7 +264,7 @@ def loss_streak(engine: Engine, bot: str) -> int:
     streak = 0
     with engine.connect() as conn:
         for (pnl,) in conn.execute(query):
-            if pnl < 0:
+            if pnl is not None and pnl < 0:  # (the query excludes None)
                 streak += 1
             else:
                 break

@@ -712,7 +712,9 @@ class BybitExchange(Exchange):
                 what=f"FUND balance {coin}",
             )
             with self._parsing("FUND balance"):
-                entry = next((b for b in result.get("balance") or [] if b["coin"] == coin), {})
+                entry: dict[str, Any] = next(
+                    (b for b in result.get("balance") or [] if b["coin"] == coin), {}
+                )
                 wallet = _d(entry.get("walletBalance"))
                 available = _d(entry.get("transferBalance"), wallet)
                 return Balance(MAIN, coin, wallet, wallet, available)

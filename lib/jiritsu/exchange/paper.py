@@ -783,8 +783,8 @@ class PaperExchange(Exchange):
         events: list[tuple[int, int, tuple[Any, ...]]] = []
         keys = sorted(markets)
         for index, key in enumerate(keys):
-            row: PaperPosition = markets[key].row
-            frame = self.source.bars_between(row.symbol, row.next_bar_ms, now, now_ms=now)
+            worked = markets[key].row
+            frame = self.source.bars_between(worked.symbol, worked.next_bar_ms, now, now_ms=now)
             events.extend((bar[0], index, bar) for bar in frame.iter_rows())
         events.sort(key=lambda e: (e[0], e[1]))
         count = 0

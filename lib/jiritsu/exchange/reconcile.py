@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jiritsu.events import EventType, record_event
 from jiritsu.exchange.book import update_trade_pnl
@@ -119,7 +119,7 @@ def _settle_orders(journal: OrderJournal, account: BotAccount, out: list[Differe
         ).all()
         for row in rows:
             state = journal.exchange.get_order(
-                account.name, row.category, row.symbol, row.client_order_id
+                account.name, cast(Category, row.category), row.symbol, row.client_order_id
             )
             if state is None:
                 before = row.status

@@ -36,10 +36,6 @@ ORDER_STATUS_FROM_BYBIT = {
 }
 
 
-def opposite(side: Side) -> Side:
-    return "Sell" if side == "Buy" else "Buy"
-
-
 @dataclass(frozen=True)
 class Instrument:
     """Trading rules of one symbol (from ``/v5/market/instruments-info``)."""

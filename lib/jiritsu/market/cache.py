@@ -206,7 +206,7 @@ class CandleCache:
 
     def info(self) -> list[CacheEntry]:
         """One entry per cached symbol and interval, sorted by symbol then interval length."""
-        entries = []
+        entries: list[CacheEntry] = []
         if not self.root.is_dir():
             return entries
         for symbol_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):

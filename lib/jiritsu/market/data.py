@@ -136,6 +136,7 @@ class MarketData:
         self.days = days
         self.client = client
         self.source: ReplaySource = ReplaySource(clock)
+        self.bar_ms = self.source.bar_ms  # the paper exchange fills on 1-minute bars
         self._frames: dict[str, pl.DataFrame] = {}
         self._minutes: dict[str, dict[str, np.ndarray]] = {}
         # the indicator cache: (symbol, timeframe) -> (bar arrays, Bars with their memo)
@@ -189,7 +190,7 @@ class MarketData:
         from jiritsu.market.backfill import backfill
 
         t = self.clock.now_ms() if t_ms is None else int(t_ms)
-        if self.client is None:
+        if self.client is None or self.store is None:
             self._ensure()
             return None
         self._refreshed_minute = t // MINUTE_MS

@@ -124,8 +124,8 @@ def validate_frame(df: pl.DataFrame) -> None:
     )
     bad = df.with_row_index("row").filter(~(price_ok & ohlc_ok))
     if bad.height:
-        first = bad.row(0, named=True)
-        raise FrameError(f"candle frame has {bad.height} inconsistent bar(s); first: {first}")
+        sample = bad.row(0, named=True)
+        raise FrameError(f"candle frame has {bad.height} inconsistent bar(s); first: {sample}")
 
 
 def resample(df: pl.DataFrame, interval: str) -> pl.DataFrame:

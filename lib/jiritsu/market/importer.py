@@ -115,7 +115,7 @@ def read_candle_file(
     if bad_rows and not skip_bad:
         raise CandleFileError(_bad_message(path, bad_rows, unit), path=path, bad_rows=bad_rows)
 
-    frame = ok.select(CANDLE_COLUMNS).cast(dict(CANDLE_SCHEMA))
+    frame = ok.select(CANDLE_COLUMNS).cast(CANDLE_SCHEMA)
     validate_frame(frame)
     return ImportResult(frame=frame, bad_rows=bad_rows, duplicates_dropped=dropped, source=path)
 
@@ -258,11 +258,11 @@ def _ts_parse(raw: pl.DataFrame, path: Path) -> tuple[pl.Expr, pl.Expr]:
             return parsed, pl.format("ts '{}' is not integer epoch milliseconds", shown)
         text = col.str.to_uppercase().str.replace(" ", "T", literal=True).str.replace(r"Z$", "")
         text = pl.when(text.str.contains(_OFFSET_RE)).then(text).otherwise(text + "+00:00")
-        stamps = [
+        candidates = [
             text.str.to_datetime(f, time_unit="ms", time_zone="UTC", strict=False)
             for f in _ISO_FORMATS
         ]
-        parsed = pl.coalesce(stamps).dt.epoch("ms")
+        parsed = pl.coalesce(candidates).dt.epoch("ms")
         return parsed, pl.format("ts '{}' is not an ISO-8601 time", shown)
     if dtype.is_integer():
         return col.cast(pl.Int64, strict=False), pl.format("ts {} does not fit in 64 bits", shown)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -93,7 +93,6 @@ class CandleStore:
         new = frame.filter(pl.Series(~np.isin(ts, stored)))
         total = new.height
         rows = new.select(CANDLE_COLUMNS).rows()
-        table = Candle.__table__
         inserted = 0
         for start in range(0, total, CHUNK):
             batch = [(symbol, interval, *r) for r in rows[start : start + CHUNK]]
@@ -106,7 +105,7 @@ class CandleStore:
                 mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
                 cols = ("symbol", "interval", *CANDLE_COLUMNS)
                 result = conn.exec_driver_sql(
-                    f"INSERT INTO {table.name} ({', '.join(cols)}) "  # noqa: S608 - fixed names
+                    f"INSERT INTO {Candle.__tablename__} ({', '.join(cols)}) "  # noqa: S608 - fixed names
                     f"VALUES ({', '.join([mark] * len(cols))}) "
                     "ON CONFLICT (symbol, interval, ts) DO NOTHING",
                     batch,
@@ -222,7 +221,7 @@ class CandleStore:
             frame.write_parquet(path)
         elif name.endswith(".csv.gz"):
             with gzip.open(path, "wb") as handle:
-                frame.write_csv(handle)
+                frame.write_csv(cast("IO[bytes]", handle))
         elif name.endswith(".csv"):
             frame.write_csv(path)
         else:

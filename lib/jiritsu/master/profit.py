@@ -167,8 +167,10 @@ def compute_saving(
         note = f"{why}; below min_transfer_usdt ({min_transfer}): nothing moves, kept for later"
         return Saving(profit, Decimal(0), None, note)
     new_baseline = (equity - (profit - amount / rate)).quantize(Q8)
-    note = f"limited to the available {free} (wanted {wanted})" if limited else None
-    return Saving(profit, amount, new_baseline, note)
+    return Saving(
+        profit, amount, new_baseline,
+        f"limited to the available {free} (wanted {wanted})" if limited else None,
+    )  # fmt: skip
 
 
 def find_baseline(session: Session, settings: Settings, bot: str) -> Baseline | None:

@@ -391,7 +391,7 @@ def _published(entry: Any) -> tuple[datetime | None, str]:
         value = entry.get(key)
         if value:
             try:
-                when = datetime(*value[:6], tzinfo=timezone.utc)
+                when = datetime(*value[:6]).replace(tzinfo=timezone.utc)
             except (TypeError, ValueError):
                 continue
             return when, when.isoformat()

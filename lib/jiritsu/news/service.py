@@ -130,6 +130,7 @@ def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) ->
     from jiritsu.db.models import SentimentScore
 
     table = SentimentScore.__table__
+    dialect_insert: Any  # the two dialects' inserts differ only in type
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:

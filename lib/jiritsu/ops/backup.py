@@ -114,9 +114,9 @@ def backup_kind(url: str | URL) -> str:
 
 def list_backups(directory: Path) -> list[BackupFile]:
     """Every complete backup in ``directory``, newest first (other files are ignored)."""
-    found = []
+    found: list[tuple[datetime, int, BackupFile]] = []
     if not Path(directory).is_dir():
-        return found
+        return []
     for path in Path(directory).iterdir():
         match = NAME_RE.match(path.name)
         if not match or not path.is_file():

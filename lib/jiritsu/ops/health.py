@@ -582,21 +582,25 @@ def candle_check(engine: Engine, settings: Settings, now: datetime, *, loop_has_
                 worst = (closed_ago, limit)
             if closed_ago > limit:
                 late.append(f"{symbol} {interval} closed {_duration(closed_ago * 60)} ago")
-    value, limit = worst if worst else (None, None)
+    worst_value, worst_limit = worst if worst else (None, None)
     if late:
         status = BAD if loop_has_run else WARN
         why = "" if loop_has_run else " (the trade loop has never run)"
-        return Check("candles", status, "stale: " + "; ".join(late) + why, value, limit, "min")
+        return Check(
+            "candles", status, "stale: " + "; ".join(late) + why, worst_value, worst_limit, "min"
+        )
     if len(missing) == len(pairs):
         return Check("candles", WARN, "no candles yet for " + ", ".join(missing))
     if missing:
-        return Check("candles", WARN, "no candles for " + ", ".join(missing), value, limit, "min")
+        return Check(
+            "candles", WARN, "no candles for " + ", ".join(missing), worst_value, worst_limit, "min"
+        )
     return Check(
         "candles",
         OK,
-        f"newest bars closed within {_duration((value or 0) * 60)}",
-        value,
-        limit,
+        f"newest bars closed within {_duration((worst_value or 0) * 60)}",
+        worst_value,
+        worst_limit,
         "min",
     )
 
@@ -724,7 +728,7 @@ def plan_alerts(
     ``skipped`` counts as unknown. The gate is the level the operator's ``min_level`` is
     compared with: a recovery is sent when the alert it ends was.
     """
-    planned = []
+    planned: list[tuple[Check, str | None, str, str]] = []
     for check in checks:
         if check.status == SKIPPED:
             continue

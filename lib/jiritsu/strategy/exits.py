@@ -25,11 +25,6 @@ EXIT_REASON_FLATTEN = 5
 EXIT_REASON_NAMES = ("", "signal", "max_hold", "take_profit", "stop_loss", "flatten")
 
 
-def is_opposite(position_side: int, action: int) -> bool:
-    """Whether ``action`` (+1 BUY / -1 SELL) closes a position of ``position_side``."""
-    return position_side != 0 and action == -position_side
-
-
 def max_hold_reached(opened_ms: float, t: float, max_hold_ms: float) -> bool:
     return max_hold_ms > 0.0 and opened_ms > 0.0 and t - opened_ms >= max_hold_ms
 

@@ -66,12 +66,6 @@ class SimResult:
     state: np.ndarray
     account: np.ndarray
 
-    @property
-    def closing_pnl(self) -> np.ndarray:
-        """PnL of every closing fill (after fees), in order."""
-        closing = self.fills[:, K.F_PNL] != 0.0
-        return np.asarray(self.fills[closing, K.F_PNL])
-
 
 def _build(
     candles: pl.DataFrame, params: np.ndarray, strategy: Strategy, sparams: Any

@@ -1135,7 +1135,7 @@ _JIT_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
                                 "deadline_passed", "full_mask", "has_leg", "with_leg")),
     ("jiritsu.strategy.tpsl", ("tpsl_levels", "levels_breached", "spot_tpsl_trigger",
                                "same_level")),
-    ("jiritsu.strategy.exits", ("is_opposite", "max_hold_reached", "loss_streak_tripped",
+    ("jiritsu.strategy.exits", ("max_hold_reached", "loss_streak_tripped",
                                 "next_streak")),
     ("jiritsu.strategy.kernel", (
         "position_qty", "effective_side", "can_open", "allowed_mask", "action_allowed",

@@ -16,7 +16,8 @@ CHUNK = 8
 
 
 class _Indexed(Protocol):
-    index: int
+    @property
+    def index(self) -> int: ...
 
 
 Job = TypeVar("Job")

@@ -77,9 +77,9 @@ def _number(text: str, what: str) -> Decimal:
     return value
 
 
-def _typed(key: str, value: Decimal, settings: Settings | None = None) -> Any:
+def _typed(key: str, value: Decimal | int, settings: Settings | None = None) -> Any:
     if _kind(key, settings) == "int":
-        if value != value.to_integral_value():
+        if value != Decimal(value).to_integral_value():
             raise UsageError(f"{key}: {value} is not a whole number")
         return int(value)
     return value
