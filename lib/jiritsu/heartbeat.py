@@ -197,7 +197,9 @@ def clear_simulated(engine: Engine) -> None:
 def simulated_time(engine: Engine) -> SimulatedTime | None:
     """The simulated clock this database ran on, or None when it runs on real time."""
     found = last_beat(engine, SIM_CLOCK)
-    details = found.details if found is not None else None
+    if found is None:
+        return None
+    details = found.details
     if not isinstance(details, dict) or "until" not in details:
         return None
     until = datetime.fromisoformat(str(details["until"]))

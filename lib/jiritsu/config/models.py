@@ -1193,7 +1193,7 @@ def _strategy_range_problems(
         return []
     bot = next((b for b in data["sub_bots"] if b.name == bot_name), None)
     strategy = _bot_strategy(bot, data) if bot is not None else None
-    if strategy is None:
+    if bot is None or strategy is None:
         return []
     kind = numeric_kind(strategy, path[1])
     where = ("param_ranges", key)

@@ -436,8 +436,10 @@ def _discord(loaded: LoadedConfig, notify: bool, notifier: Notifier | None) -> F
         )
     if not notify:
         return Finding("discord", OK, f"{name} is set (test message: --notify)")
-    sender = notifier if isinstance(notifier, DiscordNotifier) else None
-    if sender is None:
+    sender: Notifier
+    if isinstance(notifier, DiscordNotifier):
+        sender = notifier
+    else:
         from jiritsu.notify import notifier_from_config
 
         sender = notifier_from_config(loaded)

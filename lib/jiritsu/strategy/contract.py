@@ -74,11 +74,13 @@ class Bars:
 
     def head(self, n: int) -> Bars:
         """The first ``n`` bars (a fresh memo: indicators are recomputed on the prefix)."""
-        return Bars(*(a[:n] for a in self._columns()))
+        ts, o, h, lo, c, v = (a[:n] for a in self._columns())
+        return Bars(ts, o, h, lo, c, v)
 
     def tail_from(self, start: int) -> Bars:
         """The bars from index ``start`` on (as if history began there)."""
-        return Bars(*(a[start:] for a in self._columns()))
+        ts, o, h, lo, c, v = (a[start:] for a in self._columns())
+        return Bars(ts, o, h, lo, c, v)
 
     def _columns(self) -> tuple[np.ndarray, ...]:
         return (self.ts, self.open, self.high, self.low, self.close, self.volume)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # numpy only when signals are computed: config validation nee
     import numpy as np
 
 
-class Params(StrategyParams):
+class DonchianBreakoutParams(StrategyParams):
     channel_period: int = Field(default=20, ge=2, le=1000)
     adx_period: int = Field(default=14, ge=2, le=200)
     adx_min: float = Field(default=20.0, ge=0, lt=100)
@@ -57,9 +57,9 @@ def channel(bars: Bars, period: int) -> tuple[np.ndarray, np.ndarray]:
 
 class DonchianBreakout(Strategy):
     name = "donchian_breakout"
-    Params = Params
+    Params = DonchianBreakoutParams
 
-    def signals(self, bars: Bars, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    def signals(self, bars: Bars, params: DonchianBreakoutParams) -> tuple[np.ndarray, np.ndarray]:
         import numpy as np
 
         top, bottom = channel(bars, params.channel_period)
@@ -76,11 +76,11 @@ class DonchianBreakout(Strategy):
         confidence = np.where(action != HOLD, np.clip(0.5 + 0.25 * d, 0.0, 1.0), 0.0)
         return action, confidence
 
-    def indicators(self, bars: Bars, params: Params) -> dict[str, np.ndarray]:
+    def indicators(self, bars: Bars, params: DonchianBreakoutParams) -> dict[str, np.ndarray]:
         top, bottom = channel(bars, params.channel_period)
         return {"channel_top": top, "channel_bottom": bottom}
 
-    def explain(self, bars: Bars, params: Params, i: int) -> str:
+    def explain(self, bars: Bars, params: DonchianBreakoutParams, i: int) -> str:
         import numpy as np
 
         top, bottom = channel(bars, params.channel_period)

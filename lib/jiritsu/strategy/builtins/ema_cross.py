@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # numpy only when signals are computed: config validation nee
     import numpy as np
 
 
-class Params(StrategyParams):
+class EmaCrossParams(StrategyParams):
     fast_period: int = Field(default=12, ge=1, le=1000)
     slow_period: int = Field(default=26, ge=2, le=1000)
     atr_period: int = Field(default=14, ge=2, le=500)
@@ -42,9 +42,9 @@ class Params(StrategyParams):
 
 class EmaCross(Strategy):
     name = "ema_cross"
-    Params = Params
+    Params = EmaCrossParams
 
-    def signals(self, bars: Bars, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    def signals(self, bars: Bars, params: EmaCrossParams) -> tuple[np.ndarray, np.ndarray]:
         import numpy as np
 
         fast, slow = bars.ema(params.fast_period), bars.ema(params.slow_period)
@@ -67,10 +67,10 @@ class EmaCross(Strategy):
         confidence[i] = np.clip(0.5 + 0.25 * d, 0.0, 1.0)
         return action, confidence
 
-    def indicators(self, bars: Bars, params: Params) -> dict[str, np.ndarray]:
+    def indicators(self, bars: Bars, params: EmaCrossParams) -> dict[str, np.ndarray]:
         return {"ema_fast": bars.ema(params.fast_period), "ema_slow": bars.ema(params.slow_period)}
 
-    def explain(self, bars: Bars, params: Params, i: int) -> str:
+    def explain(self, bars: Bars, params: EmaCrossParams, i: int) -> str:
         import numpy as np
 
         fast, slow = bars.ema(params.fast_period)[i], bars.ema(params.slow_period)[i]

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # numpy only when signals are computed: config validation nee
     import numpy as np
 
 
-class Params(StrategyParams):
+class RsiReversionParams(StrategyParams):
     rsi_period: int = Field(default=14, ge=2, le=1000)
     rsi_lower: float = Field(default=30, gt=0, lt=100)
     rsi_upper: float = Field(default=70, gt=0, lt=100)
@@ -41,9 +41,9 @@ class Params(StrategyParams):
 
 class RsiReversion(Strategy):
     name = "rsi_reversion"
-    Params = Params
+    Params = RsiReversionParams
 
-    def signals(self, bars: Bars, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    def signals(self, bars: Bars, params: RsiReversionParams) -> tuple[np.ndarray, np.ndarray]:
         import numpy as np
 
         r = bars.rsi(params.rsi_period)
@@ -56,10 +56,10 @@ class RsiReversion(Strategy):
         confidence = np.where(buy, conf_buy, np.where(sell, conf_sell, 0.0))
         return action, confidence
 
-    def indicators(self, bars: Bars, params: Params) -> dict[str, np.ndarray]:
+    def indicators(self, bars: Bars, params: RsiReversionParams) -> dict[str, np.ndarray]:
         return {"rsi": bars.rsi(params.rsi_period)}
 
-    def explain(self, bars: Bars, params: Params, i: int) -> str:
+    def explain(self, bars: Bars, params: RsiReversionParams, i: int) -> str:
         import numpy as np
 
         r = bars.rsi(params.rsi_period)[i]
