@@ -282,3 +282,40 @@ def test_password_hash_format() -> None:
     assert not is_password_hash("x")
     assert not is_password_hash("md5$1$salt$hash")
     assert not is_password_hash("pbkdf2_sha256$many$salt$hash")
+
+
+def test_the_backtest_run_picker_names_runs_and_selects_the_one_picked(sqlite_url: str) -> None:
+    """The picker listed bare ids; its labels now say which bot, period and sample a run is,
+    and picking a label shows that run and no other."""
+    import sqlite3
+
+    from datasette_dashboards import replace_opts_in_query
+
+    from jiritsu.dashboard import plugin
+    from jiritsu.db import migrate
+
+    migrate.upgrade(sqlite_url)
+    conn = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
+    plugin.prepare_connection(conn)
+    try:
+        for bot, sample in [("SubBot-A", None), ("SubBot-B", "out_of_sample")] * 6:
+            conn.execute(
+                "INSERT INTO backtest_runs (created_at, bot, strategy, period_from, period_to, "
+                "source, sample) VALUES ('2026-03-01 00:00:00.000000', ?, 'ema_cross', "
+                "'2019-01-01 00:00:00.000000', '2019-06-30 00:00:00.000000', 'cli', ?)",
+                (bot, sample),
+            )
+        conn.commit()
+        board = build_metadata(_settings())["plugins"]["datasette-dashboards"]["backtests"]
+        labels = [row[0] for row in conn.execute(board["filters"]["run"]["query"])]
+        assert labels[0] == "#12 SubBot-B 2019-01-01..2019-06-30 out_of_sample ema_cross"
+        assert labels[-1] == "#1 SubBot-A 2019-01-01..2019-06-30 ema_cross"
+        picked = labels[-1]  # "#1 ...": a prefix of "#10 ...", "#11 ..." and "#12 ..."
+        for name in ("runs", "equity"):
+            query = replace_opts_in_query(board["charts"][name]["query"], {"run": picked})
+            assert ":run" in query
+            conn.execute(query, {"run": picked}).fetchall()
+        runs = replace_opts_in_query(board["charts"]["runs"]["query"], {"run": picked})
+        assert [row[0] for row in conn.execute(runs, {"run": picked})] == [1]
+    finally:
+        conn.close()

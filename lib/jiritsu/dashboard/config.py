@@ -660,6 +660,13 @@ def _decisions() -> dict[str, Any]:
     }
 
 
+RUN_LABELS = (
+    "SELECT '#' || id || ' ' || bot || ' ' || substr(period_from, 1, 10) || '..' || "
+    "substr(period_to, 1, 10) || COALESCE(' ' || sample, '') || "
+    "COALESCE(' ' || strategy, '') FROM backtest_runs ORDER BY id DESC LIMIT 500"
+)
+
+
 def _backtests() -> dict[str, Any]:
     return {
         "title": PAGES["backtests"],
@@ -670,7 +677,10 @@ def _backtests() -> dict[str, Any]:
                 "name": "Backtest run",
                 "type": "select",
                 "db": DB_NAME,
-                "query": "SELECT id FROM backtest_runs ORDER BY id DESC LIMIT 500",
+                # datasette-dashboards shows an option's value as its label, so the value is
+                # the label ("#12 SubBot-B 2019-01-01..2019-06-30 out_of_sample") and the
+                # charts read the id back with CAST(substr(:run, 2) AS INTEGER).
+                "query": RUN_LABELS,
             }
         },
         "layout": [
@@ -684,7 +694,8 @@ def _backtests() -> dict[str, Any]:
                 "SELECT '#' || e.run_id || ' ' || r.bot AS run, substr(e.ts, 1, 10) AS day, "
                 "e.equity AS equity, MAX(e.ts) AS last_ts FROM backtest_equity AS e "
                 "JOIN backtest_runs AS r ON r.id = e.run_id WHERE e.run_id IN (SELECT id FROM "
-                "backtest_runs WHERE 1 = 1 [[ AND id = :run ]] ORDER BY id DESC LIMIT 5) "
+                "backtest_runs WHERE 1 = 1 [[ AND id = CAST(substr(:run, 2) AS INTEGER) ]] "
+                "ORDER BY id DESC LIMIT 5) "
                 "GROUP BY e.run_id, substr(e.ts, 1, 10) ORDER BY e.run_id, day",
                 "vega-lite",
                 _vl(
@@ -715,7 +726,8 @@ def _backtests() -> dict[str, Any]:
                     _h("sample"),
                     "tuning_run_id",
                 ],
-                "FROM backtest_runs WHERE 1 = 1 [[ AND id = :run ]] ORDER BY id DESC LIMIT 50",
+                "FROM backtest_runs WHERE 1 = 1 [[ AND id = CAST(substr(:run, 2) AS INTEGER) ]] "
+                "ORDER BY id DESC LIMIT 50",
             ),
             "tuning": _table(
                 "Tuning runs",
