@@ -125,7 +125,7 @@ def trade_loop(
 def _where_it_stopped(result: LoopResult) -> str:
     """ "finished (range)" only when a replay reached its end; otherwise the time of the last
     step, so a SIGTERM on Jan 13 of a January replay does not read as a completed month."""
-    from jiritsu.sim.clock import from_ms
+    from jiritsu.clock import from_ms
 
     def fmt(ms: int) -> str:
         return f"{from_ms(ms):%Y-%m-%d %H:%M}"
