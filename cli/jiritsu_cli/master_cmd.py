@@ -276,17 +276,15 @@ def _render_save(result: SaveResult) -> None:
         title=f"Profit saving for {_fmt(window.scheduled)} (rate {float(plan.rate) * 100:g} %)",
         title_justify="left",
     )
-    for col in ("bot", "equity", "baseline", "net in", "profit", "to save", "note"):
+    for col in ("bot", "equity", "realised PnL", "accounted", "profit", "to save", "note"):
         table.add_column(col, justify="left" if col in ("bot", "note") else "right")
     for line in plan.bots:
-        base = "-" if line.baseline is None else f"{line.baseline.equity:.2f}"
-        profit = "-" if line.profit is None else f"{line.profit:+.2f}"
         table.add_row(
             line.bot,
             f"{line.equity:.2f}",
-            base,
-            f"{line.net_in:+.2f}",
-            profit,
+            f"{line.realised:+.2f}",
+            f"{line.baseline.accounted:+.2f}",
+            f"{line.profit:+.2f}",
             f"{line.amount:.2f}",
             escape(line.note or ""),
         )

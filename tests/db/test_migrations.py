@@ -41,6 +41,8 @@ TABLES = {
     "paper_transfers",
     # 0003: news and API usage
     "api_usage",
+    # 0006: the installation's own facts (install id)
+    "meta",
 }
 
 

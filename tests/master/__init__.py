@@ -73,9 +73,19 @@ def paper(
     return exchange, clock
 
 
-def credit(engine: Engine, account: str, amount: str, at: datetime) -> None:
-    """Book ``amount`` USDT into a paper wallet: stands in for realised trading PnL."""
+def credit(engine: Engine, account: str, amount: str, at: datetime, *, trade: bool = True) -> None:
+    """Book ``amount`` USDT into a paper wallet and, with ``trade``, record it as the PnL of a
+    closing trade: stands in for realised trading PnL (without ``trade``: money from outside)."""
+    import uuid
+
+    from jiritsu.db.models import Trade
     from jiritsu.exchange import ledger
 
     with ledger.locked_session(engine) as session:
         ledger.credit(session, account, "UNIFIED", "USDT", D(amount), at)
+        if trade:
+            session.add(
+                Trade(timestamp=at, sub_bot_name=account, symbol="BTCUSDT",
+                      order_id=str(uuid.uuid4()), side="Sell", price=D(100), quantity=D(1),
+                      pnl=D(amount), position_effect="close", environment="paper")
+            )  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -18,6 +19,7 @@ from jiritsu_cli.main import app
 from tests.conftest import REPO
 from tests.exchange.bybit_env import ENV_NAMES, KEYS, BybitEnv, btc_rows, bybit_env
 from tests.master import A, B, C, M
+from tests.master.test_profit import trade
 
 CONFIG = ["-c", str(REPO / "config.toml")]
 runner = CliRunner()
@@ -146,7 +148,8 @@ def test_the_commands_against_the_fake_bybit(env: BybitEnv, isolated_env) -> Non
     assert snap.exit_code == 0, snap.output
     assert "3000.00" in snap.output
     assert "500.00" in snap.output  # the main account's FUND wallet
-    env.fake.set_balance(C, "USDT", 1530)  # C made 30 since the snapshot
+    env.fake.set_balance(C, "USDT", 1530)  # C made 30 by trading (its closing trade):
+    trade(make_engine(f"sqlite:///{isolated_env / 'jiritsu.db'}"), C, "30", datetime.now(UTC))
     saved = jiritsu("save-profit", "--force")
     assert saved.exit_code == 0, saved.output
     assert "success: 15.00 USDT SubBot-C -> savings" in saved.output

@@ -25,8 +25,24 @@ NOW = utc(2026, 1, 2, 12, 0)
 
 def test_the_signature_the_trade_loop_calls() -> None:
     params = inspect.signature(take_snapshot).parameters
-    assert list(params) == ["engine", "exchange", "settings", "now", "phase"]
-    assert [params[p].kind.name for p in ("now", "phase")] == ["KEYWORD_ONLY"] * 2
+    assert list(params) == ["engine", "exchange", "settings", "now", "phase", "locked",
+                            "lock_wait"]  # fmt: skip
+    assert [params[p].kind.name for p in ("now", "phase", "locked")] == ["KEYWORD_ONLY"] * 3
+
+
+def test_a_snapshot_reads_no_balance_while_a_master_run_moves_money(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from jiritsu.locks import MasterBusy, master_lock
+
+    cfg = settings(tmp_path)
+    ex, _ = paper(engine, cfg)
+    with master_lock(engine, tmp_path):  # a rebalance in progress
+        with pytest.raises(MasterBusy):
+            take_snapshot(engine, ex, cfg, now=NOW, lock_wait=0)
+        inside = take_snapshot(engine, ex, cfg, now=NOW, locked=True)  # the run's own
+    after = take_snapshot(engine, ex, cfg, now=NOW, lock_wait=0)
+    assert (inside.id, after.id) == (1, 2)
 
 
 def test_a_snapshot_records_every_bot_the_total_and_the_savings(

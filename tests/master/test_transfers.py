@@ -18,14 +18,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from jiritsu.db.models import SystemEvent, Transfer
+from jiritsu.locks import MasterBusy, master_lock
 from jiritsu.master.rebalance import run_rebalance
 from jiritsu.master.transfers import (
     DuplicateTransfer,
-    MasterBusy,
     UnsettledTransfers,
     execute_transfer,
     mark_sent,
-    master_lock,
     record_intent,
     settle_transfers,
 )

@@ -412,6 +412,17 @@ class Heartbeat(Base):
     details: Mapped[Any | None] = mapped_column(JSONDoc())
 
 
+class Meta(Base):
+    """Facts about this installation, one row per key, each written once (e.g. ``install_id``,
+    which makes the weekly saving's transfer ids unique per database)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text())
+    created_at: Mapped[datetime] = _created()
+
+
 class HealthCheck(Base):
     """One health-check result; alerting compares a check's latest status with the previous."""
 

@@ -3,8 +3,11 @@
 
 The loop works in *steps* at logical times ``t`` (ms) on the 1-minute grid:
 
-- at start: reconcile with the exchange, then a step at once (a bar that closed while the
-  process was down is still decided if it closed less than half a bar ago);
+- at start: take each bot's lock (:func:`jiritsu.locks.bot_lock`, held for the whole run, so
+  no second loop or tick trades the bot and ``jiritsu reconcile`` leaves it alone), reconcile
+  with the exchange, then a step at once (a bar that closed while the process was down is still
+  decided if it closed less than half a bar ago); live, every :data:`RECONCILE_EVERY_MS` the
+  loop records its bots' fills and order states and reconciles again;
 - then at every close of a bot's bar, at every minute while a bot has minute work (a split
   entry in progress, a closing order out, a spot holding whose TP/SL the bot watches), and at
   the exact due time of a time-split leg or of a maximum holding time;
@@ -45,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from jiritsu.clock import SimClock, from_ms, to_ms
 from jiritsu.controls import GLOBAL
-from jiritsu.errors import DatabaseUnavailable, ExitCode, UsageError
+from jiritsu.errors import DatabaseUnavailable, ExitCode, JiritsuError, UsageError
 from jiritsu.events import EventType, record_event
 from jiritsu.exchange.base import Simulated
 from jiritsu.strategy.params import MINUTE_MS
@@ -63,6 +66,9 @@ log = logging.getLogger("jiritsu.loop")
 BREAKER_EVERY_MS = 5 * MINUTE_MS  # live; a replay checks every REPLAY_BREAKER_EVERY_MS
 REPLAY_BREAKER_EVERY_MS = 60 * MINUTE_MS  # with the snapshot: one portfolio valuation
 SNAPSHOT_EVERY_MS = 60 * MINUTE_MS
+VALUATION_LOCK_WAIT = 5.0  # seconds a step waits for a rebalance or saving to finish
+RECONCILE_EVERY_MS = 60 * MINUTE_MS  # live: the loop's own periodic reconciliation
+BOT_LOCK_WAIT = 30.0  # seconds to wait for a bot a reconcile or a tick is working
 HEARTBEAT_SECONDS = 20.0
 SLEEP_CHUNK = 0.5
 SETTLE_SECONDS = 2.0  # live: wait after a bar close until the exchange has published the bar
@@ -215,6 +221,8 @@ class TradeLoop:
         self._halted_global = False
         self._replay_end: int | None = None
         self._next_market_warning = 0
+        self._next_reconcile = 0
+        self._bot_locks: dict[str, Any] = {}  # bot -> its held lock (live only)
 
     # --- set-up --------------------------------------------------------------------------
 
@@ -307,6 +315,31 @@ class TradeLoop:
             else:
                 self.runners[name] = BotRunner(self.ctx, bot)
 
+    def _hold_bot_locks(self) -> list[str]:
+        """Live: hold the lock of every bot this loop trades (see the module docstring);
+        returns the bots another process holds, which are dropped from the loop."""
+        from jiritsu.locks import BotBusy, bot_lock
+
+        if self.replay:
+            return []
+        for name in [n for n in self._bot_locks if n not in self.runners]:
+            self._bot_locks.pop(name).__exit__(None, None, None)
+        busy = []
+        for name in [n for n in self.runners if n not in self._bot_locks]:
+            lock = bot_lock(self.settings.general.data_dir, name, wait_seconds=BOT_LOCK_WAIT)
+            try:
+                lock.__enter__()
+            except BotBusy:
+                busy.append(name)
+                del self.runners[name]
+                continue
+            self._bot_locks[name] = lock
+        return busy
+
+    def _release_bot_locks(self) -> None:
+        while self._bot_locks:
+            self._bot_locks.popitem()[1].__exit__(None, None, None)
+
     # --- running -------------------------------------------------------------------------
 
     def run(self) -> LoopResult:
@@ -321,6 +354,7 @@ class TradeLoop:
             self.result.stop_reason = "database"
         finally:
             restore()
+            self._release_bot_locks()
             self.result.wall_seconds = time.monotonic() - started
             if self.runtime is not None:
                 self.runtime.close()
@@ -348,6 +382,12 @@ class TradeLoop:
             from jiritsu.heartbeat import clear_simulated
 
             clear_simulated(engine)  # a live run: the data's clock is the wall clock again
+        busy = self._hold_bot_locks()
+        if busy:
+            raise UsageError(
+                f"another trade loop or tick is trading {', '.join(busy)} (its lock in "
+                f"{self.settings.general.data_dir / 'locks'} is held): stop it first"
+            )
         self.result.start_ms, self.result.end_ms = start, end
         mode = "replay" if self.replay else "live"
         record_event(
@@ -358,6 +398,7 @@ class TradeLoop:
             now=from_ms(start),
         )  # fmt: skip
         self._reconcile(start)
+        self._next_reconcile = start + RECONCILE_EVERY_MS
         sdnotify.ready(f"trading {', '.join(self.runners)}")
         t = start
         while True:
@@ -395,8 +436,8 @@ class TradeLoop:
         return int(ExitCode.OK)
 
     def _final_sync(self, t: int) -> None:
-        """Record the fills and order states the last step caused before exiting (a market
-        order on Bybit fills at once; the next step would have recorded it)."""
+        """Record the fills and order states the last step caused (before exiting or a periodic
+        reconciliation: a market order on Bybit fills at once; the next step would record it)."""
         now = t if self.replay else max(t, int(time.time() * 1000))
         for runner in self.runners.values():
             try:
@@ -457,6 +498,12 @@ class TradeLoop:
         if loaded.overlay_path != self._overlay.path:
             self._overlay = OverlayWatch(loaded.overlay_path)
         self._make_runners()
+        for name in self._hold_bot_locks():
+            record_event(
+                self.ctx.engine, "ERROR", EventType.CONFIG,
+                f"{name} not traded after the reload: another process holds its lock", None,
+                bot=name, notifier=self.ctx.notifier, now=from_ms(t),
+            )  # fmt: skip
         record_event(
             self.ctx.engine, "INFO", EventType.CONFIG,
             f"configuration reloaded ({why}): {len(changed)} change(s)",
@@ -529,7 +576,7 @@ class TradeLoop:
                         notifier=self.ctx.notifier, now=now,
                     )  # fmt: skip
                     if st.scope == GLOBAL:
-                        self._snapshot(t)  # the breakers' new baseline
+                        self._valuation(t, snapshot=True)  # the breakers' new baseline
                     continue
             if st.scope == GLOBAL:
                 glob = True
@@ -537,26 +584,41 @@ class TradeLoop:
                 bots.add(st.scope)
         return glob, bots
 
-    def _snapshot(self, t: int) -> Any:
-        from jiritsu.engine.risk import take_snapshot
+    def _valuation(self, t: int, *, snapshot: bool) -> Any:
+        """The portfolio's value (recorded as a snapshot when ``snapshot``), read under the
+        master lock so no transfer is half-way (a false drawdown); None when a rebalance or a
+        saving holds the lock longer than :data:`VALUATION_LOCK_WAIT` (the next step retries)."""
+        from jiritsu.engine.risk import portfolio_value, take_snapshot
+        from jiritsu.locks import MasterBusy, master_lock
 
         assert self.ctx is not None
+        data_dir = self.settings.general.data_dir
+        try:
+            with master_lock(self.ctx.engine, data_dir, wait_seconds=VALUATION_LOCK_WAIT,
+                             poll_seconds=0.2):  # fmt: skip
+                if not snapshot:
+                    return portfolio_value(self.ctx.exchange, self.settings)
+                value = take_snapshot(
+                    self.ctx.engine, self.ctx.exchange, self.settings, now=from_ms(t), locked=True
+                )
+        except MasterBusy:
+            log.info("money is being moved between accounts: portfolio valuation postponed")
+            return None
         self._next_snapshot = t + SNAPSHOT_EVERY_MS
-        return take_snapshot(self.ctx.engine, self.ctx.exchange, self.settings, now=from_ms(t))
+        return value
 
     def _breakers(self, t: int, glob: bool) -> bool:
         """Snapshot and breakers when due (one portfolio valuation serves both)."""
-        from jiritsu.engine.risk import apply_trip, check_portfolio, portfolio_value
+        from jiritsu.engine.risk import apply_trip, check_portfolio
 
         assert self.ctx is not None
         now = from_ms(t)
         equity = t >= self._next_breakers and not glob
         snapshot = t >= self._next_snapshot
         value = None
-        if snapshot:
-            value = self._snapshot(t)
-        elif equity:
-            value = portfolio_value(self.ctx.exchange, self.settings)
+        if snapshot or equity:
+            value = self._valuation(t, snapshot=snapshot)
+            equity = equity and value is not None  # postponed: checked at the next step
         if equity:
             every = REPLAY_BREAKER_EVERY_MS if self.replay else BREAKER_EVERY_MS
             self._next_breakers = t + every
@@ -594,7 +656,24 @@ class TradeLoop:
             report = self._run_bot(runner, t, halted, decide)
             decided = decided or report.decided
             self._after_bot(runner, report, t, halted)
+        if not self.replay and t >= self._next_reconcile:
+            self._periodic_reconcile(t)
         self._beat(t, ticked=decided)
+
+    def _periodic_reconcile(self, t: int) -> None:
+        """Record the bots' own fills and order states first (what the next step would do),
+        so reconciliation reports only what the loop did not do itself; an exchange failure
+        waits for the next time."""
+        self._next_reconcile = t + RECONCILE_EVERY_MS
+        try:
+            self._final_sync(t)
+            self._reconcile(t)
+        except DatabaseUnavailable:
+            raise
+        except JiritsuError as exc:
+            log.warning("periodic reconciliation failed (next in an hour): %s", exc)
+        for runner in self.runners.values():
+            runner.dirty = True  # re-read what reconciliation may have recorded
 
     def _run_bot(self, runner: BotRunner, t: int, halted: bool, decide: bool) -> StepReport:
         from jiritsu.db.engine import is_disconnect
@@ -701,18 +780,43 @@ class TickResult:
 def run_tick(
     loaded: LoadedConfig, *, bots: list[str] | None = None, now_ms: int | None = None
 ) -> TickResult:
-    """One cycle for every enabled bot (or ``bots``): exit 0 ok, 1 errors, 4 halted."""
-    from jiritsu import controls
-    from jiritsu.clock import RealClock
-    from jiritsu.engine.bot import BotRunner
-    from jiritsu.engine.risk import apply_trip, check_bot, check_portfolio, pause_on_failures
-    from jiritsu.heartbeat import TRADE_TICK, beat, clear_simulated
-    from jiritsu.runtime import build_runtime, default_mode
+    """One cycle for every enabled bot (or ``bots``): exit 0 ok, 1 errors, 4 halted.
+
+    The bots' locks are held throughout (a running trade loop makes this wait, then fail), and
+    the fills and order states the cycle caused are recorded before it ends, so nothing of its
+    own is left for a reconciliation to find."""
+    from contextlib import ExitStack
+
+    from jiritsu.locks import bot_lock
 
     settings = loaded.settings
     t = int(now_ms if now_ms is not None else time.time() * 1000)
     loop = TradeLoop(lambda: loaded, LoopOptions(bots=bots, install_signals=False))
     selected = loop._bots(settings)
+    with ExitStack() as locks:
+        for bot in selected:
+            locks.enter_context(
+                bot_lock(settings.general.data_dir, bot.name, wait_seconds=BOT_LOCK_WAIT)
+            )
+        return _tick(loaded, loop, selected, t)
+
+
+def _tick(loaded: LoadedConfig, loop: TradeLoop, selected: list[Any], t: int) -> TickResult:
+    from jiritsu import controls
+    from jiritsu.clock import RealClock
+    from jiritsu.engine.bot import BotRunner
+    from jiritsu.engine.risk import (
+        apply_trip,
+        check_bot,
+        check_portfolio,
+        pause_on_failures,
+        portfolio_value,
+    )
+    from jiritsu.heartbeat import TRADE_TICK, beat, clear_simulated
+    from jiritsu.locks import MasterBusy, master_lock
+    from jiritsu.runtime import build_runtime, default_mode
+
+    settings = loaded.settings
     mode = default_mode(loaded)
     clock = SimClock(t) if mode == "paper" else RealClock()
     with build_runtime(loaded, mode, clock, symbols=loop._symbols()) as rt:
@@ -724,7 +828,15 @@ def run_tick(
         trips: list[str] = []
         glob = controls.halted(engine, now=now).halted
         if not glob:
-            for trip in check_portfolio(engine, exchange, feed, settings, now=now):
+            try:  # the balances under the master lock: no transfer half-way (a false drawdown)
+                with master_lock(engine, settings.general.data_dir,
+                                 wait_seconds=VALUATION_LOCK_WAIT, poll_seconds=0.2):  # fmt: skip
+                    value = portfolio_value(exchange, settings)
+            except MasterBusy:
+                value = None
+            portfolio = check_portfolio(engine, exchange, feed, settings, now=now, value=value,
+                                        equity=value is not None)  # fmt: skip
+            for trip in portfolio:
                 if apply_trip(engine, trip, settings, now=now, notifier=ctx.notifier):
                     trips.append(trip.breaker)
                     glob = True
@@ -742,6 +854,10 @@ def run_tick(
             runner = BotRunner(ctx, bot)
             report = runner.step(t, halted=halted, decide=True, fresh=True)
             reports.append(report)
+            try:
+                runner.read_state(max(t, int(time.time() * 1000)))
+            except JiritsuError as exc:  # the next tick records them
+                log.warning("%s: could not record the cycle's fills yet: %s", bot.name, exc)
             if not halted and report.failed:
                 paused = pause_on_failures(engine, bot.name, settings, now=now,
                                            notifier=ctx.notifier)  # fmt: skip

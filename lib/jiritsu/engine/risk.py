@@ -97,14 +97,14 @@ def portfolio_value(exchange: Exchange, settings: Any) -> PortfolioValue:
 
 
 def take_snapshot(
-    engine: Engine, exchange: Exchange, settings: Any, *, now: datetime
+    engine: Engine, exchange: Exchange, settings: Any, *, now: datetime, locked: bool = False
 ) -> PortfolioValue:
     """A ``portfolio_history`` row written by the one snapshot writer
     (:func:`jiritsu.master.snapshot.take_snapshot`); returns the value it recorded, which the
     breakers then use."""
     from jiritsu.master.snapshot import take_snapshot as write_snapshot
 
-    snap = write_snapshot(engine, exchange, settings, now=now)
+    snap = write_snapshot(engine, exchange, settings, now=now, locked=locked)
     return PortfolioValue(
         {b.bot: b.equity for b in snap.bots},
         {b.bot: b.available for b in snap.bots},

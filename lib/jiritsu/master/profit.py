@@ -6,28 +6,30 @@ The saving moment and its window
     (:func:`save_window`): Saturday 23:59 belongs to the previous Sunday's moment, Sunday 00:00
     and 00:01 to the new one. At most ONE saving happens per moment: once a run for ``S`` has
     completed (its PROFIT_SAVE event carries ``window = S``), every later run until the next
-    moment moves nothing, ``--force`` included. Each transfer's id is also derived from
-    (environment, bot, S, attempt) by UUID5, so even a run that bypassed the checks could not
-    save twice: the database's unique key and Bybit's transferId both refuse a repeat.
+    moment moves nothing, ``--force`` included. Only a run whose transfers all succeeded closes
+    the moment; after a failed or unknown transfer the next run settles it and tries again (a
+    bot whose saving for ``S`` succeeded is never saved twice). Each transfer's id is also
+    derived from (installation id, environment, bot, S, attempt) by UUID5, so even a run that
+    bypassed the checks could not save twice: the database's unique key and Bybit's transferId
+    both refuse a repeat. The installation id (``meta`` table, made once per database) keeps a
+    second installation on the same accounts from colliding with this one's ids.
     Without ``force`` a run saves only while it is due, from ``S`` until 24 hours after it (so a
     timer that fires late after downtime still saves); ``force`` skips only that check.
 
-Profit per bot
-    ``profit = equity now - (baseline + net transfers in since)``, where net transfers are the
-    successful ``transfers`` rows into the bot minus those out of it (rebalancing, savings,
-    manual), and the baseline is
+Profit per bot: trading profit only, by construction
+    ``profit = realised PnL - accounted``. The realised PnL is the sum of the ``pnl`` of the
+    bot's closing trades in this environment (``trades.pnl``: after the trade's own and its
+    entry's fees, see :mod:`jiritsu.engine.book`), over its whole history, so a fill recorded
+    late (reconciliation) or a trade whose PnL grows with later fills is counted when it lands.
+    ``accounted`` is the realised PnL that earlier savings already covered: 0 before the bot's
+    first saving, then the last saving's ``accounted`` (its details), which moves by
+    ``saved / rate`` per saving, so a saving cut short by the available balance or by rounding
+    carries the rest to next week, and a losing week must be made good before anything is saved
+    again.
 
-    - after the bot's last successful saving: the equity measured then, minus the part of that
-      profit not accounted for by what was saved (``profit - saved / rate``, normally cents),
-      with transfers counted from that run on (its own saving included, as an outflow). So a
-      saving cut short by the available balance or by rounding carries the rest to next week;
-    - before the bot's first saving: paper mode, its ``paper.starting_balances`` entry with every
-      transfer counted; otherwise its balance in the FIRST portfolio snapshot that has it, with
-      the transfers made after that snapshot. Without a snapshot the bot is skipped (the snapshot
-      this run takes becomes its baseline).
-
-    The baseline moves only when something is saved: a losing week is carried, and later gains
-    first make it good before anything is saved again (a high-water mark net of transfers).
+    No balance and no transfer enters the sum: rebalancing, savings and deposits made outside
+    Jiritsu never count as profit or loss, whatever order the jobs run in, and a bot that did not
+    trade has nothing to save. Unrealised PnL of open positions counts once it is realised.
 
 The saving
     Where the profit is positive: ``profit x profit_save_rate``, rounded DOWN to cents, at most
@@ -38,11 +40,9 @@ The saving
     accounts. A global halt stops the whole run (exit 4).
 
 Records: a ``transfers`` row per saving (kind ``profit_save``; ``details`` hold the numbers and
-the new baseline), a PROFIT_SAVE event (which closes the window), a portfolio snapshot taken
-after the transfers (``profit_saved_balance``), and a Discord report.
-
-Deposits or withdrawals made outside Jiritsu (e.g. in Bybit's web interface) are not in
-``transfers`` and would count as profit or loss: record them as ``manual`` transfers.
+the new ``accounted``), a PROFIT_SAVE event (which closes the window), a portfolio snapshot taken
+under the same master lock right after the transfers (``profit_saved_balance``), and a Discord
+report.
 """
 
 from __future__ import annotations
@@ -112,9 +112,9 @@ def is_due(now: datetime, settings: MasterBotSettings) -> bool:
     return now < save_window(now, settings).due_until
 
 
-def transfer_key(environment: str, bot: str, window: SaveWindow, attempt: int) -> str:
+def transfer_key(install: str, environment: str, bot: str, window: SaveWindow, attempt: int) -> str:
     """The deterministic transfer id of one saving attempt (a UUID, as Bybit requires)."""
-    name = f"jiritsu/profit_save/{environment}/{bot}/{window.label}/{attempt}"
+    name = f"jiritsu/profit_save/{install}/{environment}/{bot}/{window.label}/{attempt}"
     return str(uuid.uuid5(KEY_NAMESPACE, name))
 
 
@@ -123,12 +123,10 @@ def transfer_key(environment: str, bot: str, window: SaveWindow, attempt: int) -
 
 @dataclass(frozen=True)
 class Baseline:
-    """Where a bot's profit is measured from, and which transfers count after it."""
+    """Where a bot's profit is counted from: the realised PnL earlier savings covered."""
 
-    equity: Decimal
-    source: str  # "last_saving" | "paper_start" | "first_snapshot"
-    after_id: int | None = None  # count transfers with a larger id ...
-    since: datetime | None = None  # ... or created after this time
+    accounted: Decimal
+    source: str  # "start" | "last_saving" | "legacy_saving"
 
 
 @dataclass(frozen=True)
@@ -137,26 +135,26 @@ class Saving:
 
     profit: Decimal
     amount: Decimal
-    new_baseline: Decimal | None
+    new_accounted: Decimal | None
     note: str | None
 
 
 def compute_saving(
     *,
-    equity: Decimal,
-    baseline: Decimal,
-    net_in: Decimal,
+    realised: Decimal,
+    accounted: Decimal,
     available: Decimal,
     rate: Decimal,
     min_transfer: Decimal,
 ) -> Saving:
-    """``profit = equity - (baseline + net_in)``; save ``profit x rate`` (cents, down), at most
-    ``available``, nothing below ``min_transfer``; the new baseline keeps what was not saved."""
-    profit = equity - (baseline + net_in)
+    """``profit = realised - accounted``; save ``profit x rate`` (cents, down), at most
+    ``available``, nothing below ``min_transfer``; the new ``accounted`` covers only what the
+    saving paid for (``saved / rate``), so the rest stays profit."""
+    profit = realised - accounted
     if rate <= 0:
         return Saving(profit, Decimal(0), None, "profit_save_rate is 0")
     if profit <= 0:
-        return Saving(profit, Decimal(0), None, "no profit since the baseline")
+        return Saving(profit, Decimal(0), None, "no trading profit since the last saving")
     wanted = cents(profit * rate)
     free = cents(max(available, Decimal(0)))
     amount = min(wanted, free)
@@ -166,19 +164,33 @@ def compute_saving(
         why = f"only {free} is available" if limited else f"{wanted} is the saving"
         note = f"{why}; below min_transfer_usdt ({min_transfer}): nothing moves, kept for later"
         return Saving(profit, Decimal(0), None, note)
-    new_baseline = (equity - (profit - amount / rate)).quantize(Q8)
-    return Saving(
-        profit, amount, new_baseline,
-        f"limited to the available {free} (wanted {wanted})" if limited else None,
-    )  # fmt: skip
+    new_accounted = (accounted + amount / rate).quantize(Q8)
+    note = f"limited to the available {free} (wanted {wanted})" if limited else None
+    return Saving(profit, amount, new_accounted, note)
 
 
-def find_baseline(session: Session, settings: Settings, bot: str) -> Baseline | None:
-    """The bot's baseline (see the module docstring), None when there is none yet."""
+def realised_pnl(
+    session: Session, bot: str, environment: str, *, through: datetime | None = None
+) -> Decimal:
+    """The bot's realised trading PnL after fees in ``environment`` (its closing trades'
+    ``pnl``), optionally only of trades up to ``through``."""
     import sqlalchemy as sa
 
-    from jiritsu.db.models import PortfolioBotBalance, Transfer
-    from jiritsu.db.models import PortfolioSnapshot as SnapshotRow
+    from jiritsu.db.models import Trade
+
+    query = sa.select(Trade.pnl).where(
+        Trade.sub_bot_name == bot, Trade.environment == environment, Trade.pnl.is_not(None)
+    )
+    if through is not None:
+        query = query.where(Trade.timestamp <= through)
+    return sum((Decimal(v) for v in session.scalars(query)), Decimal(0))  # exact, any backend
+
+
+def find_baseline(session: Session, environment: str, bot: str) -> Baseline:
+    """The realised PnL the bot's savings in ``environment`` have covered so far."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Transfer
 
     last = session.scalars(
         sa.select(Transfer)
@@ -186,35 +198,25 @@ def find_baseline(session: Session, settings: Settings, bot: str) -> Baseline | 
             Transfer.kind == "profit_save",
             Transfer.status == "success",
             Transfer.from_account == bot,
+            Transfer.environment == environment,
         )
         .order_by(Transfer.id.desc())
         .limit(1)
     ).first()
-    if last is not None:
-        details = last.details or {}
+    if last is None:
+        return Baseline(Decimal(0), "start")
+    details = last.details or {}
+    if "accounted" in details:
         try:
-            return Baseline(
-                Decimal(str(details["baseline"])),
-                "last_saving",
-                after_id=int(details["through_id"]),
-            )
-        except (KeyError, TypeError, ValueError, ArithmeticError):
+            return Baseline(Decimal(str(details["accounted"])), "last_saving")
+        except ArithmeticError:
             raise JiritsuError(
-                f"profit_save transfer #{last.id} of {bot} lacks its baseline in details"
+                f"profit_save transfer #{last.id} of {bot} has a malformed accounted value"
             ) from None
-    if settings.is_paper:
-        start = settings.paper.starting_balances.get(bot, Decimal(0))
-        return Baseline(Decimal(start), "paper_start")
-    first = session.execute(
-        sa.select(PortfolioBotBalance.balance, SnapshotRow.timestamp)
-        .join(SnapshotRow, SnapshotRow.id == PortfolioBotBalance.snapshot_id)
-        .where(PortfolioBotBalance.bot_name == bot)
-        .order_by(SnapshotRow.timestamp, SnapshotRow.id)
-        .limit(1)
-    ).first()
-    if first is None:
-        return None
-    return Baseline(first[0], "first_snapshot", since=first[1])
+    # A saving made before profit was measured from trades: it covered what was realised then.
+    return Baseline(
+        realised_pnl(session, bot, environment, through=last.created_at), "legacy_saving"
+    )
 
 
 @dataclass(frozen=True)
@@ -224,11 +226,11 @@ class BotProfit:
     bot: str
     equity: Decimal
     available: Decimal
-    baseline: Baseline | None
-    net_in: Decimal
-    profit: Decimal | None
+    baseline: Baseline
+    realised: Decimal
+    profit: Decimal
     amount: Decimal
-    new_baseline: Decimal | None
+    new_accounted: Decimal | None
     key: str | None
     attempt: int | None
     note: str | None
@@ -238,7 +240,6 @@ class BotProfit:
 class ProfitPlan:
     window: SaveWindow
     rate: Decimal
-    through_id: int
     bots: tuple[BotProfit, ...]
 
     @property
@@ -247,7 +248,7 @@ class ProfitPlan:
 
 
 def _key_for(
-    session: Session, environment: str, bot: str, window: SaveWindow
+    session: Session, install: str, environment: str, bot: str, window: SaveWindow
 ) -> tuple[str | None, int | None, str | None]:
     """(key, attempt, None), or (None, None, why) when this window already has a saving."""
     import sqlalchemy as sa
@@ -255,7 +256,7 @@ def _key_for(
     from jiritsu.db.models import Transfer
 
     for attempt in range(MAX_ATTEMPTS):
-        key = transfer_key(environment, bot, window, attempt)
+        key = transfer_key(install, environment, bot, window, attempt)
         row = session.scalars(sa.select(Transfer).where(Transfer.idempotency_key == key)).first()
         if row is None:
             return key, attempt, None
@@ -270,8 +271,10 @@ def plan_profit_save(
     """Measure every enabled bot and work out what to save (moves nothing)."""
     from sqlalchemy.orm import Session
 
-    from jiritsu.master.transfers import last_transfer_id, net_transfers_in, quote_coin
+    from jiritsu.db.meta import install_id
+    from jiritsu.master.transfers import quote_coin
 
+    install = install_id(engine)
     mb = settings.master_bot
     window = save_window(now, mb)
     coin = quote_coin(settings)
@@ -280,21 +283,13 @@ def plan_profit_save(
     balances = {b.name: exchange.balance(b.name, coin) for b in settings.enabled_bots}
     lines: list[BotProfit] = []
     with Session(engine) as session:
-        through = last_transfer_id(session)
         for bot, bal in balances.items():
             equity, available = Decimal(bal.equity), Decimal(bal.available)
-            base = find_baseline(session, settings, bot)
-            if base is None:
-                lines.append(
-                    BotProfit(bot, equity, available, None, Decimal(0), None, Decimal(0), None,
-                              None, None, "no baseline yet: this run's snapshot becomes it")
-                )  # fmt: skip
-                continue
-            net_in = net_transfers_in(session, bot, after_id=base.after_id, since=base.since)
+            base = find_baseline(session, environment, bot)
+            realised = realised_pnl(session, bot, environment)
             saving = compute_saving(
-                equity=equity,
-                baseline=base.equity,
-                net_in=net_in,
+                realised=realised,
+                accounted=base.accounted,
                 available=available,
                 rate=rate,
                 min_transfer=Decimal(mb.min_transfer_usdt),
@@ -303,14 +298,14 @@ def plan_profit_save(
             note = saving.note
             amount = saving.amount
             if amount > 0:
-                key, attempt, why = _key_for(session, environment, bot, window)
+                key, attempt, why = _key_for(session, install, environment, bot, window)
                 if key is None:
                     amount, note = Decimal(0), why
             lines.append(
-                BotProfit(bot, equity, available, base, net_in, saving.profit, amount,
-                          saving.new_baseline if amount > 0 else None, key, attempt, note)
+                BotProfit(bot, equity, available, base, realised, saving.profit, amount,
+                          saving.new_accounted if amount > 0 else None, key, attempt, note)
             )  # fmt: skip
-    return ProfitPlan(window, rate, through, tuple(lines))
+    return ProfitPlan(window, rate, tuple(lines))
 
 
 # --------------------------------------------------------------------------- the run
@@ -342,7 +337,7 @@ class SaveResult:
 
 
 def window_closed(engine: Engine, window: SaveWindow) -> bool:
-    """Whether a completed run already recorded this window's PROFIT_SAVE event."""
+    """Whether a run whose transfers all succeeded recorded this window's PROFIT_SAVE event."""
     import sqlalchemy as sa
     from sqlalchemy.orm import Session
 
@@ -356,7 +351,10 @@ def window_closed(engine: Engine, window: SaveWindow) -> bool:
                 SystemEvent.timestamp >= window.scheduled,
             )
         ).all()
-    return any(isinstance(d, dict) and d.get("window") == window.label for d in rows)
+    return any(
+        isinstance(d, dict) and d.get("window") == window.label and d.get("complete", True)
+        for d in rows
+    )
 
 
 def run_save_profit(
@@ -373,11 +371,11 @@ def run_save_profit(
     from jiritsu.controls import halted
     from jiritsu.events import EventType, record_event
     from jiritsu.exchange.types import MAIN
+    from jiritsu.locks import master_lock
     from jiritsu.master.snapshot import take_snapshot
     from jiritsu.master.transfers import (
         UnsettledTransfers,
         execute_transfer,
-        master_lock,
         member_id,
         quote_coin,
         record_settlement,
@@ -445,16 +443,16 @@ def run_save_profit(
         stored = _record(engine, result, notifier, now=now)
         if not stored:
             result.problems.append("the PROFIT_SAVE event could not be stored")
-    try:
-        result.snapshot = take_snapshot(engine, exchange, settings, now=now)
-    except JiritsuError as exc:
-        result.problems.append(f"snapshot after saving failed: {exc}")
+        try:  # still under the lock: no transfer can be half-way while balances are read
+            result.snapshot = take_snapshot(engine, exchange, settings, now=now, locked=True)
+        except JiritsuError as exc:
+            result.problems.append(f"snapshot after saving failed: {exc}")
     _send_report(result, notifier)
     return result
 
 
 def _reason(plan: ProfitPlan, line: BotProfit) -> str:
-    profit = cents(line.profit or Decimal(0))
+    profit = cents(line.profit)
     return (
         f"{float(plan.rate) * 100:g} % of the profit {profit} for the saving of "
         f"{plan.window.scheduled:%Y-%m-%d %H:%M} UTC"
@@ -467,31 +465,29 @@ def _text(value: Decimal | None) -> str | None:
 
 
 def saving_details(plan: ProfitPlan, line: BotProfit) -> dict[str, Any]:
-    """The numbers a saving's ``transfers`` row keeps; ``baseline`` and ``through_id`` are where
-    the bot's next profit is measured from (:func:`find_baseline`)."""
-    assert line.baseline is not None
+    """The numbers a saving's ``transfers`` row keeps; ``accounted`` is where the bot's next
+    profit is measured from (:func:`find_baseline`)."""
     return {
         "window": plan.window.label,
         "attempt": line.attempt,
         "rate": _text(plan.rate),
         "equity": _text(line.equity),
         "available": _text(line.available),
-        "baseline_before": _text(line.baseline.equity),
+        "realised": _text(line.realised),
+        "accounted_before": _text(line.baseline.accounted),
         "baseline_source": line.baseline.source,
-        "net_in": _text(line.net_in),
         "profit": _text(line.profit),
-        "baseline": _text(line.new_baseline),
-        "through_id": plan.through_id,
+        "accounted": _text(line.new_accounted),
     }
 
 
 def _bot_summary(line: BotProfit, outcome: TransferOutcome | None) -> dict[str, Any]:
     return {
         "equity": _text(line.equity),
-        "baseline": _text(line.baseline.equity) if line.baseline else None,
-        "baseline_source": line.baseline.source if line.baseline else None,
-        "net_in": _text(line.net_in),
-        "profit": _text(line.profit) if line.profit is not None else None,
+        "realised": _text(line.realised),
+        "accounted": _text(line.baseline.accounted),
+        "baseline_source": line.baseline.source,
+        "profit": _text(line.profit),
         "saved": _text(outcome.amount) if outcome and outcome.ok else "0",
         "status": outcome.status if outcome else None,
         "transfer_id": outcome.key if outcome else None,
@@ -515,6 +511,7 @@ def _record(
         message += f"; {len(failed)} transfer(s) failed or unknown"
     details = {
         "window": result.window.label,
+        "complete": not failed,  # a failed saving leaves the window open for the next run
         "rate": _text(result.plan.rate),
         "total_saved": _text(result.saved),
         "bots": {line.bot: _bot_summary(line, by_bot.get(line.bot)) for line in result.plan.bots},
@@ -537,7 +534,7 @@ def _send_report(result: SaveResult, notifier: Notifier | None) -> None:
 
     lines = []
     for line in result.plan.bots:
-        profit = "-" if line.profit is None else f"{cents(line.profit)}"
+        profit = f"{cents(line.profit)}"
         note = f" ({line.note})" if line.note else ""
         lines.append(f"{line.bot}: profit {profit}, to save {line.amount}{note}")
     sections = [

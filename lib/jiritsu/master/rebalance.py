@@ -308,10 +308,10 @@ def run_rebalance(
     None to classify now from stored candles (topped up from ``refresh`` when given)."""
     from jiritsu.controls import halted
     from jiritsu.events import EventType, record_event
+    from jiritsu.locks import master_lock
     from jiritsu.master.transfers import (
         UnsettledTransfers,
         execute_transfer,
-        master_lock,
         member_id,
         quote_coin,
         record_settlement,

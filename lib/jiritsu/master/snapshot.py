@@ -11,9 +11,11 @@ What one snapshot holds:
 - ``phase``: the phase given, else the newest recorded reading of the index symbol (NULL before
   the first one).
 
-The balances are read first and the rows written in one transaction afterwards; if any balance
-cannot be read, nothing is written (a snapshot with a bot missing would draw a false drop in
-the equity curves).
+The balances are read under the master lock (:func:`jiritsu.locks.master_lock`), the one every
+transfer is made under, so no transfer is half-way while they are read: a snapshot never sees
+money in two accounts or in none (which would be a false jump or drop in the equity curves and
+the drawdown breaker). The rows are written in one transaction afterwards; if any balance cannot
+be read, nothing is written (a snapshot with a bot missing would draw a false drop too).
 
 The trading engine calls :func:`take_snapshot` from its loop; ``jiritsu snapshot`` runs it from
 a timer; profit saving takes one right after moving money.
@@ -25,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING
+
+from jiritsu.locks import LOCK_WAIT_SECONDS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -60,8 +64,28 @@ def take_snapshot(
     *,
     now: datetime | None = None,
     phase: str | None = None,
+    locked: bool = False,
+    lock_wait: float = LOCK_WAIT_SECONDS,
 ) -> PortfolioSnapshot:
-    """Read every enabled bot's balance and the savings, store and return the snapshot."""
+    """Read every enabled bot's balance and the savings under the master lock (``locked``: the
+    caller holds it; else wait up to ``lock_wait`` seconds, then
+    :class:`~jiritsu.locks.MasterBusy`), store and return the snapshot."""
+    from jiritsu.locks import master_lock
+
+    if locked:
+        return _take(engine, exchange, settings, now=now, phase=phase)
+    with master_lock(engine, settings.general.data_dir, wait_seconds=lock_wait):
+        return _take(engine, exchange, settings, now=now, phase=phase)
+
+
+def _take(
+    engine: Engine,
+    exchange: Exchange,
+    settings: Settings,
+    *,
+    now: datetime | None,
+    phase: str | None,
+) -> PortfolioSnapshot:
     from jiritsu.db.engine import retry_db, session_scope
     from jiritsu.db.models import PortfolioBotBalance
     from jiritsu.db.models import PortfolioSnapshot as SnapshotRow

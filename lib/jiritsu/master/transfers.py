@@ -27,21 +27,17 @@ While any row stays unsettled, no new transfer is planned (money in flight would
 balance a plan reads): the run stops with :class:`UnsettledTransfers` (exit 1) and the next run
 tries again. Only the master's own kinds (rebalance, profit_save) are settled here.
 
-:func:`master_lock` serialises master runs (the rebalance and profit-saving timers both fire at
-Sunday 00:00 UTC): an exclusive ``flock`` on ``<data_dir>/master.lock`` and, on PostgreSQL, a
-session advisory lock as well, so two hosts sharing one database are serialised too.
+Master runs hold :func:`jiritsu.locks.master_lock` (the rebalance and profit-saving timers both
+fire at Sunday 00:00 UTC, and a snapshot must not read balances while money is half-way).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jiritsu.errors import JiritsuError, UsageError
@@ -49,7 +45,6 @@ from jiritsu.exchange.types import MAIN, TransferRequest, TransferResult, Wallet
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
-    from sqlalchemy.orm import Session
 
     from jiritsu.config.models import Settings
     from jiritsu.db.models import Transfer
@@ -61,9 +56,6 @@ MASTER_KINDS = ("rebalance", "profit_save")
 UNSETTLED = ("pending", "sent", "unknown")
 FINAL = ("success", "failed")
 SETTLE_GRACE = timedelta(minutes=2)
-LOCK_FILENAME = "master.lock"
-LOCK_WAIT_SECONDS = 600.0  # the service's start timeout is 15 minutes
-PG_LOCK_KEY = 0x4A49524954535501  # "JIRITSU\x01"; distinct from the paper ledger's key
 CENT = Decimal("0.01")
 _EXCHANGE_STATUS = {
     "success": "SUCCESS",
@@ -71,10 +63,6 @@ _EXCHANGE_STATUS = {
     "failed": "FAILED",
     "unknown": "STATUS_UNKNOWN",
 }
-
-
-class MasterBusy(JiritsuError):
-    """Another master run (rebalance or profit saving) still holds the lock."""
 
 
 class UnsettledTransfers(JiritsuError):
@@ -563,113 +551,3 @@ def _age(delta: timedelta) -> str:
     if seconds < 7200:
         return f"{seconds // 60} min"
     return f"{seconds // 3600} h"
-
-
-# --------------------------------------------------------------------------- balances moved
-
-
-def net_transfers_in(
-    session: Session,
-    account: str,
-    *,
-    after_id: int | None = None,
-    since: datetime | None = None,
-) -> Decimal:
-    """Successful transfers into ``account`` minus those out of it (every kind), counting rows
-    with ``id > after_id`` and/or ``created_at > since``."""
-    import sqlalchemy as sa
-
-    from jiritsu.db.models import Transfer
-
-    query = sa.select(Transfer.from_account, Transfer.to_account, Transfer.amount).where(
-        Transfer.status == "success",
-        sa.or_(Transfer.from_account == account, Transfer.to_account == account),
-    )
-    if after_id is not None:
-        query = query.where(Transfer.id > after_id)
-    if since is not None:
-        query = query.where(Transfer.created_at > since)
-    total = Decimal(0)
-    for source, target, amount in session.execute(query):
-        if target == account:
-            total += amount
-        if source == account:
-            total -= amount
-    return total
-
-
-def last_transfer_id(session: Session) -> int:
-    """The newest ``transfers.id`` (0 when there is none): a cursor for "transfers since"."""
-    import sqlalchemy as sa
-
-    from jiritsu.db.models import Transfer
-
-    return int(session.scalar(sa.select(sa.func.max(Transfer.id))) or 0)
-
-
-# --------------------------------------------------------------------------- the run lock
-
-
-@contextmanager
-def master_lock(
-    engine: Engine,
-    data_dir: Path,
-    *,
-    wait_seconds: float = LOCK_WAIT_SECONDS,
-    poll_seconds: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> Iterator[None]:
-    """Hold the master lock for the block; wait up to ``wait_seconds``, then :class:`MasterBusy`.
-
-    The file lock dies with the process, so a crashed run never leaves the lock behind; the
-    PostgreSQL advisory lock is released with its connection.
-    """
-    import fcntl
-
-    deadline = clock() + wait_seconds
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(data_dir / LOCK_FILENAME, "a+")  # closed in finally
-    conn = None
-    try:
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if clock() >= deadline:
-                    raise MasterBusy(
-                        f"another rebalance or profit-saving run holds {data_dir / LOCK_FILENAME}"
-                    ) from None
-                sleep(poll_seconds)
-        if engine.dialect.name == "postgresql":
-            import sqlalchemy as sa
-
-            conn = engine.connect()
-            while not conn.execute(
-                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": PG_LOCK_KEY}
-            ).scalar():
-                conn.rollback()
-                if clock() >= deadline:
-                    raise MasterBusy("another host's master run holds the database's master lock")
-                sleep(poll_seconds)
-            conn.commit()
-        yield
-    finally:
-        if conn is not None:
-            _release_pg(conn)
-        handle.close()  # closing the descriptor releases the flock
-
-
-def _release_pg(conn: Any) -> None:
-    import sqlalchemy as sa
-
-    try:
-        conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
-        conn.commit()
-    except Exception as exc:  # noqa: BLE001 - never mask the run's own error; drop the session
-        log.warning("could not release the master advisory lock cleanly: %s", exc)
-        conn.invalidate()
-    finally:
-        conn.close()
