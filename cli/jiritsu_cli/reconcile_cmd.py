@@ -25,8 +25,11 @@ def reconcile(
     with open_database(loaded) as engine, build_runtime(loaded, db=engine) as rt:
         report = run(rt, bot=bot)
     out = console()
+    for name, why in report.skipped.items():
+        out.print(f"{name}: skipped, {why}")
     if report.clean:
-        out.print(f"in sync with the exchange ({', '.join(report.bots)})")
+        if report.bots:
+            out.print(f"in sync with the exchange ({', '.join(report.bots)})")
         return
     table = Table(title=f"{len(report.differences)} differences settled", title_justify="left")
     for col in ("bot", "kind", "what"):

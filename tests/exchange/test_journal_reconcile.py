@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -204,3 +205,32 @@ def test_an_unclassified_failure_is_recorded_and_settled_once(
     assert (again.status, again.exchange_order_id) == ("cancelled", None)
     assert env.calls(CREATE) == []
     assert env.fake.orders == []
+
+
+def test_reconcile_leaves_a_bot_alone_while_a_trade_loop_holds_it(
+    env: BybitEnv, engine: Engine, tmp_path: Path
+) -> None:
+    """The loop's order filled on the exchange and not recorded yet (its next step will) is
+    not reconcile's business while the loop holds the bot: no adoption, no WARNING, no alert."""
+    from jiritsu.locks import bot_lock
+
+    exchange = env.exchange()
+    journal = OrderJournal(engine, exchange, environment="testnet")
+    request = OrderRequest(client_order_id("SubBot-C", "bar-9", 0), "BTCUSDT", "Buy",
+                           Decimal("0.01"))  # fmt: skip
+    journal.record(BOT.name, BOT.category, request, reason="the loop's own order")
+    env.raw("SubBot-C").place_order(
+        category="linear", symbol="BTCUSDT", side="Buy", orderType="Market", qty="0.01",
+        orderLinkId=request.client_order_id,
+    )  # fmt: skip
+    with bot_lock(tmp_path, BOT.name, wait_seconds=0):  # the running loop
+        report = reconcile(engine, exchange, [BOT], environment="testnet", data_dir=tmp_path,
+                           lock_wait=0.3)  # fmt: skip
+    assert (report.bots, report.clean) == ([], True)
+    assert report.skipped == {BOT.name: "a trade loop is working its orders and reconciles "
+                                        "them itself"}  # fmt: skip
+    assert _counts(engine)["system_events"] == 0
+    assert [o.status for o in _orders(engine)] == ["pending"]  # untouched
+    after = reconcile(engine, exchange, [BOT], environment="testnet", data_dir=tmp_path)
+    assert after.bots == [BOT.name]  # the loop is gone: the bot is reconciled again
+    assert [o.status for o in _orders(engine)] == ["filled"]

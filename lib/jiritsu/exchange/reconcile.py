@@ -1,19 +1,27 @@
 """Reconciliation: make the database agree with the exchange, and say where it did not.
 
-Run by ``jiritsu reconcile`` and by the trade loop at start. For each bot it adopts fills from the
-exchange's execution list (deduplicated by execId; priced by :mod:`jiritsu.exchange.book`, so a
-stop that closed the position while nothing ran carries its PnL and position effect), settles
-every order the journal still thinks is open (or whose answer was lost), adopts orders the
-exchange has but the journal does not, and compares linear positions with the fills on record.
-Every difference is a WARNING event. A second run right after the first finds nothing to change.
+Run by the trade loop (at start and every hour, for its own bots) and by ``jiritsu reconcile``.
+For each bot it adopts fills from the exchange's execution list (deduplicated by execId; priced
+by :mod:`jiritsu.exchange.book`, so a stop that closed the position while nothing ran carries
+its PnL and position effect), settles every order the journal still thinks is open (or whose
+answer was lost), adopts orders the exchange has but the journal does not, and compares linear
+positions with the fills on record. Every difference is a WARNING event. A second run right
+after the first finds nothing to change.
+
+Given ``data_dir``, each bot is reconciled under its lock (:func:`jiritsu.locks.bot_lock`). A
+running trade loop holds its bots' locks, so ``jiritsu reconcile`` skips them (the loop works
+their orders and reconciles them itself) instead of reporting the loop's own in-flight orders
+and fills as differences; a trade tick holds them only while it runs, and is waited for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from jiritsu.events import EventType, record_event
@@ -29,6 +37,7 @@ if TYPE_CHECKING:
 
 FILL_LOOKBACK = timedelta(days=7)  # Bybit's default execution window
 FILL_OVERLAP = timedelta(hours=1)  # re-read a little before the newest fill we hold
+LOCK_WAIT_SECONDS = 45.0  # a trade tick holds a bot this long at most; a loop holds it always
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class Difference:
 class ReconcileReport:
     differences: list[Difference] = field(default_factory=list)
     bots: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # bot -> why it was not reconciled
 
     def count(self, kind: str) -> int:
         return sum(1 for d in self.differences if d.kind == kind)
@@ -233,17 +243,32 @@ def reconcile(
     environment: str,
     notifier: Notifier | None = None,
     now: datetime | None = None,
+    data_dir: Path | None = None,
+    lock_wait: float = LOCK_WAIT_SECONDS,
 ) -> ReconcileReport:
-    """Bring the database in line with the exchange for ``accounts``; see the module doc."""
+    """Bring the database in line with the exchange for ``accounts``; see the module doc.
+    ``data_dir``: take each bot's lock (the caller holds none); None: the caller holds them."""
+    from jiritsu.locks import BotBusy, bot_lock
+
     now = now or datetime.now(timezone.utc)
     journal = OrderJournal(engine, exchange, environment=environment)
-    report = ReconcileReport(bots=[a.name for a in accounts])
+    report = ReconcileReport()
     for account in accounts:
         found: list[Difference] = []
-        _adopt_fills(journal, account, now, found)
-        _settle_orders(journal, account, found)
-        _adopt_orders(journal, account, found)
-        _check_position(journal, account, found)
+        with ExitStack() as held:
+            if data_dir is not None:
+                try:
+                    held.enter_context(bot_lock(data_dir, account.name, wait_seconds=lock_wait))
+                except BotBusy:
+                    report.skipped[account.name] = (
+                        "a trade loop is working its orders and reconciles them itself"
+                    )
+                    continue
+            report.bots.append(account.name)
+            _adopt_fills(journal, account, now, found)
+            _settle_orders(journal, account, found)
+            _adopt_orders(journal, account, found)
+            _check_position(journal, account, found)
         for diff in found:
             record_event(
                 engine,

@@ -11,11 +11,12 @@ if TYPE_CHECKING:
 
 
 def reconcile(rt: Runtime, *, bot: str | None = None) -> ReconcileReport:
-    """Orders, fills and positions of every enabled bot (or ``bot``) brought in line."""
+    """Orders, fills and positions of every enabled bot (or ``bot``) brought in line; a bot a
+    running trade loop holds is skipped (the loop reconciles it itself)."""
     from jiritsu.exchange.reconcile import bot_accounts
     from jiritsu.exchange.reconcile import reconcile as run
 
     return run(
         rt.db, rt.exchange, bot_accounts(rt.settings, bot), environment=rt.environment,
-        notifier=rt.notifier, now=rt.clock.now(),
+        notifier=rt.notifier, now=rt.clock.now(), data_dir=rt.settings.general.data_dir,
     )  # fmt: skip
