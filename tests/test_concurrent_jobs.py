@@ -135,7 +135,7 @@ def storms(
                                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
         for name, proc in procs.items():
             try:
-                out, _ = proc.communicate(timeout=180)
+                out, _ = proc.communicate(timeout=600)  # a loaded machine is slow
             finally:
                 if proc.poll() is None:
                     proc.kill()
@@ -218,6 +218,8 @@ def slow_first_transfer_and_a_deposit(fake: FakeBybit) -> Callable[[int], None]:
     return between
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_jobs_started_together_without_trading(
     fake: FakeBybit, db_url: str, isolated_env: Path
 ) -> None:
@@ -228,6 +230,8 @@ def test_jobs_started_together_without_trading(
     assert fake.balance("main", account_type="FUND") == INITIAL["main/FUND"]  # ... nothing saved
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_jobs_started_together_while_the_loop_trades(
     fake: FakeBybit, db_url: str, isolated_env: Path
 ) -> None:

@@ -124,3 +124,19 @@ def test_flatten_asks_first_and_refuses_without_a_terminal(isolated_env: Path) -
     assert done.exit_code == 0, done.output
     assert "no position" in done.output
     assert "halted: SubBot-A" in done.output
+
+
+def test_a_tick_never_trades_a_bot_another_process_is_trading(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jiritsu.engine import loop
+    from jiritsu.locks import BotBusy, bot_lock
+
+    loaded = load(isolated_env, only_bot("SubBot-B", **RSI_BOT))
+    store_candles(loaded, frame(FALL + QUIET))
+    monkeypatch.setattr(loop, "BOT_LOCK_WAIT", 0.3)
+    with bot_lock(loaded.settings.general.data_dir, "SubBot-B", wait_seconds=0):  # a live loop
+        with pytest.raises(BotBusy, match="SubBot-B: another process is working its orders"):
+            run_tick(loaded, now_ms=DECIDE + 5_000)
+    assert run_tick(loaded, now_ms=DECIDE + 40_000).reports[0].orders == [
+        "Buy 0.001 Market leg 0"]  # fmt: skip

@@ -25,7 +25,8 @@ Profit per bot: trading profit only, by construction
     first saving, then the last saving's ``accounted`` (its details), which moves by
     ``saved / rate`` per saving, so a saving cut short by the available balance or by rounding
     carries the rest to next week, and a losing week must be made good before anything is saved
-    again.
+    again. A saving recorded before profit was measured this way (no ``accounted``) covered the
+    realised PnL of the trades up to its time.
 
     No balance and no transfer enters the sum: rebalancing, savings and deposits made outside
     Jiritsu never count as profit or loss, whatever order the jobs run in, and a bot that did not
