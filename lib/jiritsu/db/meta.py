@@ -14,29 +14,29 @@ INSTALL_ID = "install_id"
 def install_id(engine: Engine) -> str:
     """This database's installation id (a UUID4 made on first use).
 
-    Two processes asking at once agree: the first insert wins, the other one's is skipped by the
+    Two processes asking at once agree: the first insert wins, the other one is refused by the
     primary key and both read the stored value. A restored backup keeps its id.
     """
     import sqlalchemy as sa
+    from sqlalchemy.exc import IntegrityError
 
     from jiritsu.db.engine import retry_db
     from jiritsu.db.models import Meta
 
-    table = Meta.__table__
+    query = sa.select(Meta.value).where(Meta.key == INSTALL_ID)
 
     def get_or_create() -> str:
-        with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
-            conn.execute(
-                insert(table)
-                .values(key=INSTALL_ID, value=str(uuid.uuid4()))
-                .on_conflict_do_nothing(index_elements=["key"])
-            )
-            return str(conn.execute(sa.select(table.c.value).where(table.c.key == INSTALL_ID))
-                       .scalar_one())  # fmt: skip
+        with engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        if value is not None:
+            return str(value)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.insert(Meta).values(key=INSTALL_ID, value=str(uuid.uuid4())))
+        except IntegrityError:
+            pass  # another process made it first: read theirs
+        with engine.connect() as conn:
+            return str(conn.execute(query).scalar_one())
 
     result: str = retry_db(get_or_create, what="reading the installation id")
     return result

@@ -166,8 +166,8 @@ def compute_saving(
         note = f"{why}; below min_transfer_usdt ({min_transfer}): nothing moves, kept for later"
         return Saving(profit, Decimal(0), None, note)
     new_accounted = (accounted + amount / rate).quantize(Q8)
-    note = f"limited to the available {free} (wanted {wanted})" if limited else None
-    return Saving(profit, amount, new_accounted, note)
+    cut = f"limited to the available {free} (wanted {wanted})" if limited else None
+    return Saving(profit, amount, new_accounted, cut)
 
 
 def realised_pnl(
@@ -184,7 +184,8 @@ def realised_pnl(
     )
     if through is not None:
         query = query.where(Trade.timestamp <= through)
-    return sum((Decimal(v) for v in session.scalars(query)), Decimal(0))  # exact, any backend
+    values = session.scalars(query)
+    return sum((Decimal(v) for v in values if v is not None), Decimal(0))  # exact, any backend
 
 
 def find_baseline(session: Session, environment: str, bot: str) -> Baseline:
