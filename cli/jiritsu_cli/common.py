@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 
 from jiritsu.errors import ExitCode, JiritsuError
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass
@@ -127,11 +128,11 @@ def _render_error(exc: JiritsuError) -> None:
     err.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", markup=True)
 
 
-def handle_errors(func: F) -> F:
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Map the error hierarchy to exit codes; user errors never show a traceback."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except JiritsuError as exc:
@@ -164,4 +165,4 @@ def handle_errors(func: F) -> F:
             )
             raise typer.Exit(int(ExitCode.FAILURE)) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

@@ -104,9 +104,8 @@ def synth(
     """Generate deterministic synthetic 1-minute candles (trends, ranges, crashes)."""
     from jiritsu.market.synth import synth_candles
 
-    when = None
-    if start:
-        when = datetime.fromtimestamp(_ms(start) / 1000, tz=timezone.utc)  # type: ignore[operator]
+    start_ms = _ms(start)
+    when = None if start_ms is None else datetime.fromtimestamp(start_ms / 1000, tz=timezone.utc)
     with _store(ctx) as (store, loaded):
         frame = synth_candles(days=days, seed=seed, start=when)
         with progress_bar("storing") as progress:
@@ -177,18 +176,21 @@ def backfill(
 ) -> None:
     """Download candles from Bybit's public API; resumes an interrupted run."""
     from jiritsu.errors import UsageError
+    from jiritsu.exchange.types import CATEGORIES, one_of
     from jiritsu.market.backfill import backfill as run_backfill
     from jiritsu.runtime import public_client
 
-    if category not in ("linear", "spot"):
-        raise UsageError(f"--category must be linear or spot, not {category!r}")
+    try:
+        market = one_of(category, CATEGORIES, "category")
+    except ValueError:
+        raise UsageError(f"--category must be linear or spot, not {category!r}") from None
     with _store(ctx) as (store, loaded):
         exchange = public_client(loaded)
         try:
             with progress_bar("backfilling") as progress:
                 result = run_backfill(
                     exchange, store, _symbol(symbol, loaded), interval,
-                    days=days, category=category, progress=progress,  # type: ignore[arg-type]
+                    days=days, category=market, progress=progress,
                 )  # fmt: skip
         finally:
             exchange.close()

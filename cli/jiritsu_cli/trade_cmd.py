@@ -11,7 +11,7 @@ from jiritsu_cli.common import console, handle_errors, state
 
 if TYPE_CHECKING:
     from jiritsu.config import LoadedConfig
-    from jiritsu.engine.loop import LoopResult
+    from jiritsu.engine.loop import LoopResult, TradeLoop
 
 BotOpt = Annotated[
     list[str] | None,
@@ -102,11 +102,11 @@ def trade_loop(
         logging.getLogger("jiritsu.events").setLevel(logging.WARNING)
         day = [-1]
 
-        def on_step(t: int, loop: object) -> None:
+        def on_step(t: int, loop: TradeLoop) -> None:
             today = t // 86_400_000
             if today != day[0]:
                 day[0] = today
-                r = loop.result  # type: ignore[attr-defined]
+                r = loop.result
                 out.print(
                     f"  {from_ms(t):%Y-%m-%d}  decisions {r.decisions:>6}  orders {r.orders:>5}"
                     f"  breaker trips {len(r.trips)}"

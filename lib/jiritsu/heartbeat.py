@@ -95,6 +95,7 @@ def beat(
     import sqlalchemy as sa
 
     from jiritsu.db.models import Heartbeat
+    from jiritsu.db.upsert import conflict_insert
 
     _check_component(component)
     when = now or datetime.now(timezone.utc)
@@ -107,15 +108,7 @@ def beat(
         "host": socket.gethostname()[:255],
         "details": _portable(details),
     }
-    dialect = engine.dialect.name
-    insert: Any  # the two dialects' inserts differ only in type
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - engine.py accepts only these two
-        raise ValueError(f"unsupported database dialect {dialect!r}")
-    stmt = insert(table).values(**values)
+    stmt = conflict_insert(engine.dialect.name, table).values(**values)
     same_process = sa.and_(table.c.pid == stmt.excluded.pid, table.c.host == stmt.excluded.host)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.component],

@@ -128,6 +128,7 @@ class Budget:
         """Create today's row if missing; a concurrent creator wins harmlessly (no-op)."""
         from jiritsu.db.models import ApiUsage
         from jiritsu.db.types import utc_now
+        from jiritsu.db.upsert import conflict_insert
 
         values: dict[str, Any] = {
             "day": day,
@@ -137,14 +138,7 @@ class Budget:
             "output_tokens": 0,
             "updated_at": utc_now(),
         }
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            stmt: Any = pg_insert(ApiUsage).values(**values)
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            stmt = sqlite_insert(ApiUsage).values(**values)
+        stmt = conflict_insert(conn.dialect.name, ApiUsage).values(**values)
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["day", "provider"]))
 
     def acquire(self) -> None:

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from jiritsu.ai.budget import Budget, BudgetExhausted
 from jiritsu.errors import JiritsuError, TemporaryError
@@ -95,7 +95,7 @@ class AllKeysRateLimited(GeminiUnavailable):
 
 
 @dataclass(frozen=True)
-class GeminiResult:
+class GeminiResult(Generic[M]):
     """A validated answer and what it cost.
 
     ``output_tokens`` counts everything billed as output (candidates plus thinking tokens);
@@ -103,7 +103,7 @@ class GeminiResult:
     ``attempts`` counts the HTTP requests this call made, the answering one included.
     """
 
-    value: BaseModel
+    value: M
     text: str
     model: str
     latency_ms: int
@@ -270,7 +270,7 @@ class GeminiClient:
         *,
         system: str | None = None,
         purpose: str = "advisor",
-    ) -> GeminiResult:
+    ) -> GeminiResult[M]:
         """Ask for JSON matching ``schema``; the answer is validated by pydantic before return.
 
         Raises :class:`BudgetExhausted` (before any request), :class:`AllKeysRateLimited`,
@@ -328,7 +328,7 @@ class GeminiClient:
 
     def _attempt(
         self, index: int, prompt: str, schema: type[M], config: Any, attempt_no: int
-    ) -> GeminiResult:
+    ) -> GeminiResult[M]:
         """One HTTP request with key ``index``; a classified :class:`_Failure` when unusable."""
         from google.genai import errors as genai_errors
         from pydantic import ValidationError

@@ -435,7 +435,8 @@ def read_overlay(path: str | Path) -> Overlay | None:
 
 def _tomlable(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return int(value) if value.as_tuple().exponent >= 0 else float(value)  # type: ignore[operator]
+        exponent = value.as_tuple().exponent  # a letter for NaN and infinity
+        return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
     if isinstance(value, Mapping):
         return {str(k): _tomlable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -77,7 +77,8 @@ def _canonical(dec: Decimal) -> Decimal:
     if dec.is_zero():
         return Decimal(0)
     dec = dec.normalize(_CTX)
-    if dec.as_tuple().exponent > 0:  # type: ignore[operator]
+    exponent = dec.as_tuple().exponent  # a letter for NaN and infinity
+    if isinstance(exponent, int) and exponent > 0:
         dec = dec.quantize(Decimal(1), context=_CTX)
     return dec
 

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,7 +44,7 @@ from jiritsu.exchange.book import BookPosition, tradeable, update_trade_pnl
 from jiritsu.exchange.errors import ExchangeError, ExchangeUnavailable, OrderRejected
 from jiritsu.exchange.ids import client_order_id
 from jiritsu.exchange.journal import RESUMABLE, apply_state
-from jiritsu.exchange.types import Category, OrderRequest, Side
+from jiritsu.exchange.types import CATEGORIES, OrderRequest, Side, one_of
 from jiritsu.strategy import kernel as K
 from jiritsu.strategy.contract import ACTION_NAMES, checked_signals
 from jiritsu.strategy.exits import EXIT_REASON_NAMES
@@ -289,7 +289,7 @@ class BotRunner:
             for row in rows:
                 state = live.get(row.client_order_id)
                 if state is None:
-                    category = cast(Category, row.category)
+                    category = one_of(row.category, CATEGORIES, "category")
                     state = ex.get_order(self.name, category, row.symbol, row.client_order_id)
                 if state is not None:
                     apply_state(row, state)
@@ -585,7 +585,7 @@ class BotRunner:
                 bars,
                 position=self._position_view(live, last),
                 allowed=allowed_actions(mask),
-                rule_signal=(_ACTIONS[code], conf, reason),  # type: ignore[arg-type]
+                rule_signal=(_ACTIONS[code], conf, reason),
                 indicators=self.strategy.indicators(series, self.strategy_params),
                 sentiment=sentiment,
             )
@@ -818,7 +818,7 @@ class BotRunner:
             if state is not None:
                 apply_state(row, state)
             else:  # already final on the exchange: the next sync reads how it ended
-                category = cast(Category, row.category)
+                category = one_of(row.category, CATEGORIES, "category")
                 found = self.ctx.exchange.get_order(self.name, category, row.symbol, cid)
                 if found is not None:
                     apply_state(row, found)

@@ -19,14 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from jiritsu.controls import GLOBAL
 from jiritsu.events import EventType, record_event
 from jiritsu.exchange.errors import ExchangeError
 from jiritsu.exchange.ids import client_order_id
 from jiritsu.exchange.journal import OrderJournal, apply_state
-from jiritsu.exchange.types import Category, OrderRequest, Side
+from jiritsu.exchange.types import CATEGORIES, OrderRequest, Side, one_of
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -73,7 +73,7 @@ def _cancel_tracked(
         for row in rows:
             cid = row.client_order_id
             done.add(cid)
-            category = cast(Category, row.category)
+            category = one_of(row.category, CATEGORIES, "category")
             try:
                 state = exchange.cancel_order(bot.name, category, row.symbol, client_order_id=cid)
                 if state is None:

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import requests
@@ -46,6 +46,7 @@ from jiritsu.exchange.errors import (
 from jiritsu.exchange.ids import is_valid_client_order_id
 from jiritsu.exchange.retry import Retrier, RetryPolicy, Verdict
 from jiritsu.exchange.types import (
+    CATEGORIES,
     MAIN,
     ORDER_STATUS_FROM_BYBIT,
     Balance,
@@ -59,6 +60,7 @@ from jiritsu.exchange.types import (
     Ticker,
     TransferRequest,
     TransferResult,
+    one_of,
 )
 from jiritsu.redact import redact, register_secret
 
@@ -167,9 +169,10 @@ def _num(value: Decimal) -> str:
 
 
 def _category(category: str) -> Category:
-    if category not in get_args(Category):
-        raise UsageError(f"unsupported category {category!r}; use 'linear' or 'spot'")
-    return category  # type: ignore[return-value]
+    try:
+        return one_of(category, CATEGORIES, "category")
+    except ValueError:
+        raise UsageError(f"unsupported category {category!r}; use 'linear' or 'spot'") from None
 
 
 def _normalize_symbol(symbol: str) -> str:

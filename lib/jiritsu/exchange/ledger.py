@@ -31,7 +31,17 @@ from jiritsu.db.models import (
     PaperPosition,
     PaperTransfer,
 )
-from jiritsu.exchange.types import Fill, OrderState, Position, TransferResult
+from jiritsu.exchange.types import (
+    ORDER_TYPES,
+    POSITION_SIDES,
+    SIDES,
+    TRANSFER_STATUSES,
+    Fill,
+    OrderState,
+    Position,
+    TransferResult,
+    one_of,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -316,8 +326,8 @@ def order_state(row: PaperOrder) -> OrderState:
         client_order_id=row.client_order_id or "",
         exchange_order_id=row.exchange_order_id,
         symbol=row.symbol,
-        side=row.side,  # type: ignore[arg-type]
-        order_type=row.order_type,  # type: ignore[arg-type]
+        side=one_of(row.side, SIDES, "side"),
+        order_type=one_of(row.order_type, ORDER_TYPES, "order type"),
         qty=row.qty,
         price=row.price,
         status=row.status,
@@ -338,7 +348,7 @@ def fill_of(row: PaperFill) -> Fill:
         exchange_order_id=row.exchange_order_id,
         client_order_id=row.client_order_id,
         symbol=row.symbol,
-        side=row.side,  # type: ignore[arg-type]
+        side=one_of(row.side, SIDES, "side"),
         price=row.price,
         qty=row.qty,
         fee=row.fee,
@@ -352,7 +362,7 @@ def fill_of(row: PaperFill) -> Fill:
 def position_of(row: PaperPosition, unrealised: Decimal) -> Position:
     return Position(
         symbol=row.symbol,
-        side=row.side,  # type: ignore[arg-type]
+        side=one_of(row.side, POSITION_SIDES, "position side"),
         size=row.size,
         avg_price=row.avg_price,
         take_profit=row.take_profit,
@@ -366,6 +376,6 @@ def position_of(row: PaperPosition, unrealised: Decimal) -> Position:
 def transfer_result(row: PaperTransfer) -> TransferResult:
     return TransferResult(
         transfer_id=row.transfer_id,
-        status=row.status,  # type: ignore[arg-type]
+        status=one_of(row.status, TRANSFER_STATUSES, "transfer status"),
         detail=row.detail,
     )

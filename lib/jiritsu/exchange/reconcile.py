@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from jiritsu.events import EventType, record_event
 from jiritsu.exchange.book import update_trade_pnl
 from jiritsu.exchange.journal import OrderJournal, apply_state, db_status
-from jiritsu.exchange.types import Category
+from jiritsu.exchange.types import CATEGORIES, Category, one_of
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -129,7 +129,10 @@ def _settle_orders(journal: OrderJournal, account: BotAccount, out: list[Differe
         ).all()
         for row in rows:
             state = journal.exchange.get_order(
-                account.name, cast(Category, row.category), row.symbol, row.client_order_id
+                account.name,
+                one_of(row.category, CATEGORIES, "category"),
+                row.symbol,
+                row.client_order_id,
             )
             if state is None:
                 before = row.status

@@ -10,12 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
-from typing import Literal
+from typing import Literal, TypeVar, get_args
 
 Category = Literal["linear", "spot"]
 Side = Literal["Buy", "Sell"]
+PositionSide = Literal["Buy", "Sell", ""]  # "": flat
 OrderType = Literal["Market", "Limit"]
 Wallet = Literal["UNIFIED", "FUND"]
+TransferStatus = Literal["success", "pending", "failed", "unknown"]
+
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+SIDES: tuple[Side, ...] = get_args(Side)
+POSITION_SIDES: tuple[PositionSide, ...] = get_args(PositionSide)
+ORDER_TYPES: tuple[OrderType, ...] = get_args(OrderType)
+TRANSFER_STATUSES: tuple[TransferStatus, ...] = get_args(TransferStatus)
 
 MAIN = "main"  # the master account; its FUND wallet holds the profit the bots never trade
 
@@ -34,6 +42,18 @@ ORDER_STATUS_FROM_BYBIT = {
     "Cancelled": "cancelled",
     "Deactivated": "deactivated",
 }
+
+
+_Word = TypeVar("_Word", bound=str)
+
+
+def one_of(value: str, allowed: tuple[_Word, ...], what: str) -> _Word:
+    """``value`` (text read back from a table) as one of ``allowed``, a Literal's words: what
+    goes back to the exchange or into these types is checked, not assumed."""
+    for word in allowed:
+        if value == word:
+            return word
+    raise ValueError(f"unknown {what} {value!r}")
 
 
 @dataclass(frozen=True)
@@ -162,7 +182,7 @@ class Fill:
 @dataclass(frozen=True)
 class Position:
     symbol: str
-    side: Literal["Buy", "Sell", ""]
+    side: PositionSide
     size: Decimal
     avg_price: Decimal
     take_profit: Decimal | None = None
@@ -188,7 +208,7 @@ class TransferRequest:
 @dataclass(frozen=True)
 class TransferResult:
     transfer_id: str
-    status: Literal["success", "pending", "failed", "unknown"]
+    status: TransferStatus
     detail: str | None = None
 
 

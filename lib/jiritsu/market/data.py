@@ -158,7 +158,8 @@ class MarketData:
         """Loaded, and live, topped up once per minute of clock (the paper exchange asks through
         :meth:`prepare` before it locks its ledger, so no network call happens inside it)."""
         t = self.clock.now_ms() if now_ms is None else int(now_ms)
-        if self.client is not None and t // MINUTE_MS > self._refreshed_minute:
+        live = self.client is not None and self.store is not None  # bars to fetch and keep
+        if live and t // MINUTE_MS > self._refreshed_minute:
             self.refresh(t)
         elif not self._loaded:
             self._load(t)

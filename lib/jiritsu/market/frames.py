@@ -110,7 +110,7 @@ def validate_frame(df: pl.DataFrame) -> None:
         raise FrameError(f"candle frame has nulls: {nulls}")
     ts = df["ts"]
     steps = ts.diff().drop_nulls()
-    if steps.len() and steps.min() <= 0:  # type: ignore[operator]
+    if (steps <= 0).any():
         first = int((steps <= 0).arg_true()[0]) + 1
         raise FrameError(
             f"candle frame ts must be strictly increasing: row {first} has ts {ts[first]} "

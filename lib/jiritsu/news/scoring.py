@@ -161,7 +161,7 @@ class GeminiScorer:
                 result.error = redact(str(exc))
                 return result
             result.requests += 1
-            self._tie_back(batch, answer.value, answer.model, result)  # type: ignore[arg-type]
+            self._tie_back(batch, answer.value, answer.model, result)
         return result
 
     @staticmethod

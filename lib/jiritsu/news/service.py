@@ -128,17 +128,13 @@ def _utc_now() -> datetime:
 def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert rows, skipping any whose item_key exists; returns how many were new."""
     from jiritsu.db.models import SentimentScore
+    from jiritsu.db.upsert import conflict_insert
 
     table = SentimentScore.__table__
-    dialect_insert: Any  # the two dialects' inserts differ only in type
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
     new = 0
     for row in rows:
         stmt = (
-            dialect_insert(table)
+            conflict_insert(conn.dialect.name, table)
             .values(**row)
             .on_conflict_do_nothing(index_elements=["item_key"])
             .returning(table.c.id)  # a returned row means it was inserted (rowcount varies)

@@ -65,9 +65,11 @@ def parse_webhook_url(url: str) -> tuple[str, str]:
 
 def _seconds(value: object) -> float | None:
     """A non-negative finite number of seconds from a header or JSON value, else None."""
+    if not isinstance(value, (str, int, float)):
+        return None
     try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        number = float(value)
+    except ValueError:
         return None
     if math.isnan(number):
         return None

@@ -19,7 +19,7 @@ implementation serves live ticks, replay, backtests, tuning and simulation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # numpy is imported where arrays are made: validating a confi
 HOLD = 0
 BUY = 1
 SELL = -1
-ACTION_NAMES = {BUY: "BUY", SELL: "SELL", HOLD: "HOLD"}
+ACTION_NAMES: dict[int, Literal["BUY", "SELL", "HOLD"]] = {BUY: "BUY", SELL: "SELL", HOLD: "HOLD"}
 ACTION_CODES = {"BUY": BUY, "SELL": SELL, "HOLD": HOLD}
 
 COMPILED_FROM = 5_000  # series at least this long use the numba indicators (identical values)

@@ -22,7 +22,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from jiritsu.config.models import Settings, SubBot
-    from jiritsu.exchange.types import Instrument
+    from jiritsu.exchange.types import Category, Instrument
 
 MINUTE_MS = 60_000
 BAR_MS = MINUTE_MS  # the execution grid: every fill happens on a 1-minute bar
@@ -91,7 +91,7 @@ def timeframe_ms(timeframe: str) -> int:
     return interval_ms(timeframe)
 
 
-def default_instrument(category: str, symbol: str) -> Instrument:
+def default_instrument(category: Category, symbol: str) -> Instrument:
     """The trading rules the paper exchange uses for a symbol (backtests use these too)."""
     from jiritsu.exchange.paper import DEFAULT_RULES, INSTRUMENT_RULES
     from jiritsu.exchange.types import Instrument
@@ -104,7 +104,7 @@ def default_instrument(category: str, symbol: str) -> Instrument:
     base, quote = split_symbol(symbol)
     return Instrument(
         symbol=symbol,
-        category=category,  # type: ignore[arg-type]
+        category=category,
         base_coin=base,
         quote_coin=quote,
         qty_step=Decimal(qty_step),
