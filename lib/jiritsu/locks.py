@@ -92,9 +92,10 @@ def master_lock(
     def busy() -> JiritsuError:
         return MasterBusy(f"another rebalance, profit saving or snapshot holds {path}")
 
-    timing = {"poll_seconds": poll_seconds, "sleep": sleep, "clock": clock}
     deadline = clock() + wait_seconds
-    with _flock(path, busy, wait_seconds=wait_seconds, **timing):  # type: ignore[arg-type]
+    with _flock(
+        path, busy, wait_seconds=wait_seconds, poll_seconds=poll_seconds, sleep=sleep, clock=clock
+    ):
         if engine.dialect.name != "postgresql":
             yield
             return
