@@ -73,6 +73,8 @@ def _show(result: BacktestResult, run_id: int, gaps: str) -> None:
     out.print(table)
     out.print(f"equity {sparkline(result.equity)}", markup=False)
     out.print(f"gaps: {gaps}", markup=False)
+    for note in result.stopped_notes():
+        out.print(f"[bold yellow]breaker:[/] {note}")
 
 
 def _ms(text: str | None) -> int | None:
@@ -161,6 +163,7 @@ def backtest(
                     "metrics": result.metrics.as_dict(),
                     "gaps": gaps,
                     "replayed_decisions": len(decisions) if decisions is not None else None,
+                    "breaker_trips": result.breaker_trips(),
                     "trades": result.trades(),
                 },
                 indent=2,

@@ -78,7 +78,7 @@ def check(ctx: typer.Context, config: ConfigOption = None) -> None:
         "tuning",
         escape(
             f"{'on' if tuning['enabled'] else 'off'}, schedule '{tuning['schedule']}' "
-            f"(next {tuning['next_run']}), {tuning['grid_size']} combinations"
+            f"(next {tuning['next_run']}), {tuning['grid_size']} backtests per fold"
         ),
     )
     overlay = info["overlay"]

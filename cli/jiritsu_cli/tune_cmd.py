@@ -53,6 +53,10 @@ def tune(
         verdict = "would apply" if dry_run and o.apply else "applied" if o.apply else "kept"
         out.print(f"[bold]{o.bot}[/]: {verdict} ({o.candidates} candidates, {o.eligible} eligible)")
         out.print(f"  {o.reason}", markup=False)
+        for run in ("current", "best"):
+            if run in o.runs:
+                for note in o.runs[run].stopped_notes():
+                    out.print(f"  breaker ({run} parameters): {note}", markup=False)
         label = "" if o.apply else "best candidate, not applied: "
         for k, (a, b) in o.changes().items():
             out.print(f"  {label}{k}: {a} -> {b}", markup=False)
@@ -85,6 +89,9 @@ def _doc(report: Any) -> dict[str, Any]:
                 "candidates": o.candidates,
                 "eligible": o.eligible,
                 "tuning_run_id": o.tuning_run_id,
+                "breaker_trips": {
+                    run: o.runs[run].stopped_notes() for run in ("current", "best") if run in o.runs
+                },
             }
             for o in report.outcomes
         ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -87,3 +88,26 @@ def test_grid_usage_text_shows_the_syntax_not_an_emoji() -> None:
     assert out.exit_code == 0
     assert "key=FROM:TO:STEP" in out.output
     assert "\U0001f51a" not in out.output  # Rich turns ":end:" into the END arrow emoji
+
+
+def test_backtest_shows_every_loss_streak_pause(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JIRITSU_RISK__MAX_CONSECUTIVE_LOSSES", "1")
+    monkeypatch.setenv("JIRITSU_RISK__LOSS_STREAK_COOLDOWN_MINUTES", "60")
+    runner = CliRunner()
+    _synth(runner)
+    out = runner.invoke(app, ["backtest", "--bot", "SubBot-C", "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    losses = [t for t in doc["trades"] if t["pnl"] < 0]
+    trips = doc["breaker_trips"]
+    assert losses  # one loss is a streak here: it pauses the bot for an hour
+    assert trips
+    assert all(t["until"] == t["time"] + 3_600_000 for t in trips)
+    assert all(t["scope"] == "SubBot-C" and t["breaker"] == "loss_streak" for t in trips)
+    text = runner.invoke(app, ["backtest", "--bot", "SubBot-C"]).output
+    assert text.count("breaker: SubBot-C: loss-streak breaker at") == len(trips)
+    monkeypatch.setenv("JIRITSU_RISK__LOSS_STREAK_COOLDOWN_MINUTES", "0")
+    text = runner.invoke(app, ["backtest", "--bot", "SubBot-C"]).output
+    assert text.count("stopped trading for good") == 1

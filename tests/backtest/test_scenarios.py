@@ -23,6 +23,7 @@ def base_params(**over: float) -> np.ndarray:
     p = P.build_params(settings.bot("SubBot-B"), settings)
     p[P.P_TF_MS] = M
     p[P.P_SIZING] = 0.0  # notional = base_lot = 100
+    p[P.P_SIZING_MODE] = P.SIZING_LOT
     p[P.P_BASE_LOT] = 100.0
     p[P.P_SPLIT] = 0.0
     p[P.P_SPLIT_COUNT] = 1
@@ -49,7 +50,7 @@ def run(bars: list[tuple[float, float, float, float]], buy_at: int = 0, p=None, 
     conf = np.ones(len(bars))
     atr = np.full(len(bars), 100.0)
     p = base_params() if p is None else p
-    fills, _na, acct, equity = simulate_arrays(
+    fills, _na, acct, equity, _pauses = simulate_arrays(
         p, ts, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], np.zeros(len(bars)), ts + M,
         arr[:, 3], atr, sig, conf, 1000.0, 0.0, ts[-1] + M,
     )  # fmt: skip

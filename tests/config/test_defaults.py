@@ -65,13 +65,15 @@ def test_the_three_bots_differ_as_designed() -> None:
     assert b.api_key_env == "BYBIT_SUBBOT_B_API_KEY"
 
 
-def test_design_grid_is_16_by_11_exact_values() -> None:
+def test_default_grid_tunes_every_bot_with_exact_values() -> None:
     grid = load_config(REPO_CONFIG).settings.param_grid()
+    assert {key.split(".", 1)[0] for key in grid} == {"SubBot-A", "SubBot-B", "SubBot-C"}
     sl = grid["SubBot-B.strategy_params.sl_ratio"]
     atr = grid["SubBot-B.dynamic_sizing.atr_period"]
-    assert len(sl) * len(atr) == 176
+    assert len(sl) * len(atr) == 21
     assert sl[0] == Decimal("0.5")
     assert sl[-1] == Decimal("2.0")
-    assert Decimal("1.2") in sl
-    assert atr == [10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30]
+    assert Decimal("1.25") in sl
+    assert atr == [10, 20, 30]
     assert all(type(v) is int for v in atr)
+    assert grid["SubBot-C.strategy_params.rsi_lower"] == [20, 25, 30]

@@ -65,7 +65,7 @@ def test_summary_reports_what_an_operator_checks_first(
     assert info["database"] == "postgresql+psycopg://jiritsu:***@db.example/j"
     assert [b["name"] for b in info["bots"] if b["enabled"]] == ["SubBot-A", "SubBot-C"]
     assert info["tuning"]["next_run"] == "2026-12-01T01:00:00+00:00"
-    assert info["tuning"]["grid_size"] == 176
+    assert info["tuning"]["grid_size"] == 15 + 15  # A's and C's grids; B is disabled
     assert info["overlay"]["present"] is True
     assert info["overlay"]["tuning_run_id"] == "12"
     assert info["env_overrides"] == ["JIRITSU_GENERAL__DATA_DIR", "JIRITSU_SUB_BOTS__1__ENABLED"]

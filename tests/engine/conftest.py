@@ -71,9 +71,13 @@ QUIET_BREAKERS = {  # the global breakers out of the way (tests that want one se
 OFFLINE = {"JIRITSU_EXCHANGE__BASE_URL": "http://127.0.0.1:9", "JIRITSU_EXCHANGE__MAX_RETRIES": "0"}
 
 
+# The engine tests' hand-computed quantities are lots (risk sizing is the strategy tests').
+LOT_SIZING = {f"JIRITSU_SUB_BOTS__{i}__SIZING": "lot" for i in range(3)}
+
+
 def load(data_dir: Path, env: dict[str, str] | None = None) -> LoadedConfig:
     environ = {"JIRITSU_GENERAL__DATA_DIR": str(data_dir), **QUIET_BREAKERS, **OFFLINE,
-               **(env or {})}  # fmt: skip
+               **LOT_SIZING, **(env or {})}  # fmt: skip
     return load_config(REPO / "config.toml", environ=environ)
 
 

@@ -157,7 +157,9 @@ def closing_trade(engine: Any, bot: str, minute: int, pnl: str) -> None:
 
 
 def test_loss_streak_pauses_one_bot(paper_factory: Any, discord: FakeDiscord) -> None:
-    env = strict(max_consecutive_losses="3", cooldown_minutes="60")
+    # the loss streak has its own cool-down: the global one (0, until resumed) does not apply
+    env = strict(max_consecutive_losses="3", cooldown_minutes="0",
+                 loss_streak_cooldown_minutes="60")  # fmt: skip
     paper = paper_factory(frame(flat(40000.0, 130)), NOW, env)
     settings = paper.loaded.settings
     for minute, pnl in enumerate(["-1", "2", "-1", "-0.5"]):

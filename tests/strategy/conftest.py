@@ -1,4 +1,5 @@
-"""Parameter records of the shipped bots (A spot, B linear time-split, C linear price-split)."""
+"""Parameter records of the shipped bots (A spot, B linear time-split, C linear price-split),
+in lot sizing: the hand-computed sizes of these tests are lots (risk sizing has its own)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 from jiritsu.config import load_config
 from jiritsu.strategy.contract import Bars
-from jiritsu.strategy.params import build_params
+from jiritsu.strategy.params import P_SIZING_MODE, SIZING_LOT, build_params
 from tests.config.conftest import conf_dir, write_config  # noqa: F401 - shared fixtures
 from tests.conftest import REPO
 
@@ -17,19 +18,24 @@ def settings():  # type: ignore[no-untyped-def]
     return load_config(REPO / "config.toml", environ={}).settings
 
 
+def _lot(p: np.ndarray) -> np.ndarray:
+    p[P_SIZING_MODE] = SIZING_LOT
+    return p
+
+
 @pytest.fixture
 def params_a(settings) -> np.ndarray:  # type: ignore[no-untyped-def]
-    return build_params(settings.bot("SubBot-A"), settings)
+    return _lot(build_params(settings.bot("SubBot-A"), settings))
 
 
 @pytest.fixture
 def params_b(settings) -> np.ndarray:  # type: ignore[no-untyped-def]
-    return build_params(settings.bot("SubBot-B"), settings)
+    return _lot(build_params(settings.bot("SubBot-B"), settings))
 
 
 @pytest.fixture
 def params_c(settings) -> np.ndarray:  # type: ignore[no-untyped-def]
-    return build_params(settings.bot("SubBot-C"), settings)
+    return _lot(build_params(settings.bot("SubBot-C"), settings))
 
 
 def random_walk(n: int, seed: int = 1, step_ms: int = 900_000) -> Bars:

@@ -108,7 +108,11 @@ def test_loss_streak_pauses_at_the_next_decision(params_b: np.ndarray) -> None:
     state = K.new_state()
     state[K.S_LOSS_STREAK] = 5.0
     assert K.loss_streak_pause(state, params_b, float(T0))
-    assert state[K.S_PAUSED_UNTIL] == float("inf")  # no cool-down configured: for good
+    assert state[K.S_PAUSED_UNTIL] == T0 + 1440 * MIN  # the default cool-down: a day
+    params_b[P.P_COOLDOWN_MS] = 0.0
+    state[K.S_LOSS_STREAK] = 5.0
+    assert K.loss_streak_pause(state, params_b, float(T0))
+    assert state[K.S_PAUSED_UNTIL] == float("inf")  # no cool-down: for good
     params_b[P.P_COOLDOWN_MS] = 240 * MIN
     state[K.S_LOSS_STREAK] = 5.0
     assert K.loss_streak_pause(state, params_b, float(T0))

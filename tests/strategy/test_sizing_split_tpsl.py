@@ -72,10 +72,10 @@ def test_entry_size_spot_uses_its_own_step_and_thresholds(params_a: np.ndarray) 
 
 
 def test_capital_cap_linear_and_spot() -> None:
-    assert capital_cap(50.0, 0.0, 1.0, 0.00055) == pytest.approx(0.98 * 50 / 1.00055)
-    assert capital_cap(50.0, 0.0, 5.0, 0.00055) == pytest.approx(0.98 * 50 / 0.20055)
-    assert capital_cap(50.0, 1.0, 1.0, 0.00055) == pytest.approx(49.0)
-    assert capital_cap(-3.0, 0.0, 1.0, 0.00055) == 0.0
+    assert capital_cap(50.0, 0.0, 1.0, 0.00055, 0.98) == pytest.approx(0.98 * 50 / 1.00055)
+    assert capital_cap(50.0, 0.0, 5.0, 0.00055, 0.98) == pytest.approx(0.98 * 50 / 0.20055)
+    assert capital_cap(50.0, 1.0, 1.0, 0.00055, 0.98) == pytest.approx(49.0)
+    assert capital_cap(-3.0, 0.0, 1.0, 0.00055, 0.98) == 0.0
 
 
 def test_the_cap_shrinks_an_entry_and_can_leave_nothing(params_b: np.ndarray) -> None:
@@ -85,6 +85,40 @@ def test_the_cap_shrinks_an_entry_and_can_leave_nothing(params_b: np.ndarray) ->
     assert qty == pytest.approx(0.001)
     # 30 available: 29.38 USDT -> 0.000734 BTC -> rounds to 0: no entry
     assert entry_size(40000.0, 400.0, 30.0, params_b)[0] == 0.0
+
+
+def test_risk_sizing_risks_the_fraction_at_the_stop(params_b: np.ndarray) -> None:
+    params_b[P.P_SIZING_MODE] = P.SIZING_RISK
+    params_b[P.P_RISK_PER_TRADE] = 0.0025
+    # stop 1 x ATR 400 = 1 % of 40000; 0.25 % of 4000 = 10 USDT at risk -> 1000 USDT, medium
+    # bucket x 1.0 -> 0.025 BTC: at the stop it loses 0.025 x 400 = 10 USDT
+    qty, bucket, mult, notional = entry_size(40000.0, 400.0, 4000.0, params_b)
+    assert (bucket, mult, notional) == (BUCKET_MEDIUM, 1.0, pytest.approx(1000.0))
+    assert qty == pytest.approx(0.025)
+    # the volatility multiplier applies on top: ATR 800 (2 %) -> 500 USDT x 0.6 = 300
+    assert entry_size(40000.0, 800.0, 4000.0, params_b)[3] == pytest.approx(300.0)
+    # the whole risk at 1 % would be 4000 USDT: capped at max_capital_pct of the available
+    params_b[P.P_RISK_PER_TRADE] = 0.01
+    assert entry_size(40000.0, 400.0, 4000.0, params_b)[3] == pytest.approx(0.98 * 4000 / 1.00055)
+    params_b[P.P_CAP_PCT] = 0.5
+    assert entry_size(40000.0, 400.0, 4000.0, params_b)[3] == pytest.approx(0.5 * 4000 / 1.00055)
+
+
+def test_risk_sizing_grows_with_the_account_and_a_lot_does_not(params_a: np.ndarray) -> None:
+    lot = [entry_size(40000.0, 400.0, cash, params_a)[3] for cash in (3000.0, 6000.0)]
+    assert lot[0] == lot[1] == pytest.approx(40.0)
+    params_a[P.P_SIZING_MODE] = P.SIZING_RISK
+    # spot A: stop 2 x ATR = 2 %; 1 % of 3000 = 30 -> 1500 x 0.8 (medium) = 1200 USDT
+    risk = [entry_size(40000.0, 400.0, cash, params_a)[3] for cash in (3000.0, 6000.0)]
+    assert risk == [pytest.approx(1200.0), pytest.approx(2400.0)]
+
+
+def test_the_shipped_bots_size_by_risk(settings) -> None:  # type: ignore[no-untyped-def]
+    for bot in settings.sub_bots:
+        p = P.build_params(bot, settings)
+        assert p[P.P_SIZING_MODE] == P.SIZING_RISK
+        assert 0.0 < p[P.P_RISK_PER_TRADE] <= 0.01
+        assert p[P.P_CAP_PCT] == 0.98
 
 
 def test_sizing_switched_off_trades_base_lot(params_b: np.ndarray) -> None:

@@ -22,8 +22,7 @@ def test_tune_dry_run_json(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) 
     doc = json.loads(out.stdout[out.stdout.index("{\n") :])
     assert doc["dry_run"] is True
     assert doc["applied"] is False
-    [bot] = doc["bots"]
-    assert bot["bot"] == "SubBot-B"
-    assert bot["candidates"] == 176
-    assert bot["tuning_run_id"] is None
+    assert [b["bot"] for b in doc["bots"]] == ["SubBot-A", "SubBot-B", "SubBot-C"]
+    assert [b["candidates"] for b in doc["bots"]] == [15, 21, 15]
+    assert all(b["tuning_run_id"] is None for b in doc["bots"])
     assert not (isolated_env / "tuned.toml").exists()

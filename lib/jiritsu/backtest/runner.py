@@ -155,6 +155,29 @@ class BacktestResult:
     metrics: Metrics
     actions: int
     dust_notional: float = 0.0  # the instrument's minimum order value: less is dust (flat)
+    pauses: tuple[tuple[int, float], ...] = ()  # loss-streak breaker: (time, until; inf: for good)
+
+    def breaker_trips(self) -> list[dict[str, Any]]:
+        """The pauses as records: time (ms), scope, breaker, until (ms; None: for good)."""
+        return [
+            {"time": t, "scope": self.bot, "breaker": "loss_streak",
+             "until": None if until == float("inf") else int(until)}
+            for t, until in self.pauses
+        ]  # fmt: skip
+
+    def stopped_notes(self) -> list[str]:
+        """Every breaker trip and "bot stopped trading" of the run, as lines for the user."""
+        from jiritsu.sim.clock import from_ms
+
+        notes = []
+        for t, until in self.pauses:
+            when = f"{from_ms(t):%Y-%m-%d %H:%M}"
+            if until == float("inf"):
+                notes.append(f"{self.bot}: loss-streak breaker at {when}: stopped trading for good")
+            else:
+                end = f"{from_ms(int(until)):%Y-%m-%d %H:%M}"
+                notes.append(f"{self.bot}: loss-streak breaker at {when}: paused until {end}")
+        return notes
 
     def trades(self) -> list[dict[str, Any]]:
         """The fill list as plain records (time, side, qty, price, fee, kind, pnl)."""
@@ -212,6 +235,14 @@ def _exposure(fills: np.ndarray, ts: np.ndarray, min_notional: float, end_ms: fl
     return covered / n
 
 
+def pauses(acts: np.ndarray) -> list[tuple[int, float]]:
+    """(time ms, paused until ms; inf: for good) of every loss-streak pause in an action log."""
+    from jiritsu.strategy import kernel as K
+
+    rows = acts[acts[:, 1] == K.ACT_PAUSE]
+    return [(int(r[0]), float(r[6])) for r in rows]
+
+
 def simulate_arrays(
     params: np.ndarray,
     ts: np.ndarray,
@@ -228,9 +259,9 @@ def simulate_arrays(
     initial_equity: float,
     start_ms: float,
     end_ms: float,
-) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, list[tuple[int, float]]]:
     """The compiled kernel's ``simulate`` with log buffers grown until everything fits:
-    (fills, action count, final account, equity at each bar's close)."""
+    (fills, action count, final account, equity at each bar's close, loss-streak pauses)."""
     from jiritsu.strategy import kernel as K
 
     k = kernels()
@@ -250,7 +281,7 @@ def simulate_arrays(
             acts, fills, equity,
         )  # fmt: skip
         if na <= rows_a and nf <= rows_f:
-            return fills[:nf].copy(), na, acct, equity
+            return fills[:nf].copy(), na, acct, equity, pauses(acts[:na])
         rows_a, rows_f = max(rows_a, na), max(rows_f, nf)
 
 
@@ -353,7 +384,7 @@ def run_bot(
     tf = bot.timeframe
     inp = build_inputs(settings, bot_name, data, decisions)
     params = inp.params
-    fills, na, acct, equity = simulate_arrays(
+    fills, na, acct, equity, paused = simulate_arrays(
         params, inp.ts, inp.open, inp.high, inp.low, inp.close, inp.vol, inp.tf_close_ms,
         inp.tf_close, inp.tf_atr, inp.sig, inp.conf, float(initial_equity), lo, hi,
     )  # fmt: skip
@@ -381,6 +412,7 @@ def run_bot(
         metrics=metrics,
         actions=na,
         dust_notional=float(params[P_MIN_NOTIONAL]),
+        pauses=tuple(paused),
     )
 
 

@@ -174,7 +174,11 @@ def summary(loaded: LoadedConfig, now: datetime | None = None) -> dict[str, Any]
 
 
 def _grid_size(loaded: LoadedConfig) -> int:
-    size = 1
-    for rng in loaded.settings.optimizer.param_ranges.values():
-        size *= rng.count()
-    return size if loaded.settings.optimizer.param_ranges else 0
+    """Backtests per fold: each enabled bot's grid is the product of its own ranges."""
+    enabled = {b.name for b in loaded.settings.sub_bots if b.enabled}
+    per_bot: dict[str, int] = {}
+    for key, rng in loaded.settings.optimizer.param_ranges.items():
+        bot = key.split(".", 1)[0]
+        if bot in enabled:
+            per_bot[bot] = per_bot.get(bot, 1) * rng.count()
+    return sum(per_bot.values())

@@ -503,6 +503,9 @@ class SubBot(_Model):
     category: Literal["linear", "spot"] = "linear"
     timeframe: Interval = "15"
     base_lot: Dec = Field(default=Decimal("100"), gt=0)
+    sizing: Literal["lot", "risk"] = "risk"
+    risk_per_trade: Rate = Field(default=0.01, gt=0, le=0.1)
+    max_capital_pct: Rate = Field(default=0.98, gt=0)
     advisor: Literal["rules", "gemini", "hybrid"] = "rules"
     allow_short: bool = False
     max_holding_minutes: Int | None = Field(default=None, gt=0)
@@ -542,6 +545,9 @@ DEFAULT_SUB_BOTS: list[dict[str, Any]] = [
         "category": "spot",
         "timeframe": "60",
         "base_lot": "50",
+        "sizing": "risk",
+        "risk_per_trade": 0.01,
+        "max_capital_pct": 0.98,
         "advisor": "rules",
         "allow_short": False,
         "api_key_env": "BYBIT_SUBBOT_A_API_KEY",
@@ -578,6 +584,9 @@ DEFAULT_SUB_BOTS: list[dict[str, Any]] = [
         "category": "linear",
         "timeframe": "15",
         "base_lot": "100",
+        "sizing": "risk",
+        "risk_per_trade": 0.0025,
+        "max_capital_pct": 0.98,
         "advisor": "rules",
         "allow_short": False,
         "api_key_env": "BYBIT_SUBBOT_B_API_KEY",
@@ -614,6 +623,9 @@ DEFAULT_SUB_BOTS: list[dict[str, Any]] = [
         "category": "linear",
         "timeframe": "5",
         "base_lot": "150",
+        "sizing": "risk",
+        "risk_per_trade": 0.0025,
+        "max_capital_pct": 0.98,
         "advisor": "hybrid",
         "allow_short": True,
         "max_holding_minutes": 240,
@@ -788,6 +800,7 @@ class RiskSettings(_Model):
     max_consecutive_losses: Int = Field(default=5, ge=1)
     exchange_failure_limit: Int = Field(default=5, ge=1)
     cooldown_minutes: Int = Field(default=0, ge=0)
+    loss_streak_cooldown_minutes: Int = Field(default=1440, ge=0)
 
 
 def _shipped_file(relative: str) -> str:
@@ -874,13 +887,16 @@ def expand_range(rng: ParamRange, *, integer: bool = False) -> list[Decimal] | l
 
 
 def _default_param_ranges() -> dict[str, ParamRange]:
+    def rng(start: str, end: str, step: str) -> ParamRange:
+        return ParamRange(start=Decimal(start), end=Decimal(end), step=Decimal(step))
+
     return {
-        "SubBot-B.strategy_params.sl_ratio": ParamRange(
-            start=Decimal("0.5"), end=Decimal("2.0"), step=Decimal("0.1")
-        ),
-        "SubBot-B.dynamic_sizing.atr_period": ParamRange(
-            start=Decimal("10"), end=Decimal("30"), step=Decimal("2")
-        ),
+        "SubBot-A.strategy_params.sl_ratio": rng("1.0", "3.0", "0.5"),
+        "SubBot-A.strategy_params.tp_ratio": rng("2.0", "4.0", "1.0"),
+        "SubBot-B.strategy_params.sl_ratio": rng("0.5", "2.0", "0.25"),
+        "SubBot-B.dynamic_sizing.atr_period": rng("10", "30", "10"),
+        "SubBot-C.strategy_params.rsi_lower": rng("20", "30", "5"),
+        "SubBot-C.strategy_params.sl_ratio": rng("0.5", "1.5", "0.25"),
     }
 
 

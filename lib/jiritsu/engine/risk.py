@@ -1,8 +1,9 @@
 """Circuit breakers: global halts (drawdown, daily loss, crash) and bot pauses (loss streak,
 exchange failures).
 
-Every trip is a halt in ``controls`` (``by="breaker"``, with ``risk.cooldown_minutes``: 0 means
-only ``jiritsu resume`` lifts it), a CIRCUIT_BREAKER event (CRITICAL for a global halt, ERROR for
+Every trip is a halt in ``controls`` (``by="breaker"``, with ``risk.cooldown_minutes``, or
+``risk.loss_streak_cooldown_minutes`` for the loss streak: 0 means only ``jiritsu resume`` lifts
+it), a CIRCUIT_BREAKER event (CRITICAL for a global halt, ERROR for
 a bot) and an alert. A breaker that is already halted does not trip again (no alert storms).
 
 Definitions:
@@ -351,7 +352,12 @@ def apply_trip(
     was already halted."""
     from jiritsu import controls
 
-    cooldown = settings.risk.cooldown_minutes
+    risk = settings.risk
+    cooldown = (
+        risk.loss_streak_cooldown_minutes
+        if trip.breaker == "loss_streak"
+        else risk.cooldown_minutes
+    )
     reason = f"circuit breaker {trip.breaker}: {trip.message}"
     if not controls.halt(engine, trip.scope, reason, by="breaker", cooldown_minutes=cooldown,
                          now=now):  # fmt: skip

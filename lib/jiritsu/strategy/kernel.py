@@ -512,6 +512,7 @@ ACT_REJECT = 3  # an order refused at placement (same columns)
 ACT_SET_TPSL = 4  # price = tp, extra = sl
 ACT_CANCEL = 5  # the plan's open legs cancelled
 ACT_IGNORED = 6  # a BUY/SELL not acted upon: side, extra = IGN_* code
+ACT_PAUSE = 7  # the loss-streak breaker paused the bot: extra = paused until (ms; inf: for good)
 NACT = 8  # t, code, side, qty, price, leg, extra, confidence
 
 # Fill log.
@@ -1061,6 +1062,8 @@ def simulate(
                 cf = conf[newest]
                 if not halted and loss_streak_pause(state, params, t):
                     halted = True
+                    until = state[S_PAUSED_UNTIL]
+                    na = log_act(acts, na, t, ACT_PAUSE, 0.0, 0.0, 0.0, -1.0, until, 0.0)
                 if a == 0:  # HOLD: all decide() would do is mark the bar decided
                     state[S_LAST_DECIDED] = tf_close_ms[newest]
                 else:
@@ -1130,7 +1133,8 @@ def slippage_vol(
 # Every numba-compiled function, callees before callers (module, names).
 _JIT_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("jiritsu.strategy.sizing", ("floor_steps", "floor_to_step", "vol_bucket",
-                                 "bucket_multiplier", "capital_cap", "entry_size")),
+                                 "bucket_multiplier", "capital_cap", "risk_notional",
+                                 "entry_size")),
     ("jiritsu.strategy.split", ("plan_legs", "leg_due_ms", "round_to_tick", "leg_limit_price",
                                 "deadline_passed", "full_mask", "has_leg", "with_leg")),
     ("jiritsu.strategy.tpsl", ("tpsl_levels", "levels_breached", "spot_tpsl_trigger",

@@ -29,6 +29,8 @@ BAR_MS = MINUTE_MS  # the execution grid: every fill happens on a 1-minute bar
 
 SPLIT_TIME = 0
 SPLIT_PRICE = 1
+SIZING_LOT = 0
+SIZING_RISK = 1
 
 # Parameter record layout (keep in sync with PARAM_NAMES).
 P_TPSL = 0
@@ -64,7 +66,10 @@ P_SLIPPAGE_BPS = 29
 P_VOL_FACTOR = 30
 P_MAX_LOSSES = 31
 P_COOLDOWN_MS = 32
-NPARAMS = 33
+P_SIZING_MODE = 33  # SIZING_LOT / SIZING_RISK
+P_RISK_PER_TRADE = 34
+P_CAP_PCT = 35
+NPARAMS = 36
 
 PARAM_NAMES: tuple[str, ...] = (
     "tp_sl_enabled", "tp_ratio", "sl_ratio", "min_confidence",
@@ -76,6 +81,7 @@ PARAM_NAMES: tuple[str, ...] = (
     "qty_step", "min_qty", "min_notional", "tick_size",
     "taker_fee", "maker_fee", "slippage_bps", "slippage_vol_factor",
     "max_consecutive_losses", "cooldown_ms",
+    "sizing_mode", "risk_per_trade", "max_capital_pct",
 )  # fmt: skip
 assert len(PARAM_NAMES) == NPARAMS
 
@@ -158,7 +164,10 @@ def build_params(
     p[P_SLIPPAGE_BPS] = _f(ex.slippage_bps)
     p[P_VOL_FACTOR] = _f(ex.slippage_volatility_factor)
     p[P_MAX_LOSSES] = risk.max_consecutive_losses
-    p[P_COOLDOWN_MS] = risk.cooldown_minutes * MINUTE_MS
+    p[P_COOLDOWN_MS] = risk.loss_streak_cooldown_minutes * MINUTE_MS
+    p[P_SIZING_MODE] = SIZING_RISK if bot.sizing == "risk" else SIZING_LOT
+    p[P_RISK_PER_TRADE] = _f(bot.risk_per_trade)
+    p[P_CAP_PCT] = _f(bot.max_capital_pct)
     return p
 
 

@@ -48,6 +48,7 @@ class BotOutcome:
     fold_winners: list[int] = field(default_factory=list)
     period: tuple[int, int] = (0, 0)
     runs: dict[str, Any] = field(default_factory=dict, repr=False)  # "current"/"best" results
+    notes: str = ""  # the current parameters were paused (see _current_score)
 
     def changes(self) -> dict[str, tuple[Any, Any]]:
         """key -> (current, new) for the values that would change."""
@@ -123,7 +124,8 @@ def tune_bot(
         progress=progress,
     )  # fmt: skip
     current = {k: v for k, v in bot_values(settings, bot).items() if k in grid}
-    cur_eval = wf.evaluate(run_candidate(job, -1, {}), opt.target_metric, opt.min_trades)
+    cur_run = run_candidate(job, -1, {})
+    cur_eval = wf.evaluate(cur_run, opt.target_metric, opt.min_trades)
     evals = [wf.evaluate(c, opt.target_metric, opt.min_trades) for c in found]
     best = wf.pick(evals)
     winners = wf.fold_winners(found, opt.target_metric, opt.min_trades)
@@ -142,30 +144,59 @@ def tune_bot(
     elif not out.changes():
         out.reason = "the current parameters are already the best in sample"
     else:
-        cur = cur_eval.out_of_sample if cur_eval.out_of_sample is not None else 0.0
+        cur, note = _current_score(cur_run, cur_eval, out.runs["current"].stopped_notes())
+        out.notes = note
+        if cur is None:  # paused through every out-of-sample fold: no score to beat
+            out.apply = best.out_of_sample > 0
+            verdict = "applied" if out.apply else "kept: not positive"
+            out.reason = f"{note}; best out of sample {best.out_of_sample:.4f} ({verdict})"
+            return out
         out.improvement = wf.improvement(best.out_of_sample, cur)
+        if note:
+            out.reason = f"{note}; "
         if out.improvement >= float(opt.min_improvement) and best.out_of_sample > cur:
             out.apply = True
-            out.reason = (
+            out.reason += (
                 f"out of sample {best.out_of_sample:.4f} vs current {cur:.4f} "
                 f"(+{out.improvement:.1%} >= {float(opt.min_improvement):.1%})"
             )
         else:
-            out.reason = (
+            out.reason += (
                 f"out of sample {best.out_of_sample:.4f} vs current {cur:.4f}: improvement "
                 f"{out.improvement:+.1%} below min_improvement {float(opt.min_improvement):.1%}"
             )
     return out
 
 
-def _record(engine: Engine, settings: Settings, o: BotOutcome, started: datetime) -> int:
+def _current_score(cand: Any, ev: Any, stopped: list[str]) -> tuple[float | None, str]:
+    """The current parameters' out-of-sample score to beat, and a note when the loss-streak
+    breaker kept them from trading: then only the folds they traded in count (None: none did),
+    so a score of 0 that only means "paused" is never the bar a candidate has to clear."""
+    cur = ev.out_of_sample if ev.out_of_sample is not None else 0.0
+    folds = list(cand.segments[1:])
+    idle = [i for i, seg in enumerate(folds) if seg.trade_count == 0]
+    if not stopped or not idle:
+        return cur, ""
+    note = (
+        f"the current parameters were stopped by the loss-streak breaker ({stopped[0]}"
+        f"{f' and {len(stopped) - 1} more' if len(stopped) > 1 else ''}) and did not trade in "
+        f"{len(idle)} of {len(folds)} out-of-sample folds"
+    )
+    traded = [s for i, s in enumerate(ev.folds_oos) if i not in idle]
+    if not traded:
+        return None, note
+    return sum(traded) / len(traded), f"{note}: compared on the {len(traded)} it traded in"
+
+
+def _record(
+    engine: Engine, settings: Settings, o: BotOutcome, started: datetime, now: datetime
+) -> int:
     from jiritsu.db.engine import session_scope
     from jiritsu.db.models import TuningRun
 
     def dt(ms: int) -> datetime:
         return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
-    now = datetime.now(timezone.utc)
     start, end = o.period
     k = settings.optimizer.walk_forward_folds
     first_oos = start + (end - start) // (k + 1)
@@ -196,14 +227,17 @@ def run_tuning(
     scheduler: str | None = None,
     end_ms: int | None = None,
     notifier: Any = None,
+    git: bool = True,
+    now: datetime | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> TuneReport:
-    """Tune every bot of ``optimizer.param_ranges``; apply the winners unless ``dry_run``."""
+    """Tune every bot of ``optimizer.param_ranges``; apply the winners unless ``dry_run``.
+    ``now``: the (simulated) time the run is recorded at; ``git=False`` never commits."""
     from jiritsu.events import EventType, record_event
     from jiritsu.tune.apply import git_commit, write_tuned
 
     settings = loaded.settings
-    started = datetime.now(timezone.utc)
+    started = now or datetime.now(timezone.utc)
     outcomes: list[BotOutcome] = []
     for bot, grid in bots_to_tune(settings).items():
 
@@ -221,7 +255,7 @@ def run_tuning(
     from jiritsu.backtest.results import save_run
 
     for o in outcomes:
-        o.tuning_run_id = _record(engine, settings, o, started)
+        o.tuning_run_id = _record(engine, settings, o, started, now or datetime.now(timezone.utc))
         for result in o.runs.values():  # the equity curves the dashboard shows with the run
             save_run(engine, result, source="tune", tuning_run_id=o.tuning_run_id)
     winners = [o for o in outcomes if o.apply and o.best]
@@ -238,7 +272,8 @@ def run_tuning(
     write_tuned(path, params, meta)
     report.applied = True
     report.overlay = str(path)
-    report.git = git_commit(path, f"jiritsu tune: tuning run(s) {', '.join(map(str, ids))}")
+    message = f"jiritsu tune: tuning run(s) {', '.join(map(str, ids))}"
+    report.git = git_commit(path, message) if git else "git commit skipped"
     report.reload = f"the trade loop reloads {path.name} at its next step"
     for o in winners:
         record_event(
@@ -247,7 +282,7 @@ def run_tuning(
             {"tuning_run_id": o.tuning_run_id,
              "changes": {k: [_num(a), _num(b)] for k, (a, b) in o.changes().items()},
              "overlay": str(path), "git": report.git, "reload": report.reload},
-            bot=o.bot,
+            bot=o.bot, now=now,
         )  # fmt: skip
     _notify(notifier, report)
     return report
