@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from jiritsu.db.engine import make_engine
 from tests.conftest import REPO
+from tests.engine.conftest import LOT_SIZING
 from tests.exchange.bybit_env import BOTS, ENV_NAMES, KEYS, UIDS
 from tests.fakes.bybit import FakeBybit
 
@@ -63,6 +64,7 @@ def loop_env(fake: FakeBybit, data_dir: Path) -> dict[str, str]:
         "JIRITSU_EXCHANGE__CA_FILE": str(fake.ca_path),
         "JIRITSU_EXCHANGE__REQUEST_TIMEOUT_SECONDS": "5",
         "JIRITSU_NEWS_SENTIMENT__ENABLED": "false",
+        **LOT_SIZING,
         "JIRITSU_RISK__CRASH_MOVE_PCT": "1",
         "JIRITSU_SUB_BOTS__SUBBOT_A__ENABLED": "false",
         "JIRITSU_SUB_BOTS__SUBBOT_B__ENABLED": "false",

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from jiritsu.config import write_overlay
 from jiritsu.db.engine import make_engine
 from tests.conftest import REPO
+from tests.engine.conftest import LOT_SIZING
 from tests.engine.test_kill_restart import falling_path
 from tests.fakes.bybit import FakeBybit
 
@@ -41,6 +42,7 @@ def paper_env(fake: FakeBybit, data_dir: Path) -> dict[str, str]:
         "JIRITSU_EXCHANGE__BASE_URL": fake.endpoint,
         "JIRITSU_EXCHANGE__CA_FILE": str(fake.ca_path),
         "JIRITSU_NEWS_SENTIMENT__ENABLED": "false",
+        **LOT_SIZING,
         "JIRITSU_RISK__CRASH_MOVE_PCT": "1",
         "JIRITSU_SUB_BOTS__SUBBOT_A__ENABLED": "false",
         "JIRITSU_SUB_BOTS__SUBBOT_B__ENABLED": "false",

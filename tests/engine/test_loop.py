@@ -22,7 +22,7 @@ from jiritsu.engine.loop import LoopOptions, TradeLoop, parse_replay, run_loop
 from jiritsu.errors import UsageError
 from jiritsu.market.synth import synth_candles
 from tests.conftest import REPO
-from tests.engine.conftest import QUIET_BREAKERS, load, store_candles
+from tests.engine.conftest import LOT_SIZING, QUIET_BREAKERS, load, store_candles
 
 JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
 DAY = 86_400_000
@@ -31,6 +31,7 @@ DAY = 86_400_000
 def env_for(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JIRITSU_")}
     env.update(QUIET_BREAKERS)
+    env.update(LOT_SIZING)
     env.update(
         {"JIRITSU_GENERAL__DATA_DIR": str(data_dir), "JIRITSU_CONFIG": str(REPO / "config.toml")}
     )
