@@ -53,10 +53,10 @@ def tune(
         verdict = "would apply" if dry_run and o.apply else "applied" if o.apply else "kept"
         out.print(f"[bold]{o.bot}[/]: {verdict} ({o.candidates} candidates, {o.eligible} eligible)")
         out.print(f"  {o.reason}", markup=False)
-        for run in ("current", "best"):
-            if run in o.runs:
-                for note in o.runs[run].stopped_notes():
-                    out.print(f"  breaker ({run} parameters): {note}", markup=False)
+        for which in ("current", "best"):
+            if which in o.runs:
+                for note in o.runs[which].stopped_notes():
+                    out.print(f"  breaker ({which} parameters): {note}", markup=False)
         label = "" if o.apply else "best candidate, not applied: "
         for k, (a, b) in o.changes().items():
             out.print(f"  {label}{k}: {a} -> {b}", markup=False)
