@@ -25,6 +25,7 @@ from jiritsu_cli import (
     master_cmd,
     news_cmd,
     reconcile_cmd,
+    simulate_cmd,
     status_cmd,
     strategies_cmd,
     trade_cmd,
@@ -95,6 +96,7 @@ app.command("save-profit", help=master_cmd.save_profit.__doc__)(master_cmd.save_
 app.command("snapshot", help=master_cmd.snapshot.__doc__)(master_cmd.snapshot)
 app.command("backtest", help=backtest_cmd.backtest.__doc__)(backtest_cmd.backtest)
 app.command("tune", help=tune_cmd.tune.__doc__)(tune_cmd.tune)
+app.command("simulate", help=simulate_cmd.simulate.__doc__)(simulate_cmd.simulate)
 
 
 def run() -> None:

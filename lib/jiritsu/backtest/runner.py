@@ -167,7 +167,7 @@ class BacktestResult:
 
     def stopped_notes(self) -> list[str]:
         """Every breaker trip and "bot stopped trading" of the run, as lines for the user."""
-        from jiritsu.sim.clock import from_ms
+        from jiritsu.clock import from_ms
 
         notes = []
         for t, until in self.pauses:

@@ -19,13 +19,17 @@ def tune(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> TuneReport | None:
     """Tune every bot of ``optimizer.param_ranges`` over the stored candles (the windows end at
-    the newest stored bar) and apply the winners unless ``dry_run``; None when auto-tuning is off
-    and this is no dry run."""
+    the newest stored bar; on a simulated clock at its "now": the tuner of a simulation never
+    sees a candle of its future, and its overlay is not committed) and apply the winners unless
+    ``dry_run``; None when auto-tuning is off and this is no dry run."""
+    from jiritsu.runtime import OFFLINE_MODES
     from jiritsu.tune import run_tuning
 
     if not rt.settings.optimizer.auto_tuning_enabled and not dry_run:
         return None
+    offline = rt.mode in OFFLINE_MODES
     return run_tuning(
         rt.loaded, rt.db, dry_run=dry_run, workers=workers, scheduler=scheduler,
         notifier=None if dry_run else rt.notifier, progress=progress,
+        end_ms=rt.clock.now_ms() if offline else None, now=rt.clock.now(), git=not offline,
     )  # fmt: skip

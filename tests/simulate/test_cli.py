@@ -1,0 +1,58 @@
+"""``jiritsu simulate`` from the command line: the JSON document, the report, and the result
+database that ``jiritsu status`` reads afterwards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jiritsu.db.engine import make_engine
+from jiritsu.heartbeat import last_beat
+from jiritsu_cli.main import app
+
+KEYS = {
+    "from", "to", "start_equity", "end_equity", "total_return", "max_drawdown", "sharpe",
+    "buy_and_hold_return", "profit_saved", "transfers", "savings", "tunings", "breaker_trips",
+    "bots", "wall_seconds",
+}  # fmt: skip
+
+
+def test_simulate_json_report_and_status_afterwards(
+    isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JIRITSU_NEWS_SENTIMENT__ENABLED", "false")
+    runner = CliRunner()
+    synth = runner.invoke(app, ["data", "synth", "--days", "9", "--start", "2024-01-01"])
+    assert synth.exit_code == 0, synth.output
+    report = tmp_path / "report"
+    out = runner.invoke(
+        app, ["simulate", "--from", "2024-01-08", "--to", "2024-01-08", "--no-tune", "--json",
+              "--report", str(report)],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout[out.stdout.index("{\n") :])
+    assert set(doc) >= KEYS
+    assert doc["from"] == "2024-01-08T00:00:00+00:00"
+    assert doc["to"] == "2024-01-09T00:00:00+00:00"
+    assert doc["start_equity"] == 10_000
+    assert set(doc["bots"]) == {"SubBot-A", "SubBot-B", "SubBot-C"}
+    assert doc["transfers"] >= 1  # six rebalances in a day: the phase moved capital
+    assert "SubBot-C" in doc["advisors"]  # hybrid runs its rule, and says so
+    html = (report / "report.html").read_text()
+    assert "<img" in html
+    assert "http" not in html.replace("http-equiv", "")  # self-contained
+    for png in ("equity.png", "bots.png", "allocation.png", "saved.png"):
+        assert (report / png).read_bytes()[:4] == b"\x89PNG"
+    sim = isolated_env / "sim"
+    engine = make_engine(f"sqlite:///{sim}/jiritsu.db")
+    mark = last_beat(engine, "simulated-clock")
+    engine.dispose()
+    assert mark is not None
+    assert mark.details["until"] == "2024-01-09T00:00:00+00:00"
+    monkeypatch.setenv("JIRITSU_GENERAL__DATA_DIR", str(sim))
+    status = runner.invoke(app, ["status", "--json"])
+    assert status.exit_code == 0, status.output
+    assert "SubBot-B" in status.stdout

@@ -1,0 +1,205 @@
+"""``jiritsu simulate`` on real 2019 candles: the same code as live, no lookahead, deterministic,
+and the money adds up.
+
+The source database holds January and February 2019 (Bitfinex BTC/USD minutes from
+../shared/data); every simulation copies from it into its own fresh database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from jiritsu.config import load_config
+from jiritsu.db.engine import make_engine
+from jiritsu.db.migrate import open_database
+from jiritsu.engine.loop import LoopOptions, parse_replay, run_loop
+from jiritsu.market.importer import read_candle_file
+from jiritsu.market.store import CandleStore, cache_root
+from jiritsu.simulate import SimOptions, run_simulation
+from jiritsu.simulate.summary import summarize
+from tests.conftest import REPO
+
+REAL = REPO.parent / "shared" / "data" / "bitfinex_BTCUSD_1m_2019.csv.gz"
+CHEAP_TUNING = {
+    "JIRITSU_OPTIMIZER__BACKTEST_PERIOD_MONTHS": "1",
+    "JIRITSU_OPTIMIZER__WORKERS": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def real_slice() -> pl.DataFrame:
+    """January and February 2019, as the importer reads them."""
+    assert REAL.exists(), f"{REAL} is missing: shared/data must sit beside the repository"
+    hi = int(datetime(2019, 3, 1, tzinfo=timezone.utc).timestamp() * 1000)
+    return read_candle_file(REAL).frame.filter(pl.col("ts") < hi)
+
+
+def source(
+    data_dir: Path, candles: pl.DataFrame, monkeypatch: pytest.MonkeyPatch, **env: str
+) -> Any:
+    """A configuration whose database holds the candles (the user's store)."""
+    monkeypatch.setenv("JIRITSU_GENERAL__DATA_DIR", str(data_dir))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    loaded = load_config(REPO / "config.toml")
+    with open_database(loaded) as engine:
+        store = CandleStore(engine, cache_root(loaded.settings.general.data_dir))
+        store.write(loaded.settings.master_bot.index_symbol, "1", candles)
+    return loaded
+
+
+def window(text: str) -> tuple[int, int]:
+    lo, hi = parse_replay(text)
+    assert lo is not None
+    assert hi is not None
+    return lo, hi
+
+
+def fills(db: Path, before: int | None = None) -> list[tuple[Any, ...]]:
+    engine = make_engine(f"sqlite:///{db}")
+    query = "select account, side, qty, price, fee, exec_ms from paper_fills"
+    if before is not None:
+        query += f" where exec_ms < {before}"
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(query + " order by exec_ms, account, exec_id")).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+@pytest.mark.parametrize("days", ["2019-02-04..2019-02-05", "2019-02-18..2019-02-19"])
+def test_jobs_off_gives_exactly_the_fills_of_the_replay(
+    days: str, real_slice: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = source(tmp_path / "replay", real_slice, monkeypatch)
+    result = run_loop(loaded, LoopOptions(replay=parse_replay(days), install_signals=False))
+    assert result.exit_code == 0
+    replayed = fills(tmp_path / "replay" / "jiritsu.db")
+    lo, hi = window(days)
+    opts = SimOptions(lo, hi, tmp_path / "sim", tune=False, rebalance=False, save_profit=False)
+    run = run_simulation(loaded, opts)
+    assert run.exit_code == 0
+    simulated = fills(tmp_path / "sim" / "jiritsu.db")
+    assert {r[0] for r in replayed} == {"SubBot-A", "SubBot-B", "SubBot-C"}
+    assert simulated == replayed
+
+
+def _doc(run: Any) -> dict[str, Any]:
+    doc = summarize(run)
+    doc.pop("wall_seconds")
+    doc.pop("data_dir")
+    return doc
+
+
+@pytest.fixture(scope="module")
+def two_runs(
+    real_slice: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Any, Any, Any, int]:
+    """The same window (a tuning on Feb 1, a saving on Sunday Feb 3, rebalancing) twice, and once
+    more with every candle from T on changed."""
+    mp = pytest.MonkeyPatch()
+    base = tmp_path_factory.mktemp("whole")
+    try:
+        loaded = source(base / "src", real_slice, mp, **CHEAP_TUNING)
+        lo, hi = window("2019-01-31..2019-02-03")
+        first = run_simulation(loaded, SimOptions(lo, hi, base / "one"))
+        second = run_simulation(loaded, SimOptions(lo, hi, base / "two"))
+        t = int(datetime(2019, 2, 2, 12, tzinfo=timezone.utc).timestamp() * 1000)
+        later = pl.col("ts") >= t
+        altered = real_slice.with_columns(
+            [pl.when(later).then(pl.col(c) * 1.3).otherwise(pl.col(c)).alias(c)
+             for c in ("open", "high", "low", "close")]
+        )  # fmt: skip
+        changed = source(base / "changed", altered, mp, **CHEAP_TUNING)
+        third = run_simulation(changed, SimOptions(lo, hi, base / "three"))
+    finally:
+        mp.undo()
+    return first, second, third, t
+
+
+def test_two_runs_give_identical_json(two_runs: Any) -> None:
+    first, second, _third, _t = two_runs
+    a, b = _doc(first), _doc(second)
+    assert json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    assert a["tunings"], "the window holds the monthly tuning of Feb 1"
+    assert a["transfers"] > 0
+    assert [j.t for j in first.jobs if j.job == "save-profit"] == [
+        int(datetime(2019, 2, 3, tzinfo=timezone.utc).timestamp() * 1000)
+    ]
+
+
+def _transfers(db: Path, before: int) -> list[tuple[Any, ...]]:
+    engine = make_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "select kind, from_account, to_account, amount, status, created_at "
+                "from transfers order by id"
+            )
+        ).all()
+    engine.dispose()
+    cut = datetime.fromtimestamp(before / 1000, tz=timezone.utc).isoformat()
+    return [tuple(r) for r in rows if str(r[5]).replace(" ", "T") < cut]
+
+
+def test_changing_candles_after_t_changes_nothing_before_t(two_runs: Any) -> None:
+    first, _second, third, t = two_runs
+    a_dir, c_dir = first.options.data_dir, third.options.data_dir
+    before = fills(a_dir / "jiritsu.db", before=t)
+    assert before, "trades before T"
+    assert fills(c_dir / "jiritsu.db", before=t) == before
+    assert _transfers(c_dir / "jiritsu.db", t) == _transfers(a_dir / "jiritsu.db", t)
+    assert _transfers(a_dir / "jiritsu.db", t)
+    tuned = [x for x in first.tunings if x["time"] < "2019-02-02T12"]
+    assert tuned
+    assert [x for x in third.tunings if x["time"] < "2019-02-02T12"] == tuned
+    # and the change did reach the run after T
+    assert fills(c_dir / "jiritsu.db") != fills(a_dir / "jiritsu.db")
+
+
+def test_the_ledger_balances_and_transfers_obey_the_live_rules(two_runs: Any) -> None:
+    first = two_runs[0]
+    settings = first.loaded.settings
+    engine = make_engine(first.loaded.db_url)
+    with engine.connect() as conn:
+        balances = conn.execute(
+            sa.text("select coalesce(sum(balance), 0) from paper_accounts where coin = 'USDT'")
+        ).scalar_one()
+        trades = conn.execute(
+            sa.text(
+                "select category, side, qty, price, fee, fee_coin, realised_pnl from paper_fills"
+            )
+        ).all()
+        transfers = conn.execute(
+            sa.text("select kind, from_account, amount, status, created_at from transfers")
+        ).all()
+        negative = conn.execute(
+            sa.text("select count(*) from paper_accounts where balance < 0")
+        ).scalar_one()
+    engine.dispose()
+    paper = settings.paper
+    expected = sum(paper.starting_balances.values(), Decimal(0)) + paper.main_balance
+    for category, side, qty, price, fee, fee_coin, pnl in trades:
+        qty, price, fee, pnl = (Decimal(str(x)) for x in (qty, price, fee, pnl))
+        usdt_fee = fee if fee_coin == "USDT" else Decimal(0)
+        if category == "linear":
+            expected += pnl - usdt_fee
+        else:  # spot: the notional changes hands
+            expected += (qty * price if side == "Sell" else -qty * price) - usdt_fee
+    assert abs(Decimal(str(balances)) - expected) < Decimal("0.01")
+    assert negative == 0
+    assert {status for *_, status, _ in transfers} == {"success"}  # none above what was free
+    weeks = Counter(
+        (src, datetime.fromisoformat(str(when)).isocalendar()[:2])
+        for kind, src, _amount, _status, when in transfers
+        if kind == "profit_save"
+    )
+    assert max(weeks.values(), default=0) <= 1  # at most one saving per bot and weekly window
