@@ -76,4 +76,8 @@ def test_default_grid_tunes_every_bot_with_exact_values() -> None:
     assert Decimal("1.25") in sl
     assert atr == [10, 20, 30]
     assert all(type(v) is int for v in atr)
-    assert grid["SubBot-C.strategy_params.rsi_lower"] == [20, 25, 30]
+    assert grid["SubBot-C.strategy_params.tp_ratio"] == [
+        Decimal("1.0"),
+        Decimal("1.5"),
+        Decimal("2.0"),
+    ]

@@ -895,8 +895,8 @@ def _default_param_ranges() -> dict[str, ParamRange]:
         "SubBot-A.strategy_params.tp_ratio": rng("2.0", "4.0", "1.0"),
         "SubBot-B.strategy_params.sl_ratio": rng("0.5", "2.0", "0.25"),
         "SubBot-B.dynamic_sizing.atr_period": rng("10", "30", "10"),
-        "SubBot-C.strategy_params.rsi_lower": rng("20", "30", "5"),
         "SubBot-C.strategy_params.sl_ratio": rng("0.5", "1.5", "0.25"),
+        "SubBot-C.strategy_params.tp_ratio": rng("1.0", "2.0", "0.5"),
     }
 
 
