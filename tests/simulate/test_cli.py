@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jiritsu.db.engine import make_engine
-from jiritsu.heartbeat import last_beat
+from jiritsu.heartbeat import simulated_time
 from jiritsu_cli.main import app
 
 KEYS = {
@@ -48,10 +48,10 @@ def test_simulate_json_report_and_status_afterwards(
         assert (report / png).read_bytes()[:4] == b"\x89PNG"
     sim = isolated_env / "sim"
     engine = make_engine(f"sqlite:///{sim}/jiritsu.db")
-    mark = last_beat(engine, "simulated-clock")
+    mark = simulated_time(engine)
     engine.dispose()
     assert mark is not None
-    assert mark.details["until"] == "2024-01-09T00:00:00+00:00"
+    assert (mark.until.isoformat(), mark.source) == ("2024-01-09T00:00:00+00:00", "simulate")
     monkeypatch.setenv("JIRITSU_GENERAL__DATA_DIR", str(sim))
     status = runner.invoke(app, ["status", "--json"])
     assert status.exit_code == 0, status.output

@@ -51,7 +51,6 @@ HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 WARMUP_DAYS = 7  # without --from: the simulation starts this long after the first candle
 HISTORY_DAYS = 60  # candles before FROM for the bots' indicators (1000 hourly bars = 42 days)
-SIM_CLOCK = "simulated-clock"  # heartbeat component: the database ran on simulated time
 FRESH = ("jiritsu.db", "jiritsu.db-wal", "jiritsu.db-shm", "tuned.toml", "candles")
 
 
@@ -328,18 +327,11 @@ def _num(v: Any) -> Any:
     return float(v) if isinstance(v, Decimal) else v
 
 
-def _mark_simulated(engine: Engine, t: int) -> None:
-    """The ``simulated-clock`` heartbeat: health judges this database's freshness by it."""
-    from jiritsu.heartbeat import beat
-
-    beat(engine, SIM_CLOCK, {"until": from_ms(t).isoformat(), "source": "simulate"},
-         now=from_ms(t))  # fmt: skip
-
-
 def run_simulation(loaded: LoadedConfig, options: SimOptions) -> SimRun:
     """Prepare a fresh simulation database, then run the loop with the timer jobs."""
     from jiritsu.config import load_config
     from jiritsu.db.migrate import open_database
+    from jiritsu.heartbeat import mark_simulated
 
     started = time.monotonic()
     if options.end_ms <= options.start_ms:
@@ -372,8 +364,8 @@ def run_simulation(loaded: LoadedConfig, options: SimOptions) -> SimRun:
     run.loop_seconds = result.wall_seconds
     end = result.end_ms or options.end_ms
     _final_snapshot(sim_loaded, end)
-    with open_database(sim_loaded) as engine:
-        _mark_simulated(engine, end)
+    with open_database(sim_loaded) as engine:  # health judges freshness by this clock
+        mark_simulated(engine, from_ms(end), "simulate", now=from_ms(end))
     run.wall_seconds = time.monotonic() - started
     return run
 
