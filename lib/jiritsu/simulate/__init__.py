@@ -235,6 +235,7 @@ class SimLoop(TradeLoop):
         super().__init__(load, options)
         self.run_info = run
         self.schedule: Schedule | None = None
+        self._halt_told = ""
 
     def _next_wake(self, t: int) -> int:
         wake = super()._next_wake(t)
@@ -255,7 +256,9 @@ class SimLoop(TradeLoop):
             try:
                 outcome = self._job(job, t)
             except Halted as exc:  # the timer exits 4 live; the simulation goes on
-                log.info("%s %s skipped: %s", _when(t), job, exc)
+                if str(exc) != self._halt_told:  # once per halt, not at every job
+                    log.info("%s jobs skipped while halted: %s", _when(t), exc)
+                    self._halt_told = str(exc)
                 outcome = "halted"
             self.run_info.jobs.append(JobRun(job, t, time.monotonic() - started, outcome))
             nxt = self.schedule.following(job, at)
