@@ -14,10 +14,12 @@ Sharing: a :class:`MarketData` holds one symbol's minutes and, per timeframe, on
 grid computes each indicator once per period and each strategy's signals once per distinct set
 of the strategy's own parameters (a grid over ``sl_ratio`` computes the signals once).
 
-Compile cache: the kernel is compiled with ``cache=True``; numba writes its cache next to the
-package sources (``__pycache__``) or, when that directory is read-only, in ``NUMBA_CACHE_DIR``,
-which :func:`ensure_cache_dir` points at ``<data_dir>/numba-cache`` unless already set. The first
-process compiles (about 20 s); later ones load the machine code (under a second).
+Compile cache: the kernel is compiled with ``cache=True`` into a directory named after a hash of
+its sources (:mod:`jiritsu.strategy.jitcache`: an upgrade never loads old machine code) under the
+strategy package's ``__pycache__`` or, when that directory is read-only, under
+``NUMBA_CACHE_DIR``, which :func:`ensure_cache_dir` points at ``<data_dir>/numba-cache`` unless
+already set. The first process compiles (about 20 s); later ones load the machine code (under a
+second).
 
 No lookahead: decisions at a bar close use bars closed by then (the strategy's signal at bar
 ``k`` <= the newest closed bar, from bars <= ``k``), and their orders fill on a later 1-minute

@@ -1167,13 +1167,18 @@ def compiled(cache: bool = False) -> types.SimpleNamespace:
 
     from jiritsu.sim import fills
 
+    from jiritsu.strategy.jitcache import fingerprinted_cache
+
     jitted: dict[str, Any] = dict(vars(fills.compiled()))
-    for module_name, names in _JIT_ORDER:
-        module = importlib.import_module(module_name)
-        for name in names:
-            fn = getattr(module, name)
-            scope = {**vars(module), **jitted}
-            clone = types.FunctionType(fn.__code__, scope, name, fn.__defaults__, fn.__closure__)
-            clone.__doc__ = fn.__doc__
-            jitted[name] = numba.njit(cache=cache)(clone)
+    with fingerprinted_cache(cache):
+        for module_name, names in _JIT_ORDER:
+            module = importlib.import_module(module_name)
+            for name in names:
+                fn = getattr(module, name)
+                scope = {**vars(module), **jitted}
+                clone = types.FunctionType(
+                    fn.__code__, scope, name, fn.__defaults__, fn.__closure__
+                )
+                clone.__doc__ = fn.__doc__
+                jitted[name] = numba.njit(cache=cache)(clone)
     return types.SimpleNamespace(**jitted)
