@@ -1166,7 +1166,6 @@ def compiled(cache: bool = False) -> types.SimpleNamespace:
     import numba
 
     from jiritsu.sim import fills
-
     from jiritsu.strategy.jitcache import fingerprinted_cache
 
     jitted: dict[str, Any] = dict(vars(fills.compiled()))
