@@ -60,10 +60,11 @@ def fingerprinted_cache(enabled: bool = True) -> Iterator[Path | None]:
         return
     from numba.core import config
 
+    # CACHE_DIR is set by numba's config module at run time, so it is reached by name.
     target = cache_root() / f"jit-{source_fingerprint()}"
-    previous = config.CACHE_DIR
-    config.CACHE_DIR = str(target)
+    previous = getattr(config, "CACHE_DIR", "")
+    setattr(config, "CACHE_DIR", str(target))  # noqa: B010
     try:
         yield target
     finally:
-        config.CACHE_DIR = previous
+        setattr(config, "CACHE_DIR", previous)  # noqa: B010
