@@ -12,10 +12,11 @@ import typer
 
 from jiritsu_cli.common import console, handle_errors, state
 
-VARIANTS = (
-    ("as configured", {}),
-    ("tuning off", {"tune": False}),
-    ("tuning and rebalancing off", {"tune": False, "rebalance": False}),
+# (label, tuning kept, rebalancing kept): a variant only ever turns a job off
+VARIANTS: tuple[tuple[str, bool, bool], ...] = (
+    ("as configured", True, True),
+    ("tuning off", False, True),
+    ("tuning and rebalancing off", False, False),
 )
 
 
@@ -74,9 +75,9 @@ def simulate(
     start_ms = _day(start, "--from") if start else first
     end_ms = _day(end, "--to", end=True) if end else last
     base = data_dir or Path(loaded.settings.general.data_dir) / "sim"
-    wanted = {"tune": not no_tune, "rebalance": not no_rebalance, "save_profit": not no_save_profit}
+    tune, rebalance, save_profit = not no_tune, not no_rebalance, not no_save_profit
     if not compare:
-        opts = SimOptions(start_ms, end_ms, base, **wanted)
+        opts = SimOptions(start_ms, end_ms, base, tune, rebalance, save_profit)
         doc = _run(loaded, opts, as_json, report)
         if as_json:
             typer.echo(json.dumps(doc, indent=2, default=str))
@@ -87,8 +88,11 @@ def simulate(
             console().print(f"database: {base / 'jiritsu.db'}", markup=False)
         return
     docs = []
-    for i, (label, changes) in enumerate(VARIANTS):
-        opts = SimOptions(start_ms, end_ms, base / f"compare-{i + 1}", **{**wanted, **changes})
+    for i, (label, keep_tune, keep_rebalance) in enumerate(VARIANTS):
+        where = base / f"compare-{i + 1}"
+        opts = SimOptions(
+            start_ms, end_ms, where, tune and keep_tune, rebalance and keep_rebalance, save_profit
+        )
         doc = _run(loaded, opts, as_json, report / f"compare-{i + 1}" if report else None)
         doc["variant"] = label
         docs.append(doc)

@@ -67,10 +67,12 @@ def charts(run: SimRun, doc: dict[str, Any], c: Curves, engine: Any, out: Path) 
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
+    import numpy as np
 
     settings = run.loaded.settings
-    when = [from_ms(t) for t in c.ts]
+    when = np.array(c.ts, dtype="datetime64[ms]")  # bar times (UTC) on a date axis
     files: list[Path] = []
 
     def save(fig: Any, name: str, title: str) -> None:
@@ -102,7 +104,12 @@ def charts(run: SimRun, doc: dict[str, Any], c: Curves, engine: Any, out: Path) 
     fig, ax = plt.subplots(figsize=(10, 4))
     phases = _phases(engine)
     for (t0, phase), (t1, _) in zip(phases, [*phases[1:], (c.ts[-1], "")], strict=True):
-        ax.axvspan(from_ms(t0), from_ms(t1), color=PHASE_COLOURS.get(phase, "white"), lw=0)
+        ax.axvspan(
+            mdates.date2num(from_ms(t0)),
+            mdates.date2num(from_ms(t1)),
+            color=PHASE_COLOURS.get(phase, "white"),
+            lw=0,
+        )
     totals = [sum(v) for v in zip(*c.bots.values(), strict=True)]
     shares = [[v / tot if tot else 0.0 for v, tot in zip(s, totals, strict=True)]
               for s in c.bots.values()]  # fmt: skip
