@@ -37,7 +37,7 @@ class Metrics:
     win_rate: float
     profit_factor: float
     trade_count: int
-    exposure: float  # fraction of bars with a position open
+    exposure: float  # fraction of the period's time with a position open
     fees_paid: float
     bars: int
 

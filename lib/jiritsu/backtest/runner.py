@@ -156,7 +156,8 @@ class BacktestResult:
     fills: np.ndarray  # kernel fill log (F_* columns)
     metrics: Metrics
     actions: int
-    dust_notional: float = 0.0  # the instrument's minimum order value: less is dust (flat)
+    # what counts as flat: (min order value, quantity step, min quantity, spot), see _exposure
+    dust: tuple[float, float, float, bool] = (0.0, 0.0, 0.0, False)
     pauses: tuple[tuple[int, float], ...] = ()  # loss-streak breaker: (time, until; inf: for good)
 
     def breaker_trips(self) -> list[dict[str, Any]]:
@@ -219,22 +220,42 @@ def bot_values(settings: Settings, bot_name: str) -> dict[str, Any]:
     return out
 
 
-def _exposure(fills: np.ndarray, ts: np.ndarray, min_notional: float, end_ms: float) -> float:
-    """Fraction of the period's bars during which a position was open (rebuilt from fills:
-    a remainder worth less than the instrument minimum is dust, i.e. flat). Whole arrays at
-    once: a grid's runs have thousands of fills each."""
-    n = ts.shape[0]
-    if n == 0 or fills.shape[0] == 0:
+def _exposure(
+    fills: np.ndarray,
+    start_ms: float,
+    end_ms: float,
+    min_notional: float,
+    qty_step: float = 0.0,
+    min_qty: float = 0.0,
+    spot: bool = False,
+) -> float:
+    """Fraction of the time in ``[start_ms, end_ms)`` with a position open, rebuilt from the
+    fills as the kernel holds the position: a spot buy adds what arrives after its fee (paid
+    in the coin), and a remainder that cannot be traded -- below the minimum quantity or value
+    once rounded down to the step -- is flat. (Counting gross buys against net sells left the
+    fee dust looking like a position that never closed.) Whole arrays at once: a grid's runs
+    have thousands of fills each."""
+    from jiritsu.strategy import kernel as K
+
+    span = end_ms - start_ms
+    if span <= 0 or fills.shape[0] == 0:
         return 0.0
-    pos = np.cumsum(fills[:, 1] * fills[:, 2])  # sequential, as a running total would be
-    is_open = np.abs(pos) * fills[:, 3] >= max(min_notional, 1e-9)
+    price = fills[:, K.F_PRICE]
+    qty = fills[:, K.F_QTY].copy()
+    if spot:
+        buys = (fills[:, K.F_SIDE] > 0) & (price > 0)
+        qty[buys] -= fills[buys, K.F_FEE] / price[buys]
+    held = np.abs(np.cumsum(fills[:, K.F_SIDE] * qty))  # sequential, as a running total
+    if qty_step > 0:
+        held = np.floor(held / qty_step + 1e-9) * qty_step  # sizing.floor_to_step
+    is_open = (held > 0) & (held >= min_qty) & (held * price >= max(min_notional, 1e-9))
     was_open = np.concatenate(([False], is_open[:-1]))
-    opened = np.searchsorted(ts, fills[is_open & ~was_open, 0])
-    closed = np.searchsorted(ts, fills[~is_open & was_open, 0])
-    covered = int((closed - opened[: closed.shape[0]]).sum())
+    opened = fills[is_open & ~was_open, K.F_TS]
+    closed = fills[~is_open & was_open, K.F_TS]
     if opened.shape[0] > closed.shape[0]:  # still open at the end
-        covered += int(n - opened[-1])
-    return covered / n
+        closed = np.append(closed, end_ms)
+    covered = np.clip(np.minimum(closed, end_ms) - np.maximum(opened, start_ms), 0.0, None)
+    return float(covered.sum() / span)
 
 
 def pauses(acts: np.ndarray) -> list[tuple[int, float]]:
@@ -375,7 +396,6 @@ def run_bot(
     ``paper.starting_balances`` entry (what the paper exchange seeds), else 1000.
     """
     from jiritsu.strategy import kernel as K
-    from jiritsu.strategy.params import P_MIN_NOTIONAL
 
     bot = settings.bot(bot_name)
     first, last = data.span()
@@ -397,7 +417,7 @@ def run_bot(
     closing = fills[closing_mask(fills)]
     metrics = compute_metrics(
         ts, eq, closing[:, K.F_PNL], float(acct[K.A_FEES]),
-        _exposure(fills, ts.astype(np.float64), float(params[P_MIN_NOTIONAL]), hi),
+        _exposure(fills, lo, hi, *_dust(params)),
         bar_minutes=1.0, initial_equity=float(initial_equity),
     )  # fmt: skip
     return BacktestResult(
@@ -413,8 +433,19 @@ def run_bot(
         fills=fills,
         metrics=metrics,
         actions=na,
-        dust_notional=float(params[P_MIN_NOTIONAL]),
+        dust=_dust(params),
         pauses=tuple(paused),
+    )
+
+
+def _dust(params: np.ndarray) -> tuple[float, float, float, bool]:
+    from jiritsu.strategy import params as P
+
+    return (
+        float(params[P.P_MIN_NOTIONAL]),
+        float(params[P.P_QTY_STEP]),
+        float(params[P.P_MIN_QTY]),
+        bool(params[P.P_SPOT] > 0),
     )
 
 
@@ -433,8 +464,7 @@ def segment_metrics(result: BacktestResult, start_ms: int, end_ms: int) -> Metri
     inside = f[(f[:, K.F_TS] >= start_ms) & (f[:, K.F_TS] < end_ms)]
     closing = inside[closing_mask(inside)]
     before = f[f[:, K.F_TS] < end_ms]
-    dust = result.dust_notional
-    exposure = _exposure(before, ts.astype(np.float64), dust, float(end_ms)) if ts.size else 0.0
+    exposure = _exposure(before, start_ms, end_ms, *result.dust)
     return compute_metrics(
         ts, eq, closing[:, K.F_PNL], float(inside[:, K.F_FEE].sum()), exposure,
         bar_minutes=1.0, initial_equity=start_eq,

@@ -168,6 +168,26 @@ def fee(notional: float, rate: float) -> float:
     return abs(notional) * rate
 
 
+def round8(x: float) -> float:
+    """``x`` rounded to 1e-8, half-even: the float of what the ledger's ``q8`` stores.
+
+    The backtester's twin of the paper exchange's Decimal rounding of fees: a spot buy's fee is
+    taken from the coins bought, so an unrounded fee leaves a holding that sells as 1.468372
+    where the exchange holds (and sells) 1.468373, and every fee is booked to 1e-8. A float
+    within 1e-7 units of a half counts as the half (``qty x rate`` of decimal inputs is a float
+    a hair off one).
+    """
+    units = x * 1e8
+    n = math.floor(units)
+    frac = units - n
+    if abs(frac - 0.5) < 1e-7:
+        if n % 2.0 != 0.0:
+            n += 1.0
+    elif frac > 0.5:
+        n += 1.0
+    return n / 1e8
+
+
 def atr_fraction(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> float:
     """Average true range of the given bars divided by the last close (0.0 with < 2 bars).
 
@@ -201,6 +221,7 @@ _JIT_ORDER = (
     "tp_sl_exit",
     "tp_sl_fill",
     "fee",
+    "round8",
     "atr_fraction",
 )
 

@@ -22,8 +22,9 @@ Time: everything runs on the 1-minute grid of the paper exchange (see
 fills at the open of the first 1-minute bar starting at or after ``t`` (market) or on a later
 bar that trades through it (limit). Decisions happen at the close of the bot's bars
 (``bar_open + timeframe``), so a market entry decided at a 15-minute close fills at the open of
-the first minute of the next 15-minute bar. See :mod:`jiritsu.strategy.split` for legs and
-:mod:`jiritsu.strategy.tpsl` for levels.
+the first minute of the next 15-minute bar -- or, when minutes are missing, of the next minute
+that exists: the step happens at the close all the same, as the trade loop's clock does. See
+:mod:`jiritsu.strategy.split` for legs and :mod:`jiritsu.strategy.tpsl` for levels.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from jiritsu.sim.fills import (
     EXIT_TP,
     limit_fill,
     market_fill_price,
+    round8,
     tp_sl_fill,
 )
 from jiritsu.strategy.exits import (
@@ -751,8 +753,8 @@ def sim_fill(
                 book[r, B_QTY] = -1.0  # refused
                 book[r, B_RES] = 0.0
                 return nf
-            fee_coin = qty * rate
-            fee_quote = fee_coin * price
+            fee_coin = round8(qty * rate)  # the exchange's ledger rounds it to 1e-8
+            fee_quote = round8(fee_coin * price)
             acct[A_WALLET] -= notional
             sim_move(state, params, 1.0, qty - fee_coin, price, ts, side, tp, sl, tpsl_from)
             state[S_ENTRY_FEES] += fee_quote
@@ -761,7 +763,7 @@ def sim_fill(
                 book[r, B_QTY] = -1.0
                 book[r, B_RES] = 0.0
                 return nf
-            fee_quote = notional * rate
+            fee_quote = round8(notional * rate)
             realised = qty * (price - state[S_AVG])
             share = state[S_ENTRY_FEES] * qty / state[S_QTY] if state[S_QTY] > 0.0 else 0.0
             pnl = realised - fee_quote - share
@@ -783,7 +785,7 @@ def sim_fill(
         if reduces:
             closing = qty if qty < abs(held) else abs(held)
         opening = qty - closing
-        fee_quote = qty * price * rate
+        fee_quote = round8(qty * price * rate)  # booked to 1e-8, as the ledger books it
         realised = 0.0
         if closing > 0.0:
             realised = closing * (price - state[S_AVG]) * state[S_SIDE]
@@ -978,6 +980,74 @@ def sim_execute(
     return na
 
 
+def sim_step(
+    t: float,
+    last: float,
+    bar_ts: float,
+    bo: float,
+    bh: float,
+    bl: float,
+    tf_close_ms: np.ndarray,
+    tf_close: np.ndarray,
+    tf_atr: np.ndarray,
+    sig: np.ndarray,
+    conf: np.ndarray,
+    k: int,
+    params: np.ndarray,
+    state: np.ndarray,
+    out: np.ndarray,
+    book: np.ndarray,
+    acct: np.ndarray,
+    acts: np.ndarray,
+    na: int,
+) -> tuple[int, int]:
+    """One step of the trade loop at ``t``: :func:`manage`, then :func:`decide` for the newest
+    bar of the timeframe closed by ``t`` (once; ``k`` = the first bar not yet seen), with the
+    orders carried out. ``bar_*``: the 1-minute bar that closed at ``t`` (``bar_ts < 0``: none).
+    Returns (actions logged, new ``k``)."""
+    halted = state[S_PAUSED_UNTIL] > t
+    # manage() has nothing to do without a plan, a pending exit or a position it guards
+    # (TP/SL, maximum holding time): skip the call
+    guards = params[P_TPSL] > 0.0 or params[P_MAX_HOLD_MS] > 0.0
+    busy = (state[S_SIDE] != 0.0 and guards) or state[S_PLAN] > 0.0
+    if busy or state[S_EXIT_PENDING] > 0.0:
+        if bar_ts < 0.0:
+            bo = 0.0
+            bh = 0.0
+            bl = 0.0
+        if manage(t, bar_ts, bo, bh, bl, last, halted, params, state, out) > 0:
+            na = sim_execute(out, book, acct, params, state, t, last, 0.0, acts, na)
+    newest = -1
+    ntf = tf_close_ms.shape[0]
+    while k < ntf and tf_close_ms[k] <= t:
+        newest = k
+        k += 1
+    if newest >= 0 and tf_close_ms[newest] > state[S_LAST_DECIDED]:
+        if t - tf_close_ms[newest] <= decision_stale_ms(params[P_TF_MS]):
+            a = int(sig[newest])
+            cf = conf[newest]
+            if not halted and loss_streak_pause(state, params, t):
+                halted = True
+                until = state[S_PAUSED_UNTIL]
+                na = log_act(acts, na, t, ACT_PAUSE, 0.0, 0.0, 0.0, -1.0, until, 0.0)
+            if a == 0:  # HOLD: all decide() would do is mark the bar decided
+                state[S_LAST_DECIDED] = tf_close_ms[newest]
+            else:
+                clear_out(out)
+                avail = sim_available(book, acct, params, state)
+                decide(
+                    t, tf_close_ms[newest], a, cf, tf_close[newest], tf_atr[newest], avail,
+                    halted, params, state, out,
+                )  # fmt: skip
+                if out[O_IGNORED] > 0.0:
+                    ign = out[O_IGNORED]
+                    na = log_act(acts, na, t, ACT_IGNORED, a, 0.0, 0.0, -1.0, ign, cf)
+                na = sim_execute(out, book, acct, params, state, t, last, cf, acts, na)
+        else:
+            state[S_LAST_DECIDED] = tf_close_ms[newest]
+    return na, k
+
+
 def simulate(
     ts: np.ndarray,
     o: np.ndarray,
@@ -1006,7 +1076,10 @@ def simulate(
     (open + timeframe), close price, ATR and the chosen action/confidence (the strategy's:
     :func:`jiritsu.strategy.inputs.strategy_signals`); ``params`` from
     :func:`jiritsu.strategy.params.build_params`; the account's starting wallet ``equity0``.
-    Steps run at the opens of the 1-minute bars in ``[start_ms, end_ms)``.
+    Steps run in ``[start_ms, end_ms)`` where the trade loop's clock steps: at the opens of the
+    1-minute bars, and inside a gap at the close of the last bar before it and at the closes of
+    the bot's bars. So a decision is made at its bar's close whether or not the next minute
+    exists (no availability lookahead), and its order fills at the next bar that exists.
 
     Outputs: ``acts`` (rows ``NACT`` wide: t, ACT_* code, side, qty, price, leg, extra,
     confidence) and ``fills`` (``F_*`` columns) are filled up to their capacity (the counts
@@ -1022,63 +1095,53 @@ def simulate(
     out = np.zeros(NOUT, dtype=np.float64)
     na = 0
     nf = 0
-    k = 0
+    k = 0  # the next bar of the timeframe not yet seen by a step
+    kv = 0  # the next bar of the timeframe whose close may be a step inside a gap
     ntf = tf_close_ms.shape[0]
-    stale = decision_stale_ms(params[P_TF_MS])
     spot = params[P_SPOT] > 0.0
     keep_equity = equity.shape[0] == n
-    for j in range(n):
-        t = ts[j]
+    prev_t = -math.inf  # the latest step time considered
+    done = False
+    for j in range(n + 1):
+        t = ts[j] if j < n else math.inf
+        # Steps inside a gap before bar j (or after the last bar), where the trade loop's clock
+        # steps too: the close of the last bar that exists (a spot holding's TP/SL check) and
+        # the closes of the bot's bars (decisions). Orders sent there wait for bar j.
+        while True:
+            tv = t
+            if j > 0 and ts[j - 1] + BAR_MS < tv and ts[j - 1] + BAR_MS > prev_t:
+                tv = ts[j - 1] + BAR_MS
+            while kv < ntf and tf_close_ms[kv] <= prev_t:
+                kv += 1
+            if kv < ntf and tf_close_ms[kv] < tv:
+                tv = tf_close_ms[kv]
+            if tv >= t:
+                break
+            prev_t = tv
+            if tv >= end_ms:
+                done = True
+                break
+            if tv >= start_ms:
+                closed = tv == ts[j - 1] + BAR_MS
+                na, k = sim_step(
+                    tv, c[j - 1], ts[j - 1] if closed else -1.0, o[j - 1], h[j - 1],
+                    low[j - 1], tf_close_ms, tf_close, tf_atr, sig, conf, k, params, state,
+                    out, book, acct, acts, na,
+                )  # fmt: skip
+        prev_t = t
+        if done or j == n or t >= end_ms:
+            break
         if t < start_ms:
             continue
-        if t >= end_ms:
-            break
         last = c[j - 1] if j > 0 else o[j]
-        halted = state[S_PAUSED_UNTIL] > t
         bar_ts = -1.0
-        bo = 0.0
-        bh = 0.0
-        bl = 0.0
         if j > 0 and ts[j - 1] == t - BAR_MS:
             bar_ts = ts[j - 1]
-            bo = o[j - 1]
-            bh = h[j - 1]
-            bl = low[j - 1]
-        # manage() has nothing to do without a plan, a pending exit or a position it guards
-        # (TP/SL, maximum holding time): skip the call
-        guards = params[P_TPSL] > 0.0 or params[P_MAX_HOLD_MS] > 0.0
-        busy = (state[S_SIDE] != 0.0 and guards) or state[S_PLAN] > 0.0
-        if busy or state[S_EXIT_PENDING] > 0.0:
-            if manage(t, bar_ts, bo, bh, bl, last, halted, params, state, out) > 0:
-                na = sim_execute(out, book, acct, params, state, t, last, 0.0, acts, na)
-        # the newest bar of the timeframe closed by t, decided once
-        newest = -1
-        while k < ntf and tf_close_ms[k] <= t:
-            newest = k
-            k += 1
-        if newest >= 0 and tf_close_ms[newest] > state[S_LAST_DECIDED]:
-            if t - tf_close_ms[newest] <= stale:
-                a = int(sig[newest])
-                cf = conf[newest]
-                if not halted and loss_streak_pause(state, params, t):
-                    halted = True
-                    until = state[S_PAUSED_UNTIL]
-                    na = log_act(acts, na, t, ACT_PAUSE, 0.0, 0.0, 0.0, -1.0, until, 0.0)
-                if a == 0:  # HOLD: all decide() would do is mark the bar decided
-                    state[S_LAST_DECIDED] = tf_close_ms[newest]
-                else:
-                    clear_out(out)
-                    avail = sim_available(book, acct, params, state)
-                    decide(
-                        t, tf_close_ms[newest], a, cf, tf_close[newest], tf_atr[newest], avail,
-                        halted, params, state, out,
-                    )  # fmt: skip
-                    if out[O_IGNORED] > 0.0:
-                        ign = out[O_IGNORED]
-                        na = log_act(acts, na, t, ACT_IGNORED, a, 0.0, 0.0, -1.0, ign, cf)
-                    na = sim_execute(out, book, acct, params, state, t, last, cf, acts, na)
-            else:
-                state[S_LAST_DECIDED] = tf_close_ms[newest]
+        jp = j - 1 if j > 0 else 0
+        na, k = sim_step(
+            t, last, bar_ts, o[jp], h[jp], low[jp], tf_close_ms, tf_close, tf_atr, sig, conf, k,
+            params, state, out, book, acct, acts, na,
+        )  # fmt: skip
         guarded = state[S_SIDE] != 0.0 and (state[S_TP] > 0.0 or state[S_SL] > 0.0)
         if int(acct[A_NBOOK]) > 0 or guarded:
             nf = sim_work_bar(book, acct, params, state, t, o[j], h[j], low[j], vol[j], fills, nf)
@@ -1132,7 +1195,7 @@ def slippage_vol(
 
 # Every numba-compiled function, callees before callers (module, names).
 _JIT_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("jiritsu.strategy.sizing", ("floor_steps", "floor_to_step", "vol_bucket",
+    ("jiritsu.strategy.sizing", ("floor_steps", "steps_value", "floor_to_step", "vol_bucket",
                                  "bucket_multiplier", "capital_cap", "risk_notional",
                                  "entry_size")),
     ("jiritsu.strategy.split", ("plan_legs", "leg_due_ms", "round_to_tick", "leg_limit_price",
@@ -1146,7 +1209,8 @@ _JIT_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
         "clear_out", "end_plan", "issue_exit", "decision_stale_ms", "manage", "enter", "decide",
         "log_act", "sim_available", "sim_place", "sim_remove", "sim_move", "sim_close_trade",
         "loss_streak_pause",
-        "sim_fill", "sim_settle", "sim_work_bar", "sim_cancel_legs", "sim_execute", "simulate",
+        "sim_fill", "sim_settle", "sim_work_bar", "sim_cancel_legs", "sim_execute", "sim_step",
+        "simulate",
         "slippage_vol",
     )),
 )  # fmt: skip

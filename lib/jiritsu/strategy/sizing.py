@@ -81,9 +81,24 @@ def floor_steps(x: float, step: float) -> float:
     return float(math.floor(x / step + _STEP_EPS))
 
 
+def steps_value(n: float, step: float) -> float:
+    """``n`` whole steps as the float nearest to the exact decimal ``n x step``.
+
+    ``75962 * 0.1`` is 7596.200000000001, a different float from the 7596.2 the exchange's
+    Decimal becomes, so a bar touching the level exactly would trigger in one simulator only.
+    A step that is ``1/k`` (0.1, 0.01, 0.5, 1e-6) divides by the integer ``k`` instead: one
+    correctly rounded operation, hence the nearest float to ``n / k``. Other steps multiply.
+    """
+    if 0.0 < step < 1.0:
+        k = math.floor(1.0 / step + 0.5)
+        if k > 0.0 and abs(k * step - 1.0) < 1e-12:
+            return n / k
+    return n * step
+
+
 def floor_to_step(x: float, step: float) -> float:
-    """``x`` rounded DOWN to a multiple of ``step``."""
-    return floor_steps(x, step) * step
+    """``x`` rounded DOWN to a multiple of ``step`` (exact to the step, see :func:`steps_value`)."""
+    return steps_value(floor_steps(x, step), step)
 
 
 def vol_bucket(vol: float, low: float, medium: float) -> int:

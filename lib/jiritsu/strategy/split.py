@@ -25,7 +25,7 @@ close). With ``split_entry.enabled = false`` (or ``count = 1``) the plan has one
 
 from __future__ import annotations
 
-from jiritsu.strategy.sizing import floor_to_step
+from jiritsu.strategy.sizing import floor_to_step, steps_value
 
 _MAX_LEGS = 10  # SplitEntry.count is at most 10: leg masks fit a float exactly
 
@@ -57,10 +57,12 @@ def leg_due_ms(t0: float, i: int, interval_ms: float) -> float:
 
 def round_to_tick(x: float, tick: float) -> float:
     """Nearest multiple of ``tick``, halves up (as :meth:`Instrument.round_price`; a decimal
-    half such as 100.05 is 1000.4999999999999 ticks in binary, hence the tiny epsilon)."""
+    half such as 100.05 is 1000.4999999999999 ticks in binary, hence the tiny epsilon), as the
+    float of the exact decimal level (:func:`~jiritsu.strategy.sizing.steps_value`): the level
+    the paper exchange holds as a Decimal and this one compare equal with the same bar."""
     if not tick > 0.0:
         return x
-    return float(int(x / tick + 0.5 + 1e-9)) * tick
+    return steps_value(float(int(x / tick + 0.5 + 1e-9)), tick)
 
 
 def leg_limit_price(ref: float, side: int, i: int, step_pct: float, tick: float) -> float:
