@@ -178,7 +178,7 @@ def round8(x: float) -> float:
     a hair off one).
     """
     units = x * 1e8
-    n = math.floor(units)
+    n = float(math.floor(units))
     frac = units - n
     if abs(frac - 0.5) < 1e-7:
         if n % 2.0 != 0.0:
