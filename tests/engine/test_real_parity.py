@@ -19,7 +19,18 @@ import pytest
 from tests.engine.real_parity import DAY, WINDOW_DAYS, candles_2018, run_window, window_start
 
 ENV = {"JIRITSU_RISK__COOLDOWN_MINUTES": "120"}
-GAPPY_WINDOWS = [5, 13, 22]
+GAPPY_WINDOWS = [
+    5,
+    13,
+    pytest.param(
+        22,
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="issue 14, open: with the risk-sizing defaults SubBot-C's fills differ "
+            "from 2018-11-12 20:25 (replay vs backtest); strict, so the fix must remove this",
+        ),
+    ),
+]
 
 
 @pytest.mark.slow

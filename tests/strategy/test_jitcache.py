@@ -70,7 +70,9 @@ def test_the_compiled_kernel_caches_under_its_fingerprint(
 
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
     before = config.CACHE_DIR
+    kernel.compiled.cache_clear()  # an earlier test's kernel was decorated elsewhere
     compiled = kernel.compiled(cache=True)
+    kernel.compiled.cache_clear()  # later tests get the default cache, not this tmp dir
     assert config.CACHE_DIR == before
     assert compiled.floor_steps(1.0, 0.25) == 4.0  # compiles one function and caches it
     target = tmp_path / f"jit-{jitcache.source_fingerprint()}"
