@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
     from jiritsu.config import LoadedConfig
     from jiritsu.engine.bot import BotRunner, EngineContext, StepReport
+    from jiritsu.engine.risk import Trip
     from jiritsu.exchange.base import Exchange
     from jiritsu.runtime import Runtime
 
@@ -84,6 +85,7 @@ class LoopOptions:
     max_steps: int | None = None
     settle_seconds: float = SETTLE_SECONDS
     install_signals: bool = True
+    snapshots: bool = True  # the hourly portfolio snapshot (a one-shot tick takes none)
 
 
 @dataclass
@@ -214,6 +216,7 @@ class TradeLoop:
         self.runners: dict[str, BotRunner] = {}
         self.clock: Any = None
         self.result = LoopResult(exit_code=0)
+        self.tripped: list[Trip] = []  # the breakers this run tripped, in order
         self._last_beat = 0.0
         self._ticked = False
         self._next_breakers = 0
@@ -608,13 +611,14 @@ class TradeLoop:
         return value
 
     def _breakers(self, t: int, glob: bool) -> bool:
-        """Snapshot and breakers when due (one portfolio valuation serves both)."""
-        from jiritsu.engine.risk import apply_trip, check_portfolio
+        """Snapshot and the global breakers when due (one portfolio valuation serves both);
+        True when trading is halted globally."""
+        from jiritsu.engine.risk import apply_first, check_portfolio
 
         assert self.ctx is not None
         now = from_ms(t)
         equity = t >= self._next_breakers and not glob
-        snapshot = t >= self._next_snapshot
+        snapshot = self.options.snapshots and t >= self._next_snapshot
         value = None
         if snapshot or equity:
             value = self._valuation(t, snapshot=snapshot)
@@ -626,12 +630,16 @@ class TradeLoop:
             self.ctx.engine, self.ctx.exchange, self.ctx.feed, self.settings, now=now,
             value=value, equity=equity, crash=not glob,
         )  # fmt: skip
-        for trip in trips:
-            if apply_trip(self.ctx.engine, trip, self.settings, now=now,
-                          notifier=self.ctx.notifier):  # fmt: skip
-                self.result.trips.append(f"{from_ms(t):%Y-%m-%d %H:%M} {trip.breaker}")
-                glob = True
+        for trip in apply_first(self.ctx.engine, trips, self.settings, now=now,
+                                notifier=self.ctx.notifier):  # fmt: skip
+            self._tripped(t, trip)
+            glob = True
         return glob
+
+    def _tripped(self, t: int, trip: Trip) -> None:
+        self.tripped.append(trip)
+        who = "" if trip.scope == GLOBAL else f" {trip.scope}"
+        self.result.trips.append(f"{from_ms(t):%Y-%m-%d %H:%M}{who} {trip.breaker}")
 
     def _step(self, t: int) -> None:
         assert self.ctx is not None
@@ -675,12 +683,14 @@ class TradeLoop:
         for runner in self.runners.values():
             runner.dirty = True  # re-read what reconciliation may have recorded
 
-    def _run_bot(self, runner: BotRunner, t: int, halted: bool, decide: bool) -> StepReport:
+    def _run_bot(
+        self, runner: BotRunner, t: int, halted: bool, decide: bool, fresh: bool = False
+    ) -> StepReport:
         from jiritsu.db.engine import is_disconnect
         from jiritsu.engine.bot import StepReport
 
         try:
-            return runner.step(t, halted=halted, decide=decide)
+            return runner.step(t, halted=halted, decide=decide, fresh=fresh)
         except DatabaseUnavailable:
             raise
         except Exception as exc:
@@ -709,21 +719,21 @@ class TradeLoop:
         trip = pause_on_failures(self.ctx.engine, runner.name, self.settings, now=from_ms(t),
                                  notifier=self.ctx.notifier)  # fmt: skip
         if trip is not None:
-            self.result.trips.append(f"{from_ms(t):%Y-%m-%d %H:%M} {runner.name} {trip.breaker}")
+            self._tripped(t, trip)
 
     def _before_decide(self, runner: BotRunner, t: int) -> bool:
-        """The loss-streak breaker, right before a bot decides (as the kernel's backtest driver
-        does with ``loss_streak_pause``); True when it tripped."""
-        from jiritsu.engine.risk import apply_trip, loss_streak_trip
+        """The bot's breakers (loss streak, then exchange failures), right before it decides
+        (as the kernel's backtest driver does with ``loss_streak_pause``); True when one
+        tripped."""
+        from jiritsu.engine.risk import apply_first, check_bot
 
         assert self.ctx is not None
-        trip = loss_streak_trip(self.ctx.engine, runner.name, self.settings)
-        if trip and apply_trip(
-            self.ctx.engine, trip, self.settings, now=from_ms(t), notifier=self.ctx.notifier
-        ):
-            self.result.trips.append(f"{from_ms(t):%Y-%m-%d %H:%M} {runner.name} {trip.breaker}")
-            return True
-        return False
+        trips = check_bot(self.ctx.engine, runner.name, self.settings)
+        applied = apply_first(self.ctx.engine, trips, self.settings, now=from_ms(t),
+                              notifier=self.ctx.notifier)  # fmt: skip
+        for trip in applied:
+            self._tripped(t, trip)
+        return bool(applied)
 
     def _beat(
         self, t: int, *, ticked: bool = False, force: bool = False, stopped: bool = False
@@ -791,7 +801,8 @@ def run_tick(
 
     settings = loaded.settings
     t = int(now_ms if now_ms is not None else time.time() * 1000)
-    loop = TradeLoop(lambda: loaded, LoopOptions(bots=bots, install_signals=False))
+    options = LoopOptions(bots=bots, install_signals=False, snapshots=False)
+    loop = TradeLoop(lambda: loaded, options)
     selected = loop._bots(settings)
     with ExitStack() as locks:
         for bot in selected:
@@ -802,70 +813,40 @@ def run_tick(
 
 
 def _tick(loaded: LoadedConfig, loop: TradeLoop, selected: list[Any], t: int) -> TickResult:
-    from jiritsu import controls
+    """The loop's step once, through the loop's own halts, breakers and bot steps (so the
+    breakers run in the same order), with every bot deciding on a fresh sync."""
     from jiritsu.clock import RealClock
     from jiritsu.engine.bot import BotRunner
-    from jiritsu.engine.risk import (
-        apply_trip,
-        check_bot,
-        check_portfolio,
-        pause_on_failures,
-        portfolio_value,
-    )
     from jiritsu.heartbeat import TRADE_TICK, beat, clear_simulated
-    from jiritsu.locks import MasterBusy, master_lock
     from jiritsu.runtime import build_runtime, default_mode
 
-    settings = loaded.settings
     mode = default_mode(loaded)
     clock = SimClock(t) if mode == "paper" else RealClock()
     with build_runtime(loaded, mode, clock, symbols=loop._symbols()) as rt:
-        engine, exchange, feed = rt.db, rt.exchange, rt.market
-        loop.runtime = rt
+        engine = rt.db
+        loop.runtime, loop.exchange, loop.clock = rt, rt.exchange, rt.clock
         loop._refresh(t, engine)
-        ctx = loop._context(rt)
-        now = from_ms(t)
-        trips: list[str] = []
-        glob = controls.halted(engine, now=now).halted
-        if not glob:
-            try:  # the balances under the master lock: no transfer half-way (a false drawdown)
-                with master_lock(engine, settings.general.data_dir,
-                                 wait_seconds=VALUATION_LOCK_WAIT, poll_seconds=0.2):  # fmt: skip
-                    value = portfolio_value(exchange, settings)
-            except MasterBusy:
-                value = None
-            portfolio = check_portfolio(engine, exchange, feed, settings, now=now, value=value,
-                                        equity=value is not None)  # fmt: skip
-            for trip in portfolio:
-                if apply_trip(engine, trip, settings, now=now, notifier=ctx.notifier):
-                    trips.append(trip.breaker)
-                    glob = True
+        loop.ctx = ctx = loop._context(rt)
+        ctx.before_decide = loop._before_decide
+        glob, halted_bots = loop._halts(t)
+        glob = loop._breakers(t, glob)
         reports: list[StepReport] = []
-        halted_names: list[str] = []
         for bot in selected:
-            halted = glob or controls.halted(engine, bot.name, now=now).halted
-            if not halted:
-                for trip in check_bot(engine, bot.name, settings):
-                    if apply_trip(engine, trip, settings, now=now, notifier=ctx.notifier):
-                        trips.append(f"{bot.name} {trip.breaker}")
-                        halted = True
-            if halted:
-                halted_names.append(bot.name)
             runner = BotRunner(ctx, bot)
-            report = runner.step(t, halted=halted, decide=True, fresh=True)
+            halted = glob or bot.name in halted_bots
+            report = loop._run_bot(runner, t, halted, decide=True, fresh=True)
             reports.append(report)
             try:
-                runner.read_state(max(t, int(time.time() * 1000)))
+                runner.read_state(max(t, rt.clock.now_ms()))
             except JiritsuError as exc:  # the next tick records them
                 log.warning("%s: could not record the cycle's fills yet: %s", bot.name, exc)
-            if not halted and report.failed:
-                paused = pause_on_failures(engine, bot.name, settings, now=now,
-                                           notifier=ctx.notifier)  # fmt: skip
-                if paused is not None:
-                    trips.append(f"{bot.name} {paused.breaker}")
-                    halted_names.append(bot.name)
+            loop._after_bot(runner, report, t, halted)
         clear_simulated(engine)  # a tick on real time: the data's clock is the wall clock
-        beat(engine, TRADE_TICK, {"mode": "tick", "step_time": now.isoformat()})
+        beat(engine, TRADE_TICK, {"mode": "tick", "step_time": from_ms(t).isoformat()})
+        paused = {trip.scope for trip in loop.tripped}
+        halted_names = [r.bot for r in reports if r.halted or r.bot in paused]
+        trips = [trip.breaker if trip.scope == GLOBAL else f"{trip.scope} {trip.breaker}"
+                 for trip in loop.tripped]  # fmt: skip
         code = ExitCode.OK
         if any(r.error for r in reports):
             code = ExitCode.FAILURE

@@ -418,3 +418,27 @@ def check_bot(engine: Engine, bot: str, settings: Any) -> list[Trip]:
     """The bot's breakers that are over their limit now (not yet applied)."""
     return [t for t in (loss_streak_trip(engine, bot, settings),
                         exchange_failure_trip(engine, bot, settings)) if t]  # fmt: skip
+
+
+def apply_first(
+    engine: Engine,
+    trips: list[Trip],
+    settings: Any,
+    *,
+    now: datetime,
+    notifier: Notifier | None = None,
+) -> list[Trip]:
+    """Apply ``trips`` in the order of :data:`ORDER`; the ones that halted something now (a
+    scope an earlier trip already halted is not tripped again: one alert, the first reason)."""
+    applied = []
+    for trip in sorted(trips, key=lambda t: ORDER.index(t.breaker)):
+        if apply_trip(engine, trip, settings, now=now, notifier=notifier):
+            applied.append(trip)
+    return applied
+
+
+# The one order in which the trade loop and the trade tick evaluate the breakers: the global
+# ones at the start of a step, then each bot's right before it decides (and the exchange
+# failures again after a step that failed). When two would trip, the first one here is the one
+# recorded and alerted.
+ORDER = ("crash", "drawdown", "daily_loss", "loss_streak", "exchange_failures")
