@@ -43,7 +43,7 @@ def _run(settings: Settings, bot: str, frame: pl.DataFrame) -> tuple[np.ndarray,
     na, nf, _s, _a = fn(
         inp.ts, inp.open, inp.high, inp.low, inp.close, inp.vol, inp.tf_close_ms, inp.tf_close,
         inp.tf_atr, inp.sig, inp.conf, inp.params, 1000.0, float(START), float(END), acts,
-        fills, np.zeros(0),
+        fills, np.zeros(0), K.no_halts(),
     )  # fmt: skip
     assert max(na, nf) <= n_rows
     return acts[:na], fills[:nf]

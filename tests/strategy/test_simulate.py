@@ -28,7 +28,9 @@ BARS = [
 ]
 
 
-def run(params: np.ndarray, equity0: float, compiled: bool = False):  # type: ignore[no-untyped-def]
+def run(  # type: ignore[no-untyped-def]
+    params: np.ndarray, equity0: float, compiled: bool = False, halts: np.ndarray | None = None
+):
     n = len(BARS)
     ts = np.array([T0 + i * MIN for i in range(n)], dtype=np.float64)
     o, h, low, c = (np.array([b[i] for b in BARS], dtype=np.float64) for i in range(4))
@@ -43,7 +45,7 @@ def run(params: np.ndarray, equity0: float, compiled: bool = False):  # type: ig
     fn = K.compiled().simulate if compiled else K.simulate
     na, nf, state, acct = fn(
         ts, o, h, low, c, np.zeros(n), ts + MIN, c, atr, sig, conf, params, equity0,
-        ts[0], ts[-1] + 1, acts, fills, equity,
+        ts[0], ts[-1] + 1, acts, fills, equity, K.no_halts() if halts is None else halts,
     )  # fmt: skip
     return acts[:na], fills[:nf], equity, state, acct
 
@@ -118,3 +120,20 @@ def test_loss_streak_pauses_at_the_next_decision(params_b: np.ndarray) -> None:
     assert K.loss_streak_pause(state, params_b, float(T0))
     assert state[K.S_PAUSED_UNTIL] == T0 + 240 * MIN
     assert state[K.S_LOSS_STREAK] == 0
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_global_halt_ignores_the_decision_and_ends_at_its_lift(
+    params_b: np.ndarray, compiled: bool
+) -> None:
+    params_b[P.P_SPLIT] = 0.0
+    # halted over the decision at bar 2's close: the BUY is ignored, nothing trades
+    halts = np.array([[T0 + 3 * MIN, T0 + 4 * MIN]])
+    acts, fills, _eq, state, _ = run(params_b, 4000.0, compiled, halts)
+    assert fills.shape[0] == 0
+    assert [(a[0], a[1], a[6]) for a in acts] == [(T0 + 3 * MIN, K.ACT_IGNORED, K.IGN_HALTED)]
+    # a halt that ended before the decision changes nothing; one "for good" (inf) blocks it too
+    before = run(params_b, 4000.0, compiled, np.array([[T0, T0 + 3 * MIN]]))[1]
+    assert np.array_equal(before, run(params_b, 4000.0, compiled)[1])
+    assert run(params_b, 4000.0, compiled, np.array([[T0 + 2 * MIN, np.inf]]))[1].shape[0] == 0
+    assert state[K.S_SIDE] == 0

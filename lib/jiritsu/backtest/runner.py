@@ -282,9 +282,11 @@ def simulate_arrays(
     initial_equity: float,
     start_ms: float,
     end_ms: float,
+    halts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, list[tuple[int, float]]]:
     """The compiled kernel's ``simulate`` with log buffers grown until everything fits:
-    (fills, action count, final account, equity at each bar's close, loss-streak pauses)."""
+    (fills, action count, final account, equity at each bar's close, loss-streak pauses);
+    ``halts``: the portfolio's global halts (None: never halted)."""
     from jiritsu.strategy import kernel as K
 
     k = kernels()
@@ -301,7 +303,7 @@ def simulate_arrays(
         fills = np.zeros((rows_f, K.NFILL), dtype=np.float64)
         na, nf, _state, acct = k.simulate(
             *args, sig, conf, params, float(initial_equity), float(start_ms), float(end_ms),
-            acts, fills, equity,
+            acts, fills, equity, K.no_halts() if halts is None else f64(halts),
         )  # fmt: skip
         if na <= rows_a and nf <= rows_f:
             return fills[:nf].copy(), na, acct, equity, pauses(acts[:na])

@@ -127,9 +127,11 @@ def run(
     compiled: bool = False,
     keep_equity: bool = True,
     capacity: int = 100_000,
+    halts: np.ndarray | None = None,
 ) -> SimResult:
     """:func:`jiritsu.strategy.kernel.simulate` over ``[start_ms, end_ms)`` (steps at the
-    1-minute bar opens in that range), with output arrays grown until everything fits."""
+    1-minute bar opens in that range), with output arrays grown until everything fits;
+    ``halts``: the portfolio's global halts (see ``simulate``; None: never halted)."""
     fn = K.compiled().simulate if compiled else K.simulate
     n = inputs.ts.shape[0]
     while True:
@@ -140,6 +142,7 @@ def run(
             inputs.ts, inputs.open, inputs.high, inputs.low, inputs.close, inputs.vol,
             inputs.tf_close_ms, inputs.tf_close, inputs.tf_atr, inputs.sig, inputs.conf,
             inputs.params, float(equity0), float(start_ms), float(end_ms), acts, fills, equity,
+            K.no_halts() if halts is None else halts,
         )  # fmt: skip
         if na <= capacity and nf <= capacity:
             return SimResult(acts[:na], fills[:nf], equity, state, account)

@@ -1000,12 +1000,14 @@ def sim_step(
     acct: np.ndarray,
     acts: np.ndarray,
     na: int,
+    halted_global: bool,
 ) -> tuple[int, int]:
     """One step of the trade loop at ``t``: :func:`manage`, then :func:`decide` for the newest
     bar of the timeframe closed by ``t`` (once; ``k`` = the first bar not yet seen), with the
     orders carried out. ``bar_*``: the 1-minute bar that closed at ``t`` (``bar_ts < 0``: none).
-    Returns (actions logged, new ``k``)."""
-    halted = state[S_PAUSED_UNTIL] > t
+    ``halted_global``: the portfolio is halted at ``t`` (a global breaker). Returns (actions
+    logged, new ``k``)."""
+    halted = halted_global or state[S_PAUSED_UNTIL] > t
     # manage() has nothing to do without a plan, a pending exit or a position it guards
     # (TP/SL, maximum holding time): skip the call
     guards = params[P_TPSL] > 0.0 or params[P_MAX_HOLD_MS] > 0.0
@@ -1067,6 +1069,7 @@ def simulate(
     acts: np.ndarray,
     fills: np.ndarray,
     equity: np.ndarray,
+    halts: np.ndarray,
 ) -> tuple[int, int, np.ndarray, np.ndarray]:
     """Run one bot over 1-minute bars exactly as the trade loop runs it on the paper exchange.
 
@@ -1084,8 +1087,11 @@ def simulate(
     Outputs: ``acts`` (rows ``NACT`` wide: t, ACT_* code, side, qty, price, leg, extra,
     confidence) and ``fills`` (``F_*`` columns) are filled up to their capacity (the counts
     returned may exceed it: then enlarge and rerun); ``equity`` (length ``len(ts)``, or 0 to
-    skip) gets the account equity at each bar's close. Returns (actions, fills, final state,
-    final account).
+    skip) gets the account equity at each bar's close. ``halts`` (rows: from, until in ms,
+    sorted, not overlapping; ``until`` may be inf) are the portfolio's global halts: a step at
+    ``from <= t < until`` runs halted, as the trade loop steps a bot while a global breaker
+    holds (no entries, split entries cancelled, no loss-streak check; exits and TP/SL go on).
+    Returns (actions, fills, final state, final account).
     """
     n = ts.shape[0]
     state = np.zeros(NSTATE, dtype=np.float64)
@@ -1102,6 +1108,8 @@ def simulate(
     keep_equity = equity.shape[0] == n
     prev_t = -math.inf  # the latest step time considered
     done = False
+    nh = halts.shape[0]
+    hp = 0  # the first halt that has not ended by the latest step
     for j in range(n + 1):
         t = ts[j] if j < n else math.inf
         # Steps inside a gap before bar j (or after the last bar), where the trade loop's clock
@@ -1123,10 +1131,12 @@ def simulate(
                 break
             if tv >= start_ms:
                 closed = tv == ts[j - 1] + BAR_MS
+                while hp < nh and halts[hp, 1] <= tv:
+                    hp += 1
                 na, k = sim_step(
                     tv, c[j - 1], ts[j - 1] if closed else -1.0, o[j - 1], h[j - 1],
                     low[j - 1], tf_close_ms, tf_close, tf_atr, sig, conf, k, params, state,
-                    out, book, acct, acts, na,
+                    out, book, acct, acts, na, hp < nh and halts[hp, 0] <= tv,
                 )  # fmt: skip
         prev_t = t
         if done or j == n or t >= end_ms:
@@ -1138,9 +1148,11 @@ def simulate(
         if j > 0 and ts[j - 1] == t - BAR_MS:
             bar_ts = ts[j - 1]
         jp = j - 1 if j > 0 else 0
+        while hp < nh and halts[hp, 1] <= t:
+            hp += 1
         na, k = sim_step(
             t, last, bar_ts, o[jp], h[jp], low[jp], tf_close_ms, tf_close, tf_atr, sig, conf, k,
-            params, state, out, book, acct, acts, na,
+            params, state, out, book, acct, acts, na, hp < nh and halts[hp, 0] <= t,
         )  # fmt: skip
         guarded = state[S_SIDE] != 0.0 and (state[S_TP] > 0.0 or state[S_SL] > 0.0)
         if int(acct[A_NBOOK]) > 0 or guarded:
@@ -1154,6 +1166,11 @@ def simulate(
                     eq += state[S_QTY] * (c[j] - state[S_AVG]) * state[S_SIDE]
             equity[j] = eq
     return na, nf, state, acct
+
+
+def no_halts() -> np.ndarray:
+    """:func:`simulate`'s ``halts`` when the portfolio is never halted."""
+    return np.zeros((0, 2), dtype=np.float64)
 
 
 def slippage_vol(
