@@ -37,7 +37,7 @@ def main() -> int:
             del os.environ[key]
     from tests.engine.real_parity import run_window, window_start
 
-    from jiritsu.sim.clock import from_ms
+    from jiritsu.clock import from_ms
 
     same: dict[str, int] = {}
     started = time.perf_counter()

@@ -25,8 +25,7 @@ What the checks measure, and when they turn ``warn`` or ``bad`` (thresholds in `
 - ``candles``: minutes since the newest stored 1-minute bar of each traded symbol
   closed; bad above one bar length plus ``candle_max_age_minutes``; warn when there are none.
 - ``exchange``: latency of the exchange's server time; bad when unreachable, warn when our
-  clock is off by more than half of ``exchange.recv_window_ms``; skipped while the exchange
-  layer is not available.
+  clock is off by more than half of ``exchange.recv_window_ms``.
 - ``errors``: ERROR and CRITICAL events in the last hour (health's own alerts excluded); bad at
   ``max_errors_per_hour``.
 
@@ -658,8 +657,7 @@ def exchange_check(
 ) -> Check:
     """Reachability of the exchange (its server time) and the skew of our clock against it.
 
-    Paper mode builds the paper exchange, which answers locally. While the exchange layer has
-    not landed the check is ``skipped``.
+    Paper mode builds the paper exchange, which answers locally.
     """
     settings = loaded.settings
     environment = settings.general.environment
