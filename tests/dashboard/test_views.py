@@ -97,17 +97,17 @@ def test_performance_per_bot_and_overall(engine: Engine) -> None:
     assert a["avg_pnl"] == pytest.approx(12.5 / 3)
     assert (a["first_day"], a["last_day"], a["days"]) == ("2026-01-05", "2026-01-07", 3)
     daily_a = [5.0, 0.0, 7.5]
-    assert a["sharpe"] == pytest.approx(
+    assert a["daily_pnl_ratio"] == pytest.approx(
         statistics.mean(daily_a) / statistics.stdev(daily_a) * SQRT_365
     )
-    assert a["sharpe"] == pytest.approx(20.8452347)  # 4.1667 / 3.8188 * 19.105
+    assert a["daily_pnl_ratio"] == pytest.approx(20.8452347)  # 4.1667 / 3.8188 * 19.105
 
-    # B: -2 and +4 on one day: one day is too few for a Sharpe ratio.
+    # B: -2 and +4 on one day: one day is too few for a daily PnL ratio.
     b = got["B"]
     assert (b["closed_trades"], b["wins"], b["losses"]) == (2, 1, 1)
     assert b["win_rate"] == pytest.approx(0.5)
     assert b["profit_factor"] == pytest.approx(2.0)
-    assert b["sharpe"] is None
+    assert b["daily_pnl_ratio"] is None
 
     # C: never lost, so there is no profit factor (no division by zero).
     c = got["C"]
@@ -124,7 +124,27 @@ def test_performance_per_bot_and_overall(engine: Engine) -> None:
     assert o["net_pnl"] == pytest.approx(17.75)
     assert o["days"] == 3
     daily = [8.25, 2.0, 7.5]
-    assert o["sharpe"] == pytest.approx(statistics.mean(daily) / statistics.stdev(daily) * SQRT_365)
+    assert o["daily_pnl_ratio"] == pytest.approx(
+        statistics.mean(daily) / statistics.stdev(daily) * SQRT_365
+    )
+
+
+def test_0007_renames_the_pnl_ratio_and_its_downgrade_restores_the_old_name(
+    db_url: str, engine: Engine
+) -> None:
+    """'Sharpe' is of returns only; the view's ratio of daily PnL has its own name (0007)."""
+
+    def columns() -> list[str]:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text("SELECT * FROM performance")).keys())
+
+    after = columns()
+    assert "daily_pnl_ratio" in after
+    assert "sharpe" not in after
+    migrate.downgrade(db_url, "0006")
+    assert columns() == [("sharpe" if c == "daily_pnl_ratio" else c) for c in after]
+    migrate.upgrade(db_url)
+    assert columns() == after
 
 
 def test_performance_is_empty_without_closed_trades(engine: Engine) -> None:

@@ -430,10 +430,11 @@ def _performance() -> dict[str, Any]:
     return {
         "title": PAGES["performance"],
         "description": "From closed trades (the performance view): win rate, profit factor "
-        "and the annualised Sharpe ratio of daily realised PnL, per bot and overall.",
+        "and the daily PnL ratio (mean / standard deviation of daily realised PnL x sqrt(365); "
+        "not a Sharpe ratio, which is of returns), per bot and overall.",
         "layout": [
             ["table", "table", "table"],
-            ["win_rate", "profit_factor", "sharpe"],
+            ["win_rate", "profit_factor", "daily_pnl_ratio"],
             ["daily_pnl", "daily_pnl", "daily_pnl"],
         ],
         "charts": {
@@ -447,7 +448,7 @@ def _performance() -> dict[str, Any]:
                     "pct(win_rate, 1) AS win_rate",
                     "CASE WHEN profit_factor IS NOT NULL THEN num(profit_factor, 2) "
                     "WHEN gross_profit > 0 THEN '∞ (no losses)' ELSE 'n/a' END AS profit_factor",
-                    "COALESCE(num(sharpe, 2), 'n/a') AS sharpe",
+                    "COALESCE(num(daily_pnl_ratio, 2), 'n/a') AS daily_pnl_ratio",
                     "money(net_pnl) AS net_pnl",
                     "money(avg_pnl) AS avg_pnl",
                     'first_day AS "first day (UTC)"',
@@ -478,14 +479,14 @@ def _performance() -> dict[str, Any]:
                     {"x": _n("bot", sort=None), "y": _q("profit_factor", "profit factor")},
                 ),
             ),
-            "sharpe": _chart(
-                "Sharpe ratio (annualised)",
-                "SELECT COALESCE(bot, 'overall') AS bot, sharpe FROM performance "
+            "daily_pnl_ratio": _chart(
+                "Daily PnL ratio (annualised)",
+                "SELECT COALESCE(bot, 'overall') AS bot, daily_pnl_ratio FROM performance "
                 "ORDER BY scope = 'overall', bot",
                 "vega-lite",
                 _vl(
                     {"type": "bar", "tooltip": True},
-                    {"x": _n("bot", sort=None), "y": _q("sharpe", "Sharpe ratio")},
+                    {"x": _n("bot", sort=None), "y": _q("daily_pnl_ratio", "daily PnL ratio")},
                 ),
             ),
             "daily_pnl": _chart(
@@ -871,7 +872,7 @@ def canned_queries() -> dict[str, Any]:
         },
         "performance_report": {
             "title": "Performance",
-            "description": "Win rate, profit factor and Sharpe ratio per bot and overall.",
+            "description": "Win rate, profit factor and daily PnL ratio per bot and overall.",
             "sql": "SELECT * FROM performance ORDER BY scope = 'overall', bot",
         },
         "summary": {

@@ -471,7 +471,7 @@ class _Seeder:
                 applied = oos > 1.0
                 tuning.append({
                     "bot": bot, "started_at": when, "finished_at": when + timedelta(minutes=40),
-                    "status": "finished", "target_metric": "sharpe",
+                    "status": "finished", "target_metric": "sharpe_ratio",
                     "grid": {"fast_period": [10, 20, 30]}, "current_params": {"fast_period": 20},
                     "best_params": {"fast_period": rng.choice((10, 30))},
                     "current_in_sample_score": ins - 0.2, "current_out_of_sample_score": oos - 0.3,

@@ -700,11 +700,12 @@ class ApiUsage(Base):
     updated_at: Mapped[datetime] = _updated()
 
 
-# --- dashboard views (migrations 0004 and 0005) ------------------------------------------
+# --- dashboard views (migrations 0004, 0005 and 0007) ------------------------------------
 # Read by the Datasette dashboard (jiritsu.dashboard); defined per dialect in 0004, which
 # documents each: daily realised PnL per bot, performance per bot and overall (win rate, profit
-# factor, Sharpe ratio), end-of-day portfolio and per-bot equity, daily sentiment with a 7-day
-# average, the newest result of each health check and the Summary page's one row.
+# factor, daily PnL ratio: named so by 0007), end-of-day portfolio and per-bot equity, daily
+# sentiment with a 7-day average, the newest result of each health check and the Summary page's
+# one row.
 
 DASHBOARD_VIEW_NAMES = (
     "trade_pnl_daily",
