@@ -3,11 +3,12 @@
 A step at time ``t`` (ms):
 
 1. **Sync** with the exchange: record new fills (deduplicated by exec id) and price the closing
-   trades (:mod:`jiritsu.exchange.book`); settle open order rows; resume a row whose answer was
-   lost (same client id: the exchange answers with the existing order) or drop it when it is no
-   longer wanted (an entry leg past its plan's deadline, or of a halted bot); read the position
-   and the active split-entry plan (:mod:`jiritsu.engine.plans`). The result is the kernel's
-   state record.
+   trades (:mod:`jiritsu.exchange.book`); read the position; settle open order rows; resume a
+   row whose answer was lost (same client id: the exchange answers with the existing order) or
+   drop it when it is no longer wanted (an entry leg past its plan's deadline, or of a halted
+   bot); when settling may have moved the position, read fills and position again; read the
+   active split-entry plan (:mod:`jiritsu.engine.plans`). The result is the kernel's state
+   record, so a decision never misses an order this step resent.
 2. :func:`~jiritsu.strategy.kernel.manage`: protective exits, due legs, plan timeout, TP/SL.
 3. At the close of a bar of the bot's timeframe (at most once per bar, and at most half a bar
    late): the strategy's signal, the :class:`~jiritsu.advisors.base.MarketSnapshot`, the advisor
@@ -122,6 +123,17 @@ class LiveState:
     open_rows: int  # order rows still open
     position_side: int
     position_qty: Decimal
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A position as the step sees it (spot: the book's, capped by the exchange's holding)."""
+
+    side: int
+    qty: Decimal
+    avg: Decimal
+    tp: float = 0.0  # linear: the exchange-side TP/SL of the position
+    sl: float = 0.0
 
 
 @dataclass
@@ -262,9 +274,13 @@ class BotRunner:
             time_in_force=row.time_in_force,
         )
 
-    def _settle_rows(self, t: int, plan: Plan | None, position_open: bool) -> tuple[int, bool]:
-        """Bring the bot's open order rows up to date; returns (how many stay open, whether
-        there were any)."""
+    def _settle_rows(
+        self, t: int, plan: Plan | None, position_open: bool, *, resend: bool
+    ) -> tuple[int, bool, bool]:
+        """Bring the bot's open order rows up to date: each row is asked about by its client
+        id, and one whose answer was lost is resent with that same id when it is still wanted
+        (only if ``resend``), else dropped. Returns (how many stay open, whether there were
+        any, whether the exchange may hold fills the position read before did not see)."""
         import sqlalchemy as sa
 
         from jiritsu.db.engine import session_scope
@@ -279,20 +295,21 @@ class BotRunner:
                 .order_by(Order.id)
             ).all()
             if not rows:
-                return 0, False
+                return 0, False, False
             live = {
                 s.client_order_id: s
                 for s in ex.open_orders(self.name, bot.category, bot.symbol)
                 if s.client_order_id
             }
-            resend: list[Any] = []
+            lost: list[Any] = []
+            moved = False
             for row in rows:
                 state = live.get(row.client_order_id)
                 if state is None:
                     category = one_of(row.category, CATEGORIES, "category")
                     state = ex.get_order(self.name, category, row.symbol, row.client_order_id)
                 if state is not None:
-                    apply_state(row, state)
+                    moved = apply_state(row, state) or moved
                     continue
                 if row.status not in RESUMABLE:
                     row.status = "cancelled"
@@ -305,11 +322,13 @@ class BotRunner:
                 elif row.plan_id is None and row.reduce_only:
                     wanted = position_open
                 if wanted:
-                    resend.append(self._request(row))
+                    lost.append(self._request(row))
                 else:
                     row.status = "cancelled"
                     row.error = "never reached the exchange; no longer wanted"
-        for request in resend:  # outside the session: submit writes the rows itself
+        if not resend:  # a sync only: the next step resends what is still wanted
+            lost = []
+        for request in lost:  # outside the session: submit writes the rows itself
             log.warning(
                 "%s: resending %s (its answer was lost)", self.name, request.client_order_id
             )
@@ -317,13 +336,14 @@ class BotRunner:
                 self.ctx.journal.submit(self.name, bot.category, request)
             except OrderRejected as exc:
                 self._order_error(request.client_order_id, exc, t)
+            moved = True
         with self.ctx.engine.connect() as conn:
             still_open = conn.execute(
                 sa.select(sa.func.count()).where(
                     Order.bot == self.name, Order.status.in_(OPEN_ORDER_STATUSES)
                 )
             ).scalar_one()
-        return int(still_open), True
+        return int(still_open), True, moved
 
     def _exit_pending(self) -> bool:
         import sqlalchemy as sa
@@ -343,8 +363,8 @@ class BotRunner:
             ).scalar()
         return found is not None
 
-    def read_state(self, t: int) -> tuple[LiveState, int]:
-        """Sync with the exchange and rebuild the kernel's state; returns (state, new fills)."""
+    def _position(self, t: int) -> tuple[int, _Held]:
+        """Record new fills, then read the position; returns (new fills, the position)."""
         bot = self.bot
         count, touched = self._fills(t)
         if count:
@@ -352,30 +372,44 @@ class BotRunner:
         if count or self._book is None:
             self._book = update_trade_pnl(self.ctx.engine, self.name, self.inst, touched)
         book = self._book
-        plan = latest_plan(self.ctx.engine, self.name)
-        st = K.new_state()
-        tp = sl = 0.0
-        if bot.category == "linear":
-            side, qty, avg = 0, Decimal(0), Decimal(0)
-            for p in self.ctx.exchange.positions(self.name, "linear", bot.symbol):
-                if p.side and p.size > 0:
-                    side = 1 if p.side == "Buy" else -1
-                    qty, avg = p.size, p.avg_price
-                    tp = float(p.take_profit or 0)
-                    sl = float(p.stop_loss or 0)
-        else:
+        if bot.category == "spot":
             # the book knows the cost basis; the exchange's holding caps what can be sold
-            side, qty, avg = book.side, book.qty, book.avg
             held = sum(
                 (p.size for p in self.ctx.exchange.positions(self.name, "spot", bot.symbol)),
                 Decimal(0),
             )
-            qty = min(qty, held) if side > 0 else Decimal(0)
-            side = side if qty > 0 else 0
-        position_open = side != 0 and tradeable(qty, avg, self.inst) > 0
-        open_rows, had_rows = self._settle_rows(t, plan, position_open)
+            qty = min(book.qty, held) if book.side > 0 else Decimal(0)
+            return count, _Held(book.side if qty > 0 else 0, qty, book.avg)
+        for p in self.ctx.exchange.positions(self.name, "linear", bot.symbol):
+            if p.side and p.size > 0:
+                tp, sl = float(p.take_profit or 0), float(p.stop_loss or 0)
+                return count, _Held(1 if p.side == "Buy" else -1, p.size, p.avg_price, tp, sl)
+        return count, _Held(0, Decimal(0), Decimal(0))
+
+    def read_state(self, t: int, *, resend: bool = True) -> tuple[LiveState, int]:
+        """Sync with the exchange and rebuild the kernel's state; returns (state, new fills).
+
+        The open order rows are settled before the state is final: when that may have moved
+        the position (an order found filled, a lost order resent with its client id), the fills
+        and the position are read again, since a state without the resent entry would let this
+        very step decide a second entry beside it. ``resend=False`` (the syncs after a tick, at
+        shutdown and before a reconciliation) asks and sends nothing: the bot's next step
+        resends what is still wanted, and its failures count there.
+        """
+        count, held = self._position(t)
+        plan = latest_plan(self.ctx.engine, self.name)
+        position_open = held.side != 0 and tradeable(held.qty, held.avg, self.inst) > 0
+        open_rows, had_rows, moved = self._settle_rows(t, plan, position_open, resend=resend)
+        if moved:
+            more, held = self._position(t)
+            count += more
+            position_open = held.side != 0 and tradeable(held.qty, held.avg, self.inst) > 0
         if had_rows or count:
             plan = latest_plan(self.ctx.engine, self.name)
+        book = self._book
+        assert book is not None
+        side, qty, avg = held.side, held.qty, held.avg
+        st = K.new_state()
         st[K.S_SIDE] = side
         st[K.S_QTY] = float(qty)
         st[K.S_AVG] = float(avg)
@@ -383,8 +417,8 @@ class BotRunner:
         if st[K.S_OPENED] == 0.0 and position_open and book.last_fill is not None:
             st[K.S_OPENED] = _ms(book.last_fill)
         st[K.S_ENTRY_FEES] = float(book.entry_fees)
-        st[K.S_TP] = tp
-        st[K.S_SL] = sl
+        st[K.S_TP] = held.tp
+        st[K.S_SL] = held.sl
         st[K.S_EXIT_PENDING] = 1.0 if (open_rows and self._exit_pending()) else 0.0
         st[K.S_LAST_DECIDED] = float(self.last_decided_close)
         if position_open:

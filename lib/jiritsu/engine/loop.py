@@ -440,11 +440,12 @@ class TradeLoop:
 
     def _final_sync(self, t: int) -> None:
         """Record the fills and order states the last step caused (before exiting or a periodic
-        reconciliation: a market order on Bybit fills at once; the next step would record it)."""
+        reconciliation: a market order on Bybit fills at once; the next step would record it).
+        Nothing is sent here: an order whose answer was lost waits for the bot's next step."""
         now = t if self.replay else max(t, int(time.time() * 1000))
         for runner in self.runners.values():
             try:
-                runner.read_state(now)
+                runner.read_state(now, resend=False)
             except DatabaseUnavailable:
                 raise
             except Exception as exc:  # noqa: BLE001 - shutting down: log and go on
@@ -794,7 +795,8 @@ def run_tick(
 
     The bots' locks are held throughout (a running trade loop makes this wait, then fail), and
     the fills and order states the cycle caused are recorded before it ends, so nothing of its
-    own is left for a reconciliation to find."""
+    own is left for a reconciliation to find. That record sends nothing: an order whose answer
+    was lost is resent (same client id) by the bot's next step, where a failure counts."""
     from contextlib import ExitStack
 
     from jiritsu.locks import bot_lock
@@ -837,7 +839,7 @@ def _tick(loaded: LoadedConfig, loop: TradeLoop, selected: list[Any], t: int) ->
             report = loop._run_bot(runner, t, halted, decide=True, fresh=True)
             reports.append(report)
             try:
-                runner.read_state(max(t, rt.clock.now_ms()))
+                runner.read_state(max(t, rt.clock.now_ms()), resend=False)
             except JiritsuError as exc:  # the next tick records them
                 log.warning("%s: could not record the cycle's fills yet: %s", bot.name, exc)
             loop._after_bot(runner, report, t, halted)
