@@ -350,11 +350,20 @@ class BybitExchange(Exchange):
         settings = loaded.settings
         environment = settings.general.environment
         ex = settings.exchange
-        if public:
+
+        def build(
+            environment: str,
+            credentials: dict[str, AccountKeys],
+            missing: dict[str, str] | None = None,
+            member_ids: dict[str, int] | None = None,
+        ) -> BybitExchange:
+            """The client with the configured connection settings and the test seams."""
             return cls(
-                environment="production" if environment == "paper" else environment,
-                credentials={},
+                environment=environment,
+                credentials=credentials,
+                missing_keys=missing,
                 base_url=ex.base_url,
+                member_ids=member_ids,
                 leverage=ex.leverage,
                 timeout=ex.request_timeout_seconds,
                 recv_window_ms=ex.recv_window_ms,
@@ -364,6 +373,9 @@ class BybitExchange(Exchange):
                 random=random,
                 verify=verify,
             )
+
+        if public:
+            return build("production" if environment == "paper" else environment, {})
         if environment == "paper":
             raise UsageError("paper mode does not talk to Bybit; use jiritsu.runtime")
         api = settings.api_keys
@@ -395,21 +407,7 @@ class BybitExchange(Exchange):
             raise UsageError(
                 f"Bybit API keys missing for {environment}: set " + "; ".join(required)
             )
-        return cls(
-            environment=environment,
-            credentials=credentials,
-            missing_keys=missing,
-            base_url=ex.base_url,
-            member_ids=member_ids,
-            leverage=ex.leverage,
-            timeout=ex.request_timeout_seconds,
-            recv_window_ms=ex.recv_window_ms,
-            retry_policy=RetryPolicy(max_retries=ex.max_retries),
-            sleep=sleep,
-            clock=clock,
-            random=random,
-            verify=verify,
-        )
+        return build(environment, credentials, missing, member_ids)
 
     def _make_session(self, keys: AccountKeys | None) -> HTTP:
         from pybit.unified_trading import HTTP

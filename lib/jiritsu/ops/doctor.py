@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from jiritsu.errors import ExitCode
 from jiritsu.exchange.types import MAIN
-from jiritsu.ops.health import BAD, OK, SKIPPED, WARN
+from jiritsu.ops.health import BAD, OK, PROBE_TIMEOUT_SECONDS, SKIPPED, WARN, probe_error
 
 if TYPE_CHECKING:
     from jiritsu.config import LoadedConfig
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["DoctorReport", "Finding", "SubAccountLine", "run_doctor"]
 
 EXPIRY_WARN_DAYS = 14
-PROBE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -105,13 +104,6 @@ class DoctorReport:
         }
 
 
-def _error(exc: BaseException) -> str:
-    from jiritsu.redact import redact
-
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return redact(text)[:300]
-
-
 # --------------------------------------------------------------------------- configuration
 
 
@@ -162,7 +154,7 @@ def _database(loaded: LoadedConfig, report: DoctorReport) -> None:
             Finding(
                 "database",
                 BAD,
-                _error(exc),
+                probe_error(exc),
                 f"start the database server or fix the URL ({url}); for PostgreSQL see the "
                 "README, 'From paper to testnet to mainnet'",
             )
@@ -203,7 +195,9 @@ def _key_findings(loaded: LoadedConfig, client: BybitExchange, now: datetime) ->
             info = client.api_key_info(account)
         except Exception as exc:  # noqa: BLE001 - refused, unreachable: each is a finding
             findings.append(
-                Finding(label, BAD, f"query-api failed: {_error(exc)}", _key_error_fix(exc, label))
+                Finding(
+                    label, BAD, f"query-api failed: {probe_error(exc)}", _key_error_fix(exc, label)
+                )
             )
             continue
         infos[account] = info
@@ -348,7 +342,7 @@ def _sub_accounts(loaded: LoadedConfig, client: BybitExchange, report: DoctorRep
             Finding(
                 "sub-accounts",
                 BAD,
-                f"cannot list them: {_error(exc)}",
+                f"cannot list them: {probe_error(exc)}",
                 "give the master key the permission to read sub-accounts",
             )
         )
@@ -495,7 +489,7 @@ def _gemini_request(loaded: LoadedConfig, name: str) -> Finding:
         return Finding(
             "gemini",
             BAD,
-            f"the test request failed: {_error(exc)}",
+            f"the test request failed: {probe_error(exc)}",
             f"check the keys in {name} and gemini.model",
         )
     return Finding("gemini", OK, f"a test request was answered by {result.model}")
@@ -528,7 +522,7 @@ def run_doctor(
                 Finding(
                     "bybit",
                     BAD,
-                    f"cannot set up: {_error(exc)}",
+                    f"cannot set up: {probe_error(exc)}",
                     "check exchange.base_url and exchange.ca_file",
                 )
             )

@@ -81,6 +81,7 @@ __all__ = [
     "error_rate_check",
     "exchange_check",
     "plan_alerts",
+    "probe_error",
     "run_health",
     "sustained_cpu",
     "system_checks",
@@ -105,7 +106,7 @@ CHECK_NAMES = (
     "exchange",
 )
 OFFLINE_STATE = "health-offline.json"
-EXCHANGE_TIMEOUT_SECONDS = 5.0
+PROBE_TIMEOUT_SECONDS = 5.0  # a probe of the exchange (health, doctor): one short try
 _SCHEMA_TABLES = ("health_checks", "heartbeats", "candles", "system_events")
 # Bybit interval -> bar length in minutes ("M" is at most 31 days).
 _BAR_MINUTES = {
@@ -243,7 +244,9 @@ def _bytes(count: float) -> str:
     return f"{count:.1f} TiB"
 
 
-def _error_text(exc: BaseException) -> str:
+def probe_error(exc: BaseException) -> str:
+    """A failed probe's exception as one line (type and text) that is safe to show and store:
+    redacted, white space squeezed, at most 300 characters."""
     from jiritsu.redact import redact
 
     text = " ".join(str(exc).split()) or "no details"
@@ -319,7 +322,7 @@ def _measured(name: str, measure: Callable[[], Check]) -> Check:
     try:
         return measure()
     except Exception as exc:  # noqa: BLE001 - one broken probe must not hide the other checks
-        return Check(name, WARN, f"could not measure: {_error_text(exc)}")
+        return Check(name, WARN, f"could not measure: {probe_error(exc)}")
 
 
 def system_checks(health: HealthSettings, data_dir: Path, probe: SystemProbe) -> list[Check]:
@@ -653,7 +656,7 @@ def exchange_check(
     loaded: LoadedConfig,
     *,
     builder: ExchangeBuilder | None = None,
-    timeout: float = EXCHANGE_TIMEOUT_SECONDS,
+    timeout: float = PROBE_TIMEOUT_SECONDS,
 ) -> Check:
     """Reachability of the exchange (its server time) and the skew of our clock against it.
 
@@ -673,7 +676,7 @@ def exchange_check(
         exchange = builder(probe_config(loaded, timeout), require_keys=False)
     except Exception as exc:  # noqa: BLE001 - any failure to build it is the finding
         return Check(
-            "exchange", BAD, f"{environment}: cannot set up the exchange: " f"{_error_text(exc)}"
+            "exchange", BAD, f"{environment}: cannot set up the exchange: " f"{probe_error(exc)}"
         )
     try:
         before = time.time()
@@ -682,7 +685,7 @@ def exchange_check(
         ms = (time.perf_counter() - start) * 1000
         after = time.time()
     except Exception as exc:  # noqa: BLE001 - unreachable, whatever the reason
-        return Check("exchange", BAD, f"{environment}: unreachable: {_error_text(exc)}")
+        return Check("exchange", BAD, f"{environment}: unreachable: {probe_error(exc)}")
     finally:
         try:
             exchange.close()
