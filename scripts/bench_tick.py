@@ -43,6 +43,7 @@ def bench_ticks(days: int, cycles: int) -> None:
     from jiritsu.exchange.paper import PaperExchange
     from jiritsu.market.data import MarketData
     from jiritsu.market.synth import synth_candles
+    from jiritsu.runtime import paper_config
 
     tmp = Path(tempfile.mkdtemp(prefix="jiritsu-bench-"))
     loaded = load_config(
@@ -60,7 +61,7 @@ def bench_ticks(days: int, cycles: int) -> None:
     clock = SimClock(start)
     market = MarketData(None, clock, ["BTCUSDT"], days=None)
     market.add("BTCUSDT", candles)
-    exchange = PaperExchange(engine, loaded.settings, market, clock)
+    exchange = PaperExchange(engine, paper_config(loaded.settings), market, clock)
     ctx = EngineContext(
         engine=engine,
         exchange=exchange,

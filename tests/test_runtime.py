@@ -55,3 +55,27 @@ def test_paper_never_builds_bybit(env: BybitEnv):
         assert rt.exchange.name == "paper"
         assert rt.market.client is None  # price_source = "replay": offline
     assert env.fake.requests == []
+
+
+def test_paper_config_is_what_the_paper_exchange_needs_from_the_settings() -> None:
+    from decimal import Decimal
+
+    from jiritsu.config import Settings
+    from jiritsu.runtime import paper_config
+
+    settings = Settings.model_validate(
+        {
+            "exchange": {"taker_fee": 0.001, "slippage_bps": 3, "leverage": 2},
+            "paper": {"starting_balances": {"SubBot-A": 700}, "main_balance": 5},
+        }
+    )
+    config = paper_config(settings)
+    # every bot is an account; one without a starting balance starts at 0
+    assert dict(config.starting_balances) == {
+        "SubBot-A": Decimal(700),
+        "SubBot-B": Decimal(0),
+        "SubBot-C": Decimal(0),
+    }
+    assert config.volatility_intervals == {"SubBot-A": "60", "SubBot-B": "15", "SubBot-C": "5"}
+    assert (config.symbols, config.quote_coin, config.main_balance) == (("BTCUSDT",), "USDT", 5)
+    assert (config.taker_fee, config.slippage_bps, config.leverage) == (Decimal("0.001"), 3.0, 2)

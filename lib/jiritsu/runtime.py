@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from jiritsu.clock import Clock, RealClock, SimClock
@@ -27,10 +28,11 @@ from jiritsu.errors import UsageError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from jiritsu.config import LoadedConfig
+    from jiritsu.config import LoadedConfig, Settings
     from jiritsu.exchange.base import Exchange
     from jiritsu.exchange.bybit import BybitExchange
     from jiritsu.exchange.journal import OrderJournal
+    from jiritsu.exchange.paper_config import PaperConfig
     from jiritsu.market.data import MarketData
     from jiritsu.notify import Notifier
 
@@ -162,7 +164,7 @@ def build_runtime(
     else:
         from jiritsu.exchange.paper import PaperExchange
 
-        exchange = PaperExchange(db, settings, market, clock)
+        exchange = PaperExchange(db, paper_config(settings), market, clock)
     notifier = None
     if notify:
         from jiritsu.notify import notifier_from_config
@@ -170,6 +172,27 @@ def build_runtime(
         notifier = notifier_from_config(loaded)
     journal = OrderJournal(db, exchange, environment=environment, clock=clock)
     return Runtime(loaded, mode, clock, db, market, exchange, journal, notifier, owns_db)
+
+
+def paper_config(settings: Settings) -> PaperConfig:
+    """The paper exchange's accounts (the sub-bots), fee and slippage model, and prices: what it
+    needs from ``[paper]``, ``[exchange]`` and the bots, so it never reads the configuration."""
+    from jiritsu.exchange.paper_config import PaperConfig
+
+    paper, ex, bots = settings.paper, settings.exchange, settings.sub_bots
+    return PaperConfig(
+        starting_balances={b.name: paper.starting_balances.get(b.name, Decimal(0)) for b in bots},
+        symbols=tuple(sorted({b.symbol for b in bots})),
+        quote_coin=paper.quote_coin,
+        main_balance=paper.main_balance,
+        maker_fee=ex.maker_fee,
+        taker_fee=ex.taker_fee,
+        slippage_bps=float(ex.slippage_bps),
+        slippage_volatility_factor=float(ex.slippage_volatility_factor),
+        leverage=ex.leverage,
+        # the backtester measures a bot's slippage ATR on its decision bars: so does paper
+        volatility_intervals={b.name: b.timeframe for b in bots},
+    )
 
 
 def public_client(

@@ -19,6 +19,7 @@ from jiritsu.exchange.journal import OrderJournal
 from jiritsu.exchange.paper import PaperExchange
 from jiritsu.market.data import MarketData
 from jiritsu.market.frames import CANDLE_SCHEMA
+from jiritsu.runtime import paper_config
 from tests.conftest import REPO
 
 MIN = 60_000
@@ -116,7 +117,7 @@ def make_paper(loaded: LoadedConfig, candles: pl.DataFrame, start: int) -> Paper
     frames = {"BTCUSDT": candles}
     market = MarketData(None, clock, frames, days=None)
     market.add("BTCUSDT", candles)
-    exchange = PaperExchange(engine, loaded.settings, market, clock)
+    exchange = PaperExchange(engine, paper_config(loaded.settings), market, clock)
     settings = loaded.settings
     ctx = EngineContext(
         engine=engine,

@@ -54,6 +54,7 @@ def _paper(data_dir: Path) -> Iterator[Venue]:
     from jiritsu.db.engine import make_engine
     from jiritsu.exchange.paper import PaperExchange
     from jiritsu.market.data import MarketData
+    from jiritsu.runtime import paper_config
     from tests.conftest import REPO
 
     loaded = load_config(REPO / "config.toml", environ={"JIRITSU_GENERAL__DATA_DIR": str(data_dir)})
@@ -67,7 +68,7 @@ def _paper(data_dir: Path) -> Iterator[Venue]:
     clock = SimClock(t0)
     market = MarketData(None, clock, ["BTCUSDT"], days=None)
     market.add("BTCUSDT", candles)
-    ex = PaperExchange(engine, loaded.settings, market, clock)
+    ex = PaperExchange(engine, paper_config(loaded.settings), market, clock)
 
     def advance(minutes: int) -> None:
         clock.advance(minutes)

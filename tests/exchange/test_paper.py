@@ -31,9 +31,11 @@ from jiritsu.exchange.errors import (
     OrderRejected,
 )
 from jiritsu.exchange.paper import PaperExchange
+from jiritsu.exchange.paper_config import PaperConfig
 from jiritsu.exchange.types import MAIN, OrderRequest, TransferRequest
 from jiritsu.market.frames import CANDLE_SCHEMA
 from jiritsu.market.source import ReplaySource
+from jiritsu.runtime import paper_config
 from tests.conftest import REPO
 
 D = Decimal
@@ -73,7 +75,7 @@ def make(
     """A paper exchange over ``rows`` (BTCUSDT) with its clock at T0 + ``minute``."""
     clock = SimClock(T0 + round(minute * M))
     source = ReplaySource(clock, {"BTCUSDT": frame(rows)})
-    return PaperExchange(engine, settings(**exchange), source, clock), clock
+    return PaperExchange(engine, paper_config(settings(**exchange)), source, clock), clock
 
 
 def market(cid: str, side: str, qty: str, **kw: Any) -> OrderRequest:
@@ -160,6 +162,35 @@ def test_slippage_grows_with_volatility(engine: Engine) -> None:
     clock.advance()
     [fill] = ex.executions(MAIN, "linear")
     assert fill.price == D("101.02")
+
+
+def test_an_explicit_paper_config_names_the_accounts_and_the_volatility_bars(
+    engine: Engine,
+) -> None:
+    """No Settings and no bots: the accounts, balances and slippage interval come from the
+    PaperConfig alone. "desk" measures its ATR on 5-minute bars: three 5-minute bars with a
+    true range of 5 around 100 (ATR / close = 0.05), while each 1-minute bar's range is 1."""
+    rows = [(m, 100.0, 100.5, 99.5, 100.0) for m in range(16)]
+    rows[2] = (2, 100.0, 102.5, 99.5, 100.0)
+    rows[7] = (7, 100.0, 102.5, 99.5, 100.0)
+    rows[12] = (12, 100.0, 102.5, 99.5, 100.0)
+    for m in (4, 9, 14):
+        rows[m] = (m, 100.0, 100.5, 97.5, 100.0)
+    clock = SimClock(T0 + 15 * M)
+    config = PaperConfig(
+        starting_balances={"desk": D(1000)},
+        symbols=("BTCUSDT",),
+        slippage_volatility_factor=0.5,
+        volatility_intervals={"desk": "5"},
+    )
+    ex = PaperExchange(engine, config, ReplaySource(clock, {"BTCUSDT": frame(rows)}), clock)
+    assert ex.balance("desk").wallet_balance == D(1000)
+    with pytest.raises(NotFound):
+        ex.balance(A)  # a bot of the default configuration is no account here
+    ex.place_order("desk", "linear", market("d-1", "Buy", "1"))
+    clock.advance()
+    [fill] = ex.executions("desk", "linear")
+    assert fill.price == D("102.5")  # 100 x (1 + 0.5 x 0.05); 1-minute bars would give 101
 
 
 # --- limit orders ---------------------------------------------------------------------------
@@ -549,7 +580,9 @@ def test_seeding_from_config_is_idempotent(engine: Engine) -> None:
     ex.transfer(TransferRequest("t-1", "USDT", D(100), B, MAIN, "UNIFIED", "FUND"))
 
     richer = Settings.model_validate({"paper": {"starting_balances": {B: "9999"}}})
-    again = PaperExchange(engine, richer, ReplaySource(clock, {"BTCUSDT": frame([HISTORY])}), clock)
+    again = PaperExchange(
+        engine, paper_config(richer), ReplaySource(clock, {"BTCUSDT": frame([HISTORY])}), clock
+    )
     assert again.seed() == 0
     assert again.balance(B).wallet_balance == D(3900)  # the books win over the config
     assert again.balance(MAIN).wallet_balance == D(600)
@@ -677,7 +710,7 @@ def test_market_data_and_time_come_from_the_source_and_clock(engine: Engine) -> 
     with pytest.raises(ValueError, match="after the clock"):
         ex.step(T0 + 7 * M)
     with pytest.raises(TypeError):
-        PaperExchange(engine, settings(), ex.source, _FixedClock()).advance_to(T0)
+        PaperExchange(engine, paper_config(settings()), ex.source, _FixedClock()).advance_to(T0)
 
 
 class _FixedClock:

@@ -20,6 +20,7 @@ from jiritsu.config import Settings
 from jiritsu.exchange.paper import PaperExchange
 from jiritsu.market.frames import CANDLE_SCHEMA
 from jiritsu.market.source import ReplaySource
+from jiritsu.runtime import paper_config
 
 D = Decimal
 A, B, C = "SubBot-A", "SubBot-B", "SubBot-C"
@@ -68,7 +69,7 @@ def paper(
     """A paper exchange over flat BTCUSDT bars at 100, its clock one minute after ``start_ms``."""
     clock = SimClock(start_ms + M)
     source = ReplaySource(clock, {"BTCUSDT": flat_frame(start_ms, minutes)})
-    exchange = PaperExchange(engine, cfg, source, clock)
+    exchange = PaperExchange(engine, paper_config(cfg), source, clock)
     exchange.seed()  # wallets exist before a test credits them
     return exchange, clock
 

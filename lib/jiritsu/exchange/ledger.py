@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from jiritsu.clock import from_ms
 from jiritsu.db.models import (
     PAPER_OPEN_ORDER_STATUSES,
     PaperAccount,
@@ -319,6 +320,33 @@ def transfer_row(session: Session, transfer_id: str) -> PaperTransfer | None:
 
 
 # --- rows as exchange types ---------------------------------------------------------------
+
+
+def used_margin(session: Session, account: str) -> Decimal:
+    """Margin held by the account's linear positions: size x entry price / leverage."""
+    total = ZERO
+    for row in market_rows(session, account, "linear"):
+        total += q8(row.size * row.avg_price / Decimal(row.leverage))
+    return total
+
+
+def reserved(session: Session, account: str) -> Decimal:
+    """Quote funds the account's open orders hold back."""
+    return sum((o.reserved for o in open_orders(session, account)), ZERO)
+
+
+def available(session: Session, account: str, quote: str) -> Decimal:
+    """What the account may still commit: wallet - used margin - reservations."""
+    wallet = wallet_balance(session, account, "UNIFIED", quote)
+    return wallet - used_margin(session, account) - reserved(session, account)
+
+
+def close_order(row: PaperOrder, status: str, reason: str | None, now_ms: int) -> None:
+    """Give an order its final status (and reason), releasing its reservation."""
+    row.status = status
+    row.reject_reason = reason
+    row.reserved = ZERO
+    row.updated_at = from_ms(now_ms)
 
 
 def order_state(row: PaperOrder) -> OrderState:

@@ -1,9 +1,11 @@
 """The paper exchange: Bybit's interface over a ledger in the database and replayed prices.
 
-Accounts are the sub-bots (by name) and :data:`~jiritsu.exchange.types.MAIN`; their wallets are
-seeded once from ``[paper]`` (each bot's UNIFIED wallet gets its starting balance, MAIN's FUND
-wallet ``main_balance`` and its UNIFIED wallet 0). Prices come from a
-:class:`~jiritsu.market.source.MarketSource`; time from a :class:`~jiritsu.clock.Clock`.
+Everything configurable comes in one :class:`~jiritsu.exchange.paper_config.PaperConfig`, built
+by the runtime. Accounts are the ones it names (the sub-bots) and
+:data:`~jiritsu.exchange.types.MAIN`; their wallets are seeded once (each account's UNIFIED
+wallet gets its starting balance, MAIN's FUND wallet ``main_balance`` and its UNIFIED wallet 0).
+Prices come from a :class:`~jiritsu.market.source.MarketSource`; time from a
+:class:`~jiritsu.clock.Clock`.
 
 How orders fill (the bar protocol of :mod:`jiritsu.sim.fills`, on the source's closed bars):
 
@@ -16,13 +18,14 @@ How orders fill (the bar protocol of :mod:`jiritsu.sim.fills`, on the source's c
   through its price (maker fee); position TP/SL inside the bar (taker fee, stop first). Exec
   time is the open of the bar the fill happened in. A missing bar fills nothing; orders wait for
   the next bar that exists.
-- Slippage is ``exchange.slippage_bps`` plus ``exchange.slippage_volatility_factor`` x ATR/price,
-  the ATR taken over the last :data:`~jiritsu.sim.fills.VOL_WINDOW` closed bars of the account's
-  bot timeframe before the fill bar (1-minute bars for accounts that are not bots).
+- Slippage is ``slippage_bps`` plus ``slippage_volatility_factor`` x ATR/price, the ATR taken
+  over the last :data:`~jiritsu.sim.fills.VOL_WINDOW` closed bars of the account's volatility
+  interval before the fill bar (1-minute bars for accounts without one). The matching and the
+  booking of fills live in :mod:`jiritsu.exchange.paper_fills`.
 
 Accounting (all Decimal, quantized to 1e-8):
 
-- Linear: one-way positions, long or short; ``exchange.leverage`` (default 1); opening needs
+- Linear: one-way positions, long or short; ``leverage`` (default 1); opening needs
   ``opening notional / leverage + fee <= available`` or :class:`InsufficientBalance`; realised
   PnL on reduce/close, fees (on the whole fill) from the wallet. Used margin is size x entry
   price / leverage. No liquidation and no funding are simulated.
@@ -48,10 +51,9 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from jiritsu.clock import from_ms
 from jiritsu.db.engine import retry_db
@@ -66,6 +68,7 @@ from jiritsu.exchange.errors import (
 )
 from jiritsu.exchange.ids import is_valid_client_order_id
 from jiritsu.exchange.ledger import ZERO, q8
+from jiritsu.exchange.paper_fills import Matcher, money, side_sign
 from jiritsu.exchange.types import (
     FINAL_STATUSES,
     MAIN,
@@ -82,7 +85,6 @@ from jiritsu.exchange.types import (
     TransferResult,
 )
 from jiritsu.market.symbols import normalize_symbol, split_symbol
-from jiritsu.sim import fills as fm
 
 if TYPE_CHECKING:
     import polars as pl
@@ -90,23 +92,13 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from jiritsu.clock import Clock
-    from jiritsu.config.models import Settings
     from jiritsu.db.models import PaperOrder, PaperPosition
+    from jiritsu.exchange.paper_config import PaperConfig
     from jiritsu.market.source import MarketSource
 
 T = TypeVar("T")
 
 TIME_IN_FORCE = ("GTC", "IOC", "FOK", "PostOnly")
-_TIF_ONE_BAR = ("IOC", "FOK")  # no partial fills here, so both mean "this bar or never"
-
-
-def _d(value: float) -> Decimal:
-    """A float from the fill model as a money Decimal (shortest repr, then 1e-8)."""
-    return q8(Decimal(repr(float(value))))
-
-
-def _sign(side: str) -> int:
-    return 1 if side == "Buy" else -1
 
 
 def _rounded(inst: Instrument, price: Decimal | None) -> Decimal | None:
@@ -152,14 +144,6 @@ DEFAULT_RULES: dict[str, tuple[str, str, str, str, str]] = {
 }
 
 
-@dataclass
-class _Market:
-    """One (account, category, symbol) being worked during a catch-up."""
-
-    row: PaperPosition
-    orders: list[PaperOrder]
-
-
 class PaperExchange(Exchange):
     """The offline exchange: see the module docstring for the fill and accounting rules."""
 
@@ -168,24 +152,22 @@ class PaperExchange(Exchange):
     def __init__(
         self,
         engine: Engine,
-        settings: Settings,
+        config: PaperConfig,
         source: MarketSource,
         clock: Clock,
         *,
         instruments: Mapping[tuple[str, str], Instrument] | None = None,
     ) -> None:
         self.engine = engine
-        self.settings = settings
+        self.config = config
         self.source = source
         self.clock = clock
-        self.quote = settings.paper.quote_coin
-        self.maker_fee = Decimal(settings.exchange.maker_fee)
-        self.taker_fee = Decimal(settings.exchange.taker_fee)
-        self.slippage_bps = float(settings.exchange.slippage_bps)
-        self.vol_factor = float(settings.exchange.slippage_volatility_factor)
-        self.leverage = int(settings.exchange.leverage)
-        self._timeframes = {bot.name: bot.timeframe for bot in settings.sub_bots}
+        self.quote = config.quote_coin
+        self.maker_fee = Decimal(config.maker_fee)
+        self.taker_fee = Decimal(config.taker_fee)
+        self.leverage = int(config.leverage)
         self._instruments: dict[tuple[str, str], Instrument] = dict(instruments or {})
+        self._matcher = Matcher(config, source, self.instrument)
         self._seeded = False
 
     # --- transactions ---------------------------------------------------------------------
@@ -198,7 +180,7 @@ class PaperExchange(Exchange):
         # the ledger's write lock, never while holding it.
         prepare = getattr(self.source, "prepare", None)
         if prepare is not None:
-            prepare(sorted({bot.symbol for bot in self.settings.sub_bots}), self.clock.now_ms())
+            prepare(sorted(self.config.symbols), self.clock.now_ms())
 
         def attempt() -> T:
             with ledger.locked_session(self.engine) as session:
@@ -206,7 +188,7 @@ class PaperExchange(Exchange):
                 if not self._seeded:
                     self._seed(session, now)
                 if sync:
-                    self._catch_up(session, now)
+                    self._matcher.catch_up(session, now)
                 return fn(session, now)
 
         result = retry_db(attempt, what="paper ledger")
@@ -214,12 +196,10 @@ class PaperExchange(Exchange):
         return result
 
     def _seed_balances(self) -> dict[tuple[str, str, str], Decimal]:
-        paper = self.settings.paper
         wanted: dict[tuple[str, str, str], Decimal] = {}
-        for bot in self.settings.sub_bots:
-            amount = paper.starting_balances.get(bot.name, ZERO)
-            wanted[(bot.name, "UNIFIED", self.quote)] = Decimal(amount)
-        wanted[(MAIN, "FUND", self.quote)] = Decimal(paper.main_balance)
+        for account, amount in self.config.starting_balances.items():
+            wanted[(account, "UNIFIED", self.quote)] = Decimal(amount)
+        wanted[(MAIN, "FUND", self.quote)] = Decimal(self.config.main_balance)
         wanted[(MAIN, "UNIFIED", self.quote)] = ZERO
         return wanted
 
@@ -227,7 +207,7 @@ class PaperExchange(Exchange):
         return ledger.seed(session, self._seed_balances(), from_ms(now_ms))
 
     def seed(self) -> int:
-        """Create the wallets from ``[paper]`` that do not exist yet; return how many.
+        """Create the configured wallets that do not exist yet; return how many.
 
         Idempotent: existing wallets keep their balances (a restart never resets the books).
         Every other method seeds on first use, so calling this is optional.
@@ -250,7 +230,7 @@ class PaperExchange(Exchange):
         target = clock_now if now_ms is None else now_ms
 
         def fn(session: Session, _now: int) -> int:
-            return self._catch_up(session, target)
+            return self._matcher.catch_up(session, target)
 
         return self._run(fn, sync=False)
 
@@ -283,7 +263,7 @@ class PaperExchange(Exchange):
         price = self.source.price(symbol, now_ms)
         if price is None:
             raise ExchangeUnavailable(f"no price for {symbol} at {from_ms(now_ms).isoformat()}")
-        return _d(price)
+        return money(price)
 
     def ticker(self, symbol: str, category: Category = "linear") -> Ticker:
         symbol = normalize_symbol(symbol)
@@ -316,26 +296,13 @@ class PaperExchange(Exchange):
         if ledger.wallet_row(session, account, "UNIFIED", self.quote) is None:
             raise NotFound(f"no paper account {account!r}")
 
-    def _used_margin(self, session: Session, account: str) -> Decimal:
-        total = ZERO
-        for row in ledger.market_rows(session, account, "linear"):
-            total += q8(row.size * row.avg_price / Decimal(row.leverage))
-        return total
-
-    def _reserved(self, session: Session, account: str) -> Decimal:
-        return sum((o.reserved for o in ledger.open_orders(session, account)), ZERO)
-
-    def _available(self, session: Session, account: str) -> Decimal:
-        wallet = ledger.wallet_balance(session, account, "UNIFIED", self.quote)
-        return wallet - self._used_margin(session, account) - self._reserved(session, account)
-
     def _unrealised(self, row: PaperPosition, now_ms: int) -> Decimal:
         if row.size <= 0:
             return ZERO
         price = self.source.price(row.symbol, now_ms)
         if price is None:
             return ZERO
-        return q8(row.size * (_d(price) - row.avg_price) * _sign(row.side))
+        return q8(row.size * (money(price) - row.avg_price) * side_sign(row.side))
 
     def balance(self, account: str, coin: str = "USDT") -> Balance:
         """A bot's UNIFIED wallet (see the module docstring); for MAIN, its FUND wallet (the
@@ -362,7 +329,7 @@ class PaperExchange(Exchange):
                 coin=coin,
                 equity=equity,
                 wallet_balance=wallet,
-                available=self._available(session, account),
+                available=ledger.available(session, account, self.quote),
                 unrealised_pnl=upl,
             )
 
@@ -465,7 +432,7 @@ class PaperExchange(Exchange):
         market = ledger.ensure_market(session, account, category, symbol, now, from_ms(now))
         rate = self.maker_fee if req.order_type == "Limit" else self.taker_fee
         reserve = self._reservation(session, market, req.side, qty, base, rate, reduce_only)
-        available = self._available(session, account)
+        available = ledger.available(session, account, self.quote)
         if reserve > available:
             raise InsufficientBalance(
                 f"{account}: order needs {reserve} {self.quote}, available {available}"
@@ -513,7 +480,7 @@ class PaperExchange(Exchange):
         side: str, base: Decimal, take_profit: Decimal | None, stop_loss: Decimal | None
     ) -> None:
         """TP above / SL below the entry for a long (mirrored for a short), as Bybit demands."""
-        sign = _sign(side)
+        sign = side_sign(side)
         if take_profit is not None and (take_profit <= 0 or (take_profit - base) * sign <= 0):
             where = "above" if sign > 0 else "below"
             raise OrderRejected(f"take_profit {take_profit} must be {where} {base}")
@@ -587,17 +554,10 @@ class PaperExchange(Exchange):
                 or row.status in FINAL_STATUSES
             ):
                 return None
-            self._close_order(row, "cancelled", None, now)
+            ledger.close_order(row, "cancelled", None, now)
             return ledger.order_state(row)
 
         return self._run(fn)
-
-    @staticmethod
-    def _close_order(row: PaperOrder, status: str, reason: str | None, now_ms: int) -> None:
-        row.status = status
-        row.reject_reason = reason
-        row.reserved = ZERO
-        row.updated_at = from_ms(now_ms)
 
     def get_order(
         self, account: str, category: Category, symbol: str, client_order_id: str
@@ -717,7 +677,7 @@ class PaperExchange(Exchange):
                 self._require_account(session, account)
             coin = request.coin
             if request.from_wallet == "UNIFIED" and coin == self.quote:
-                free = self._available(session, request.from_account)
+                free = ledger.available(session, request.from_account, self.quote)
             else:
                 free = ledger.wallet_balance(
                     session, request.from_account, request.from_wallet, coin
@@ -760,269 +720,3 @@ class PaperExchange(Exchange):
             ]
 
         return self._run(fn, sync=False)
-
-    # --- the simulation: catching up with the clock ----------------------------------------
-
-    def _catch_up(self, session: Session, now: int) -> int:
-        """Work every closed bar since each active market's cursor, all markets merged in time
-        order (they share wallets); returns the number of fills."""
-        markets: dict[tuple[str, str, str], _Market] = {}
-        for order in ledger.open_orders(session):
-            key = (order.account, order.category, order.symbol)
-            if key not in markets:
-                row = ledger.ensure_market(session, *key, order.accepted_ms, from_ms(now))
-                markets[key] = _Market(row, [])
-            markets[key].orders.append(order)
-        for row in ledger.market_rows(session):
-            key = (row.account, row.category, row.symbol)
-            if key not in markets and (row.take_profit or row.stop_loss):
-                markets[key] = _Market(row, [])
-        if not markets:
-            return 0
-
-        events: list[tuple[int, int, tuple[Any, ...]]] = []
-        keys = sorted(markets)
-        for index, key in enumerate(keys):
-            worked = markets[key].row
-            frame = self.source.bars_between(worked.symbol, worked.next_bar_ms, now, now_ms=now)
-            events.extend((bar[0], index, bar) for bar in frame.iter_rows())
-        events.sort(key=lambda e: (e[0], e[1]))
-        count = 0
-        for ts, index, bar in events:
-            market = markets[keys[index]]
-            count += self._work_bar(session, market, bar)
-            market.row.next_bar_ms = ts + 1
-        session.flush()
-        return count
-
-    def _vol(self, account: str, symbol: str, bar_ts: int) -> float:
-        """ATR / close over the bars of the account's timeframe that closed before ``bar_ts``."""
-        if self.vol_factor <= 0:
-            return 0.0
-        import numpy as np
-
-        interval = self._timeframes.get(account, getattr(self.source, "interval", "1"))
-        frame = self.source.klines(
-            symbol, interval, end_ms=bar_ts, limit=fm.VOL_WINDOW + 1, now_ms=bar_ts
-        )
-        if frame.height < 2:
-            return 0.0
-        return fm.atr_fraction(
-            np.asarray(frame["high"].to_numpy(), dtype=np.float64),
-            np.asarray(frame["low"].to_numpy(), dtype=np.float64),
-            np.asarray(frame["close"].to_numpy(), dtype=np.float64),
-        )
-
-    def _work_bar(self, session: Session, market: _Market, bar: tuple[Any, ...]) -> int:
-        """The bar protocol of :mod:`jiritsu.sim.fills` for one market and one bar."""
-        ts, o, h, low = int(bar[0]), float(bar[1]), float(bar[2]), float(bar[3])
-        row = market.row
-        count = 0
-        vol: float | None = None
-        # 1. market orders at the open, plus slippage, as taker
-        for order in market.orders:
-            if order.status == "new" and order.order_type == "Market" and order.accepted_ms <= ts:
-                if vol is None:
-                    vol = self._vol(row.account, row.symbol, ts)
-                price = fm.market_fill_price(
-                    o, _sign(order.side), self.slippage_bps, vol, self.vol_factor
-                )
-                count += self._fill(session, order, row, _d(price), ts, False, "Trade", ts)
-        # 2. TP/SL of the position (stop first), as taker
-        if (
-            row.size > 0
-            and (row.take_profit or row.stop_loss)
-            and row.tpsl_from_ms is not None
-            and row.tpsl_from_ms <= ts
-        ):
-            if vol is None:
-                vol = self._vol(row.account, row.symbol, ts)
-            code, price = fm.tp_sl_fill(
-                _sign(row.side),
-                float(row.take_profit or 0),
-                float(row.stop_loss or 0),
-                o,
-                h,
-                low,
-                self.slippage_bps,
-                vol,
-                self.vol_factor,
-            )
-            if code != fm.EXIT_NONE:
-                count += self._exit(session, row, code, _d(price), ts)
-        # 3. limit orders that the bar traded through, as maker
-        for order in market.orders:
-            if order.status == "new" and order.order_type == "Limit" and order.accepted_ms <= ts:
-                filled, price = fm.limit_fill(_sign(order.side), float(order.price or 0), o, h, low)
-                if filled:
-                    count += self._fill(session, order, row, _d(price), ts, True, "Trade", ts + 1)
-                elif order.time_in_force in _TIF_ONE_BAR:
-                    self._close_order(order, "cancelled", f"{order.time_in_force}: not filled", ts)
-        return count
-
-    def _exit(
-        self, session: Session, row: PaperPosition, code: int, price: Decimal, ts: int
-    ) -> int:
-        """Close the whole position with the market order a TP/SL trigger sends."""
-        from jiritsu.db.models import PaperOrder
-
-        at = from_ms(ts)
-        side = "Sell" if row.side == "Buy" else "Buy"
-        order = PaperOrder(
-            account=row.account,
-            category=row.category,
-            symbol=row.symbol,
-            client_order_id=None,
-            exchange_order_id=ledger.exit_order_id_for(row.account, row.category, row.symbol, ts),
-            side=side,
-            order_type="Market",
-            time_in_force="IOC",
-            qty=row.size,
-            price=None,
-            reduce_only=row.category == "linear",
-            status="new",
-            filled_qty=ZERO,
-            fee=ZERO,
-            reserved=ZERO,
-            fill_count=0,
-            accepted_ms=ts,
-            created_at=at,
-            updated_at=at,
-        )
-        session.add(order)
-        session.flush()
-        exec_type = "TakeProfit" if code == fm.EXIT_TP else "StopLoss"
-        return self._fill(session, order, row, price, ts, False, exec_type, ts)
-
-    def _fill(
-        self,
-        session: Session,
-        order: PaperOrder,
-        row: PaperPosition,
-        price: Decimal,
-        ts: int,
-        is_maker: bool,
-        exec_type: str,
-        tpsl_from: int,
-    ) -> int:
-        """Execute the rest of ``order`` at ``price`` in bar ``ts``; 1 if it filled, else 0
-        (cancelled or rejected, with the reason on the order)."""
-        from jiritsu.db.models import PaperFill
-
-        rate = self.maker_fee if is_maker else self.taker_fee
-        qty = order.qty - order.filled_qty
-        sign = _sign(order.side)
-        at = from_ms(ts)
-        free = self._available(session, row.account) + order.reserved
-        realised = ZERO
-        fee_coin = self.quote
-        if row.category == "spot":
-            notional = q8(qty * price)
-            if order.side == "Buy":  # the fee is taken from the coins bought, as on Bybit
-                if notional > free:
-                    self._close_order(order, "rejected", "insufficient balance at fill", ts)
-                    return 0
-                fee_coin = self.instrument(row.symbol, "spot").base_coin
-                fee = q8(qty * rate)
-                cash = -notional
-                # the holding grows by the coins that arrive; its average is the trade price
-                self._move_position(row, order, sign, qty - fee, price, tpsl_from)
-                fee_value = q8(fee * price)
-            else:
-                if qty > row.size:
-                    self._close_order(order, "rejected", "selling more than held", ts)
-                    return 0
-                fee = fee_value = q8(notional * rate)
-                realised = q8(qty * (price - row.avg_price))
-                cash = notional - fee
-                self._move_position(row, order, sign, qty, price, tpsl_from)
-        else:
-            held = row.size * _sign(row.side) if row.size > 0 else ZERO
-            reduces = held != 0 and (held > 0) != (sign > 0)
-            if order.reduce_only:
-                if not reduces:
-                    reason = "reduce-only order would not reduce the position"
-                    self._close_order(order, "cancelled", reason, ts)
-                    return 0
-                qty = min(qty, abs(held))
-            closing = min(qty, abs(held)) if reduces else ZERO
-            opening = qty - closing
-            fee = q8(qty * price * rate)
-            if closing:
-                realised = q8(closing * (price - row.avg_price) * _sign(row.side))
-            if opening > 0:
-                # a flip first closes (releasing that margin, booking the PnL), then opens
-                released = q8(closing * row.avg_price / Decimal(row.leverage)) if closing else ZERO
-                lev = Decimal(row.leverage if row.size > 0 and not closing else self.leverage)
-                if q8(opening * price / lev) + fee > free + released + realised:
-                    self._close_order(order, "rejected", "insufficient balance at fill", ts)
-                    return 0
-            cash = realised - fee
-            fee_value = fee
-            self._move_position(row, order, sign, qty, price, tpsl_from)
-        ledger.credit(session, row.account, "UNIFIED", self.quote, cash, at)
-        row.realised_pnl = q8(row.realised_pnl + realised - fee_value)
-        row.updated_at = at
-
-        prev = order.filled_qty
-        order.filled_qty = prev + qty
-        order.avg_price = q8(((order.avg_price or ZERO) * prev + price * qty) / order.filled_qty)
-        order.fee = q8(order.fee + fee)  # in fee_coin (the base coin for a spot buy)
-        order.fill_count += 1
-        self._close_order(order, "filled", None, ts)
-        session.add(
-            PaperFill(
-                exec_id=ledger.exec_id_for(order.exchange_order_id, order.fill_count),
-                account=order.account,
-                category=order.category,
-                symbol=order.symbol,
-                exchange_order_id=order.exchange_order_id,
-                client_order_id=order.client_order_id,
-                side=order.side,
-                price=price,
-                qty=qty,
-                fee=fee,
-                fee_coin=fee_coin,
-                fee_rate=rate,
-                is_maker=is_maker,
-                exec_type=exec_type,
-                realised_pnl=realised,
-                exec_ms=ts,
-                exec_time=at,
-            )
-        )
-        session.flush()
-        return 1
-
-    def _move_position(
-        self,
-        row: PaperPosition,
-        order: PaperOrder,
-        sign: int,
-        qty: Decimal,
-        price: Decimal,
-        tpsl_from: int,
-    ) -> None:
-        """Apply a fill of ``sign * qty`` at ``price`` to the position (one-way mode)."""
-        held = row.size * _sign(row.side) if row.size > 0 else ZERO
-        new = held + sign * qty
-        if new == 0:
-            row.side, row.size, row.avg_price = "", ZERO, ZERO
-            row.take_profit = row.stop_loss = row.tpsl_from_ms = None
-            return
-        if held == 0 or (held > 0) != (new > 0):  # opened, or flipped through zero
-            row.side = "Buy" if new > 0 else "Sell"
-            row.size, row.avg_price = abs(new), price
-            row.leverage = 1 if row.category == "spot" else self.leverage
-            row.take_profit = row.stop_loss = row.tpsl_from_ms = None
-        elif abs(new) > abs(held):  # added in the same direction
-            row.avg_price = q8((row.avg_price * abs(held) + price * qty) / abs(new))
-            row.size = abs(new)
-        else:  # reduced: the entry price stays
-            row.size = abs(new)
-        if row.side == order.side and (order.take_profit or order.stop_loss):
-            if order.take_profit:
-                row.take_profit = order.take_profit
-            if order.stop_loss:
-                row.stop_loss = order.stop_loss
-            row.tpsl_from_ms = tpsl_from
