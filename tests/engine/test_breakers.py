@@ -176,9 +176,15 @@ def test_loss_streak_pauses_one_bot(paper_factory: Any, discord: FakeDiscord) ->
     state = controls.state(paper.engine, "SubBot-B", now=from_ms(NOW))
     assert state.cooldown_until == from_ms(NOW + 60 * MIN)
     assert not controls.halted(paper.engine, "SubBot-A", now=from_ms(NOW)).halted
+    # a trade closed while paused (a stop of the position it held) does not count after
+    closing_trade(paper.engine, "SubBot-B", 150, "-0.2")
     # the cool-down lifts it; the streak counts afresh from there
     assert not controls.state(paper.engine, "SubBot-B", now=from_ms(NOW + 60 * MIN)).halted
     assert risk.loss_streak(paper.engine, "SubBot-B") == 0
+    # a fill stamped at the very minute of the lift came after it (its bar opens then): it
+    # counts, as in the backtest (SubBot-C on 2018-11-12 14:05 lost a trade there)
+    closing_trade(paper.engine, "SubBot-B", 180, "-0.3")
+    assert risk.loss_streak(paper.engine, "SubBot-B") == 1
 
 
 def test_exchange_failures_pause_one_bot(paper_factory: Any, discord: FakeDiscord) -> None:

@@ -137,3 +137,19 @@ def test_a_global_halt_ignores_the_decision_and_ends_at_its_lift(
     assert np.array_equal(before, run(params_b, 4000.0, compiled)[1])
     assert run(params_b, 4000.0, compiled, np.array([[T0 + 2 * MIN, np.inf]]))[1].shape[0] == 0
     assert state[K.S_SIDE] == 0
+
+
+def test_a_trade_closed_while_paused_does_not_count_after_the_pause(params_b: np.ndarray) -> None:
+    # as the trade loop counts: the closing trades since the pause was lifted (a stop of the
+    # position held through a pause is not the start of the next streak)
+    state = K.new_state()
+    acct = np.zeros(K.NACCT)
+    state[K.S_LOSS_STREAK] = 5.0
+    assert K.loss_streak_pause(state, params_b, float(T0))
+    until = state[K.S_PAUSED_UNTIL]
+    K.sim_close_trade(state, params_b, acct, -1.0, float(T0))  # the bar of the pause
+    K.sim_close_trade(state, params_b, acct, -1.0, until - MIN)
+    assert state[K.S_LOSS_STREAK] == 0
+    K.sim_close_trade(state, params_b, acct, -1.0, until)  # the bar opening at the lift counts
+    assert state[K.S_LOSS_STREAK] == 1
+    assert acct[K.A_TRADES] == 3

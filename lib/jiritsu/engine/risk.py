@@ -244,7 +244,9 @@ def crash_trip(feed: CandleFeed, settings: Any, now_ms: int) -> Trip | None:
 
 
 def loss_streak(engine: Engine, bot: str) -> int:
-    """Losing closing trades in a row, newest first, since the bot's last halt or resume."""
+    """Losing closing trades in a row, newest first, since the bot's last halt or resume. A
+    fill stamped at that very time counts: it is on the bar that opens then, after the step
+    that halted or lifted (paper fills carry their bar's open; the kernel counts alike)."""
     import sqlalchemy as sa
 
     from jiritsu.db.models import Trade
@@ -261,7 +263,7 @@ def loss_streak(engine: Engine, bot: str) -> int:
         .limit(200)
     )
     if since is not None:
-        query = query.where(Trade.timestamp > since)
+        query = query.where(Trade.timestamp >= since)
     streak = 0
     with engine.connect() as conn:
         for (pnl,) in conn.execute(query):

@@ -701,15 +701,19 @@ def sim_move(
 def sim_close_trade(
     state: np.ndarray, params: np.ndarray, acct: np.ndarray, pnl: float, ts: float
 ) -> None:
-    """Book a closing trade's PnL into the loss streak (see :func:`loss_streak_pause`)."""
+    """Book a closing trade's PnL into the loss streak (see :func:`loss_streak_pause`). A trade
+    closed while the bot is paused (a TP/SL of the position it held) does not count: the trade
+    loop counts the trades since the pause was lifted."""
     acct[A_TRADES] += 1.0
-    state[S_LOSS_STREAK] = next_streak(state[S_LOSS_STREAK], pnl)
+    if ts >= state[S_PAUSED_UNTIL]:
+        state[S_LOSS_STREAK] = next_streak(state[S_LOSS_STREAK], pnl)
 
 
 def loss_streak_pause(state: np.ndarray, params: np.ndarray, t: float) -> bool:
     """The loss-streak breaker, evaluated at a decision step (as the trade loop does, right
     before deciding): a tripped streak pauses the bot from ``t`` for the cool-down (for good
-    when there is none) and starts counting afresh. True when it tripped now."""
+    when there is none); counting starts afresh when the pause ends. True when it tripped
+    now."""
     if loss_streak_tripped(state[S_LOSS_STREAK], params[P_MAX_LOSSES]):
         cool = params[P_COOLDOWN_MS]
         state[S_PAUSED_UNTIL] = t + cool if cool > 0.0 else math.inf
