@@ -336,13 +336,16 @@ class MarketPhase(Base):
     """The market phase (e.g. bull/bear/range) over time, for the phase chart."""
 
     __tablename__ = "market_phases"
-    __table_args__ = (sa.Index("ix_market_phases_symbol_ts", "symbol", "ts"),)
+    __table_args__ = (
+        sa.Index("ix_market_phases_symbol_ts", "symbol", "ts"),
+        sa.UniqueConstraint("symbol", "indicator", "ts"),  # one row per reading (0008)
+    )
 
     id: Mapped[int] = _id()
     ts: Mapped[datetime] = mapped_column(UTCDateTime())
     symbol: Mapped[str] = mapped_column(sa.String(32))
     phase: Mapped[str] = mapped_column(sa.String(16))
-    indicator: Mapped[str | None] = mapped_column(sa.String(32))
+    indicator: Mapped[str] = mapped_column(sa.String(32))
     value: Mapped[float | None] = mapped_column(sa.Float())
     details: Mapped[Any | None] = mapped_column(JSONDoc())
 

@@ -70,6 +70,7 @@ log = logging.getLogger("jiritsu.master.phase")
 SLOPE_BARS = 3  # the short EMA's slope is measured over this many closed bars
 LOOKBACK_FACTOR = 4  # live readings load this many x long_period bars (EMA/ADX warm-up)
 STALE_FLOOR = timedelta(minutes=10)
+_INSERT_CHUNK = 100  # readings per INSERT: 600 parameters, under any SQLite limit
 BULLISH = ("strong_bull", "weak_bull")
 BEARISH = ("strong_bear", "weak_bear")
 
@@ -513,48 +514,35 @@ def _row_details(reading: PhaseReading) -> dict[str, Any]:
 
 def record_readings(engine: Engine, readings: Iterable[PhaseReading]) -> int:
     """Store readings in ``market_phases``, skipping (symbol, indicator, ts) already stored;
-    returns how many rows were added."""
-    import sqlalchemy as sa
+    returns how many rows were added.
 
-    from jiritsu.db.engine import session_scope
+    The database's unique key decides (INSERT ... ON CONFLICT DO NOTHING, migration 0008), not
+    a read before the write: two ``phase`` runs at the same time store a reading once."""
     from jiritsu.db.models import MarketPhase
+    from jiritsu.db.upsert import conflict_insert
 
-    todo = list(readings)
-    if not todo:
-        return 0
+    rows = [
+        {
+            "ts": r.close_ts,
+            "symbol": r.symbol,
+            "phase": r.phase,
+            "indicator": r.indicator,
+            "value": r.value,
+            "details": _row_details(r),
+        }
+        for r in readings
+    ]
+    table = MarketPhase.__table__
     added = 0
-    groups: dict[tuple[str, str], list[PhaseReading]] = {}
-    for r in todo:
-        groups.setdefault((r.symbol, r.indicator), []).append(r)
-    with session_scope(engine) as session:
-        for (symbol, indicator), items in groups.items():
-            lo = min(r.close_ts for r in items)
-            hi = max(r.close_ts for r in items)
-            have = set(
-                session.scalars(
-                    sa.select(MarketPhase.ts).where(
-                        MarketPhase.symbol == symbol,
-                        MarketPhase.indicator == indicator,
-                        MarketPhase.ts >= lo,
-                        MarketPhase.ts <= hi,
-                    )
-                )
+    with engine.begin() as conn:
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            stmt = (
+                conflict_insert(conn.dialect.name, table)
+                .values(rows[start : start + _INSERT_CHUNK])
+                .on_conflict_do_nothing(index_elements=["symbol", "indicator", "ts"])
+                .returning(table.c.id)  # a returned row was inserted (rowcount varies by driver)
             )
-            for r in items:
-                if r.close_ts in have:
-                    continue
-                have.add(r.close_ts)
-                session.add(
-                    MarketPhase(
-                        ts=r.close_ts,
-                        symbol=r.symbol,
-                        phase=r.phase,
-                        indicator=r.indicator,
-                        value=r.value,
-                        details=_row_details(r),
-                    )
-                )
-                added += 1
+            added += len(conn.execute(stmt).all())
     return added
 
 
