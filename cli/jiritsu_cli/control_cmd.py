@@ -26,8 +26,7 @@ def halt(
     bot: BotOpt = None,
 ) -> None:
     """Halt trading globally or for one bot (lifted only by `jiritsu resume`)."""
-    from datetime import datetime, timezone
-
+    from jiritsu.clock import wall_now
     from jiritsu.db.migrate import open_database
     from jiritsu.notify import notifier_from_config
     from jiritsu.usecases import control
@@ -37,7 +36,7 @@ def halt(
     with open_database(loaded, create=False) as engine:
         result = control.halt(
             engine, loaded.settings, bot=bot, reason=reason, by=control.Requester(),
-            now=datetime.now(timezone.utc), notifier=notifier_from_config(loaded),
+            now=wall_now(), notifier=notifier_from_config(loaded),
         )  # fmt: skip
     console().print(result.message, markup=False)
 
@@ -45,8 +44,7 @@ def halt(
 @handle_errors
 def resume(ctx: typer.Context, bot: BotOpt = None) -> None:
     """Lift a halt (global, or one bot's)."""
-    from datetime import datetime, timezone
-
+    from jiritsu.clock import wall_now
     from jiritsu.db.migrate import open_database
     from jiritsu.notify import notifier_from_config
     from jiritsu.usecases import control
@@ -56,7 +54,7 @@ def resume(ctx: typer.Context, bot: BotOpt = None) -> None:
     with open_database(loaded, create=False) as engine:
         result = control.resume(
             engine, loaded.settings, bot=bot, by=control.Requester(),
-            now=datetime.now(timezone.utc), notifier=notifier_from_config(loaded),
+            now=wall_now(), notifier=notifier_from_config(loaded),
         )  # fmt: skip
     console().print(result.message, markup=False)
 
@@ -68,10 +66,9 @@ def flatten(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Halt, cancel every open order and close every position at market."""
-    from datetime import datetime, timezone
-
     from rich.table import Table
 
+    from jiritsu.clock import wall_now
     from jiritsu.db.migrate import open_database
     from jiritsu.errors import UsageError
     from jiritsu.notify import notifier_from_config
@@ -89,7 +86,7 @@ def flatten(
         )
     with open_database(loaded, create=False) as engine:
         result = control.flatten(
-            engine, loaded, bot=bot, by=control.Requester(), now=datetime.now(timezone.utc),
+            engine, loaded, bot=bot, by=control.Requester(), now=wall_now(),
             notifier=notifier_from_config(loaded),
         )  # fmt: skip
     report = result.report

@@ -7,7 +7,6 @@ source failed, 3 when the database is unreachable.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -116,9 +115,10 @@ def _render(report: NewsRunReport) -> None:
 
 
 def _show(engine: Any, settings: Any, limit: int, as_json: bool) -> None:
+    from jiritsu.clock import wall_now
     from jiritsu.news.sentiment import latest_scores, sentiment_average
 
-    now = datetime.now(timezone.utc)
+    now = wall_now()
     rows = latest_scores(engine, limit=limit)
     avg = sentiment_average(
         engine, now=now, period_hours=settings.news_sentiment.moving_average_period_hours

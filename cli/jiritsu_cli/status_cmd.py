@@ -47,11 +47,10 @@ def status(
 
 
 def _collect(loaded: Any, performance: bool) -> StatusReport:
-    from datetime import datetime, timezone
-
+    from jiritsu.clock import wall_now
     from jiritsu.status import collect_status
 
-    return collect_status(loaded, performance=performance, now=datetime.now(timezone.utc))
+    return collect_status(loaded, performance=performance, now=wall_now())
 
 
 def _watch(loaded: Any, *, performance: bool, interval: float) -> None:
@@ -61,19 +60,19 @@ def _watch(loaded: Any, *, performance: bool, interval: float) -> None:
     are shown in the view and the next refresh tries again.
     """
     import time
-    from datetime import datetime, timezone
 
     from rich.console import Group
     from rich.live import Live
     from rich.markup import escape
 
+    from jiritsu.clock import wall_now
     from jiritsu.errors import JiritsuError
     from jiritsu.redact import redact
 
     out = console()
 
     def frame(first: bool) -> Group:
-        stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+        stamp = f"{wall_now():%Y-%m-%d %H:%M:%S} UTC"
         head = f"[dim]status at {stamp}, every {interval:g}s; Ctrl-C to leave[/]"
         try:
             parts = _renderables(_collect(loaded, performance))

@@ -47,6 +47,14 @@ class RealClock:
         return from_ms(self.now_ms())
 
 
+def wall_now() -> datetime:
+    """The wall clock's time, for what is wall time by nature whatever clock the trading runs
+    on: backup file names and ages, heartbeats (a process's liveness), API quotas and rate
+    limits, log lines, the operator's own actions at a terminal. Anything a job records about
+    the market or the money takes the runtime's clock instead."""
+    return RealClock().now()
+
+
 class SimClock:
     """A clock that starts at ``start`` and moves by ``step`` (default one minute) per
     :meth:`advance`, or to a given time with :meth:`advance_to`; it never goes back."""

@@ -2,12 +2,14 @@
 
 A halt is set by a circuit breaker or by the operator, and only ``jiritsu resume`` (or an elapsed
 configured cool-down) lifts it. Everything that trades or moves money asks :func:`halted` first.
+Every function takes ``now`` from the caller's clock (a replay's cool-downs elapse in replayed
+time), and every change is stamped with it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,16 +31,21 @@ class HaltState:
     cooldown_until: datetime | None = None
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _row(session: Session, scope: str) -> Control | None:
     import sqlalchemy as sa
 
     from jiritsu.db.models import Control
 
     return session.scalars(sa.select(Control).where(Control.scope == scope)).one_or_none()
+
+
+def _stamp(row: Control, now: datetime) -> None:
+    """``updated_at`` from the caller's clock (an unchanged value would let the column's
+    wall-clock ``onupdate`` stamp it instead)."""
+    from sqlalchemy.orm.attributes import flag_modified
+
+    row.updated_at = now
+    flag_modified(row, "updated_at")
 
 
 def _state(row: Control | None, scope: str) -> HaltState:
@@ -56,17 +63,16 @@ def halt(
     *,
     by: str = "operator",
     cooldown_minutes: float = 0,
-    now: datetime | None = None,
+    now: datetime,
 ) -> bool:
     """Halt ``scope`` (GLOBAL or a bot name); returns False when it was already halted."""
     from jiritsu.db.engine import session_scope
     from jiritsu.db.models import Control
 
-    now = now or _now()
     with session_scope(engine) as session:
         row = _row(session, scope)
         if row is None:
-            row = Control(scope=scope, halted=False)
+            row = Control(scope=scope, halted=False, updated_at=now)
             session.add(row)
         if row.halted:
             return False
@@ -75,10 +81,11 @@ def halt(
         row.halted_at = now
         row.halted_by = by
         row.cooldown_until = now + timedelta(minutes=cooldown_minutes) if cooldown_minutes else None
+        _stamp(row, now)
     return True
 
 
-def resume(engine: Engine, scope: str, *, now: datetime | None = None) -> bool:
+def resume(engine: Engine, scope: str, *, now: datetime) -> bool:
     """Lift a halt; returns False when ``scope`` was not halted."""
     from jiritsu.db.engine import session_scope
 
@@ -87,25 +94,26 @@ def resume(engine: Engine, scope: str, *, now: datetime | None = None) -> bool:
         if row is None or not row.halted:
             return False
         row.halted = False
-        row.resumed_at = now or _now()
+        row.resumed_at = now
         row.cooldown_until = None
+        _stamp(row, now)
     return True
 
 
-def state(engine: Engine, scope: str, *, now: datetime | None = None) -> HaltState:
+def state(engine: Engine, scope: str, *, now: datetime) -> HaltState:
     """The halt state of ``scope``; a halt whose cool-down has elapsed is lifted here."""
     from jiritsu.db.engine import session_scope
 
-    now = now or _now()
     with session_scope(engine) as session:
         row = _row(session, scope)
         if row is not None and row.halted and row.cooldown_until and row.cooldown_until <= now:
             row.halted = False
             row.resumed_at = now
+            _stamp(row, now)
         return _state(row, scope)
 
 
-def halted(engine: Engine, bot: str | None = None, *, now: datetime | None = None) -> HaltState:
+def halted(engine: Engine, bot: str | None = None, *, now: datetime) -> HaltState:
     """The halt that stops ``bot`` (the global one first), or a not-halted state."""
     glob = state(engine, GLOBAL, now=now)
     if glob.halted or bot is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -71,9 +71,10 @@ def record_event(
     *,
     bot: str | None = None,
     notifier: Notifier | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> bool:
-    """Log an event, store it in ``system_events`` and optionally alert.
+    """Log an event, store it in ``system_events`` stamped ``now`` (the caller's clock: the
+    runtime's, so a replay's events carry the replayed time) and optionally alert.
 
     Returns True when the row was stored. The log line is written first, so a database outage
     never loses the event; a failed insert is itself logged. Never raises.
@@ -97,7 +98,7 @@ def record_event(
             with session_scope(engine) as session:
                 session.add(
                     SystemEvent(
-                        timestamp=now or datetime.now(timezone.utc),
+                        timestamp=now,
                         level=level,
                         event_type=kind,
                         message=text,

@@ -13,6 +13,9 @@ trading cycle) and :data:`HEALTH` (the health job itself).
 A replay (and ``jiritsu simulate``) sets it with :func:`mark_simulated`; a live run clears it
 with :func:`clear_simulated`. Freshness checks read it through :func:`simulated_time` and judge
 the data against T instead of the wall clock, so a finished replay is not "stale for years".
+
+A beat is wall time (:func:`jiritsu.clock.wall_now`) whatever clock the component trades on: it
+says whether a process is alive now, and an hour of a replay passes in a second.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+
+from jiritsu.clock import wall_now
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -63,7 +68,7 @@ class Beat:
 
     def age_seconds(self, now: datetime | None = None) -> float:
         """Seconds since the beat (never negative: clocks of two hosts may disagree a little)."""
-        now = now or datetime.now(timezone.utc)
+        now = now or wall_now()
         return max(0.0, (now - self.last_seen).total_seconds())
 
 
@@ -98,7 +103,7 @@ def beat(
     from jiritsu.db.upsert import conflict_insert
 
     _check_component(component)
-    when = now or datetime.now(timezone.utc)
+    when = now or wall_now()
     table = Heartbeat.__table__
     values = {
         "component": component,

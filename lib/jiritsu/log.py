@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TextIO
 
+from jiritsu.clock import wall_now
 from jiritsu.redact import redact
 
 FORMAT = "[%(asctime)s] [%(levelname)s] [%(name)s] %(message)s"
@@ -50,7 +51,7 @@ class DailyFileHandler(logging.Handler):
         self,
         directory: Path,
         retention_days: int = 30,
-        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        now: Callable[[], datetime] = wall_now,  # log files are named by wall time
     ) -> None:
         super().__init__()
         self.directory = Path(directory)

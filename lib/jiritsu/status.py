@@ -18,6 +18,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from jiritsu.clock import wall_now
+
 if TYPE_CHECKING:
     from jiritsu.config import LoadedConfig
 
@@ -149,7 +151,6 @@ def collect_status(
 ) -> StatusReport:
     """Connect (bounded retries; DatabaseUnavailable when down, DatabaseMissing when there is
     no SQLite file: status never creates one) and gather the report as of ``now``."""
-    from datetime import timezone
 
     import sqlalchemy as sa
 
@@ -201,7 +202,7 @@ def collect_status(
                 )
             )
         if report.schema_ok:
-            now = now or datetime.now(timezone.utc)
+            now = now or wall_now()  # an operator's view: as of the wall clock
             _trading(engine, loaded, report, decisions=decisions, with_exchange=exchange, now=now)
             if performance:
                 from jiritsu.engine.performance import performance as perf

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -18,6 +19,8 @@ from jiritsu.events import EventType, record_event
 from jiritsu.log import setup_console_logging
 from jiritsu.notify import build_notifier
 from tests.fakes.discord import FakeDiscord
+
+NOW = datetime(2019, 5, 1, 12, 0, tzinfo=timezone.utc)  # the caller's clock, not the wall's
 
 
 def test_event_is_stored_logged_and_alerted_with_secrets_masked(engine: Engine) -> None:
@@ -34,12 +37,14 @@ def test_event_is_stored_logged_and_alerted_with_secrets_masked(engine: Engine) 
             {"amount": Decimal("1.50"), "key": "gm-key-0123456789"},
             bot="SubBot-B",
             notifier=notifier,
+            now=NOW,
         )
         received = b"".join(r.body for r in fake.requests)
     assert stored is True
     with Session(engine) as session:
         row = session.scalars(sa.select(SystemEvent)).one()
     assert (row.level, row.event_type, row.bot) == ("ERROR", "ADVISOR_ERROR", "SubBot-B")
+    assert row.timestamp == NOW
     assert row.message == "gemini refused key ***"
     assert row.details == {"amount": "1.50", "key": "***"}
     line = stream.getvalue()
@@ -56,7 +61,7 @@ def test_event_survives_an_unreachable_database(caplog: pytest.LogCaptureFixture
     setup_console_logging(stream=io.StringIO())
     logging.getLogger("jiritsu").propagate = True  # let caplog see the records
     try:
-        stored = record_event(dead, "CRITICAL", EventType.CIRCUIT_BREAKER, "drawdown 16%")
+        stored = record_event(dead, "CRITICAL", EventType.CIRCUIT_BREAKER, "drawdown 16%", now=NOW)
     finally:
         logging.getLogger("jiritsu").propagate = False
     assert stored is False
@@ -67,4 +72,4 @@ def test_event_survives_an_unreachable_database(caplog: pytest.LogCaptureFixture
 
 def test_unknown_level_is_a_programming_error(engine: Engine) -> None:
     with pytest.raises(ValueError, match="unknown event level"):
-        record_event(engine, "LOUD", "X", "y")
+        record_event(engine, "LOUD", "X", "y", now=NOW)

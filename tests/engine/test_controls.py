@@ -38,8 +38,8 @@ def test_flatten_cancels_closes_and_halts(paper_factory: Any) -> None:
         ("close", "Sell", Decimal("0.001")),
     ]
     assert report.halted == ["SubBot-B"]
-    assert controls.halted(paper.engine, "SubBot-B").halted
-    assert not controls.halted(paper.engine, "SubBot-A").halted
+    assert controls.halted(paper.engine, "SubBot-B", now=from_ms(now)).halted
+    assert not controls.halted(paper.engine, "SubBot-A", now=from_ms(now)).halted
     paper.at(now + MIN)
     assert paper.exchange.step() == 1  # the closing market order fills at the next open
     assert paper.exchange.positions("SubBot-B", "linear", "BTCUSDT") == []
@@ -60,7 +60,7 @@ def test_flatten_everything_halts_globally(paper_factory: Any) -> None:
                      now=from_ms(DECIDE))  # fmt: skip
     assert report.halted == [controls.GLOBAL]
     assert [x.action for x in report.lines] == ["flat", "flat", "flat"]
-    assert controls.halted(paper.engine).halted
+    assert controls.halted(paper.engine, now=from_ms(DECIDE)).halted
 
 
 def test_tick_twice_in_the_same_bar_enters_once(isolated_env: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from jiritsu import controls
+from jiritsu.clock import wall_now
 from jiritsu.config import LoadedConfig, load_config
 from jiritsu.db import migrate
 from jiritsu.db.engine import make_engine
@@ -117,7 +118,7 @@ def test_every_order_failing_pauses_the_bot(
     assert fake.orders == []  # nothing was ever placed
     engine = make_engine(loaded.db_url)
     try:
-        state = controls.state(engine, "SubBot-C")
+        state = controls.state(engine, "SubBot-C", now=wall_now())
     finally:
         engine.dispose()
     assert state.halted
@@ -195,7 +196,7 @@ def test_a_clean_step_ends_a_run_of_failures(
         )  # fmt: skip
         assert fault.fired == 2
         assert exchange_failures(engine, "SubBot-C") == 0
-        assert not controls.state(engine, "SubBot-C").halted
+        assert not controls.state(engine, "SubBot-C", now=wall_now()).halted
     finally:
         engine.dispose()
     # three attempts of one order under one idempotency key; one order, one position

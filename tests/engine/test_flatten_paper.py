@@ -60,7 +60,7 @@ def test_a_stop_adopted_by_reconcile_carries_its_pnl(isolated_env: Path) -> None
     paper.at(T0 + 40 * MIN)  # the drop bar went by while no bot stepped: the stop fired
     assert paper.exchange.positions("SubBot-B", "linear", "BTCUSDT") == []
     report = reconcile(paper.engine, paper.exchange, [BotAccount("SubBot-B", "linear", "BTCUSDT")],
-                       environment="paper", now=paper.clock.now())  # fmt: skip
+                       environment="paper", clock=paper.clock)  # fmt: skip
     assert report.count("fill_adopted") == 1
     (stop,) = paper.rows("select position_effect, pnl, quantity, price from trades "
                          "where side = 'Sell'")  # fmt: skip

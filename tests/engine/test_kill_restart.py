@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from jiritsu.clock import wall_now
 from jiritsu.db.engine import make_engine
 from tests.conftest import REPO
 from tests.engine.conftest import LOT_SIZING
@@ -169,7 +170,7 @@ def test_an_exchange_that_keeps_failing_pauses_the_bot(fake: FakeBybit, isolated
     assert fourth.halted == ["SubBot-C"]
     engine = make_engine(loaded.db_url)
     try:
-        state = controls.state(engine, "SubBot-C")
+        state = controls.state(engine, "SubBot-C", now=wall_now())
         with engine.connect() as conn:
             levels = conn.execute(sa.text(
                 "select level, event_type from system_events order by id"

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from jiritsu.clock import RealClock
 from jiritsu.config import load_config
 from jiritsu.db import migrate
 from jiritsu.db.engine import make_engine
@@ -98,7 +99,11 @@ def test_sigkill_mid_request_then_restart(env: BybitEnv, isolated_env: Path) -> 
     assert state.status == "filled"
     assert len(env.fake.orders) == 1
     report = reconcile(
-        engine, exchange, [BotAccount("SubBot-C", "linear", "BTCUSDT")], environment="testnet"
+        engine,
+        exchange,
+        [BotAccount("SubBot-C", "linear", "BTCUSDT")],
+        environment="testnet",
+        clock=RealClock(),
     )
     assert [d.kind for d in report.differences] == ["fill_adopted"]
     with engine.connect() as conn:

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from jiritsu.clock import RealClock, SimClock
 from jiritsu.db.models import Execution, Order, SystemEvent, Trade
 from jiritsu.exchange.errors import AuthError, ExchangeError, ExchangeUnavailable
 from jiritsu.exchange.ids import client_order_id
@@ -24,6 +25,7 @@ from jiritsu.exchange.types import OrderRequest
 from tests.exchange.bybit_env import BybitEnv, bybit_env
 
 BOT = BotAccount("SubBot-C", "linear", "BTCUSDT")
+WALL = RealClock()  # the loopback fake runs on the wall clock
 CREATE = "/v5/order/create"
 
 
@@ -61,7 +63,7 @@ def test_lost_answer_then_restart_leaves_one_order_and_one_row(
     # Every attempt is accepted by the exchange and its answer lost, as if we died each time.
     env.fake.inject("/v5/order/create", "accept_then_drop", times=None)
     with pytest.raises(ExchangeUnavailable):
-        OrderJournal(engine, exchange, environment="testnet").submit(
+        OrderJournal(engine, exchange, environment="testnet", clock=WALL).submit(
             BOT.name, BOT.category, request, reason="ema cross"
         )
     (row,) = _orders(engine)
@@ -69,7 +71,7 @@ def test_lost_answer_then_restart_leaves_one_order_and_one_row(
     env.fake.clear_faults()
 
     # Restart: a new journal (new process) submits the same decision again.
-    state = OrderJournal(engine, env.exchange(), environment="testnet").submit(
+    state = OrderJournal(engine, env.exchange(), environment="testnet", clock=WALL).submit(
         BOT.name, BOT.category, request, reason="ema cross"
     )
     assert len(env.fake.orders) == 1
@@ -84,7 +86,7 @@ def test_reconcile_adopts_what_happened_while_down_and_is_idempotent(
     env: BybitEnv, engine: Engine
 ) -> None:
     exchange = env.exchange()
-    journal = OrderJournal(engine, exchange, environment="testnet")
+    journal = OrderJournal(engine, exchange, environment="testnet", clock=WALL)
     # 1. Recorded, then the process died before sending: the exchange never saw it.
     never_sent = OrderRequest(
         client_order_id("SubBot-C", "bar-2", 0), "BTCUSDT", "Buy", Decimal("0.01")
@@ -105,7 +107,7 @@ def test_reconcile_adopts_what_happened_while_down_and_is_idempotent(
         price="30000", orderLinkId="manual-by-operator-1",
     )  # fmt: skip
 
-    report = reconcile(engine, exchange, [BOT], environment="testnet")
+    report = reconcile(engine, exchange, [BOT], environment="testnet", clock=WALL)
     kinds = sorted(d.kind for d in report.differences)
     assert kinds == ["fill_adopted", "order_adopted", "order_updated", "order_vanished"]
     rows = {o.client_order_id: o for o in _orders(engine)}
@@ -123,7 +125,7 @@ def test_reconcile_adopts_what_happened_while_down_and_is_idempotent(
     assert events == [("WARNING", "RECONCILE")] * 4
 
     before = _counts(engine)
-    again = reconcile(engine, exchange, [BOT], environment="testnet")
+    again = reconcile(engine, exchange, [BOT], environment="testnet", clock=WALL)
     assert again.clean, again.differences
     assert _counts(engine) == before
 
@@ -137,7 +139,7 @@ def test_a_fill_older_than_the_lookback_shows_as_a_position_difference(
     )  # fmt: skip
     exchange = env.exchange()
     later = datetime.fromtimestamp(env.t0 / 1000, timezone.utc) + timedelta(days=9)
-    report = reconcile(engine, exchange, [BOT], environment="testnet", now=later)
+    report = reconcile(engine, exchange, [BOT], environment="testnet", clock=SimClock(later))
     (diff,) = [d for d in report.differences if d.kind == "position"]
     assert diff.details == {"exchange": "-0.01", "fills": "0"}
 
@@ -184,22 +186,22 @@ def test_an_unclassified_failure_is_recorded_and_settled_once(
     request = OrderRequest(client_order_id(BOT.name, "bar-9", 0), "BTCUSDT", "Buy", Decimal("0.01"))
     env.fake.inject(CREATE, f"http_{status}", times=None)
     with pytest.raises(error):
-        OrderJournal(engine, exchange, environment="testnet").submit(
+        OrderJournal(engine, exchange, environment="testnet", clock=WALL).submit(
             BOT.name, BOT.category, request
         )
     (row,) = _orders(engine)
     assert row.status == "unknown"  # the exchange may or may not have it: ask before anything
     assert row.error.startswith(reason)
     assert f"HTTP {status}" in row.error
-    report = reconcile(engine, exchange, [BOT], environment="testnet")
+    report = reconcile(engine, exchange, [BOT], environment="testnet", clock=WALL)
     assert [d.kind for d in report.differences] == ["order_vanished"]
     (row,) = _orders(engine)
     assert (row.status, row.error) == ("cancelled", "vanished: never reached the exchange")
-    assert reconcile(engine, exchange, [BOT], environment="testnet").clean
+    assert reconcile(engine, exchange, [BOT], environment="testnet", clock=WALL).clean
     # a restart re-deriving the same order: settled, so neither sent again nor an error
     env.fake.clear_faults()
     env.fake.clear_requests()
-    again = OrderJournal(engine, env.exchange(), environment="testnet").submit(
+    again = OrderJournal(engine, env.exchange(), environment="testnet", clock=WALL).submit(
         BOT.name, BOT.category, request
     )
     assert (again.status, again.exchange_order_id) == ("cancelled", None)
@@ -215,7 +217,7 @@ def test_reconcile_leaves_a_bot_alone_while_a_trade_loop_holds_it(
     from jiritsu.locks import bot_lock
 
     exchange = env.exchange()
-    journal = OrderJournal(engine, exchange, environment="testnet")
+    journal = OrderJournal(engine, exchange, environment="testnet", clock=WALL)
     request = OrderRequest(client_order_id("SubBot-C", "bar-9", 0), "BTCUSDT", "Buy",
                            Decimal("0.01"))  # fmt: skip
     journal.record(BOT.name, BOT.category, request, reason="the loop's own order")
@@ -224,13 +226,13 @@ def test_reconcile_leaves_a_bot_alone_while_a_trade_loop_holds_it(
         orderLinkId=request.client_order_id,
     )  # fmt: skip
     with bot_lock(tmp_path, BOT.name, wait_seconds=0):  # the running loop
-        report = reconcile(engine, exchange, [BOT], environment="testnet", data_dir=tmp_path,
-                           lock_wait=0.3)  # fmt: skip
+        report = reconcile(engine, exchange, [BOT], environment="testnet", clock=WALL,
+                           data_dir=tmp_path, lock_wait=0.3)  # fmt: skip
     assert (report.bots, report.clean) == ([], True)
     assert report.skipped == {BOT.name: "a trade loop is working its orders and reconciles "
                                         "them itself"}  # fmt: skip
     assert _counts(engine)["system_events"] == 0
     assert [o.status for o in _orders(engine)] == ["pending"]  # untouched
-    after = reconcile(engine, exchange, [BOT], environment="testnet", data_dir=tmp_path)
+    after = reconcile(engine, exchange, [BOT], environment="testnet", clock=WALL, data_dir=tmp_path)
     assert after.bots == [BOT.name]  # the loop is gone: the bot is reconciled again
     assert [o.status for o in _orders(engine)] == ["filled"]

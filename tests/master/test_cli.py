@@ -96,10 +96,16 @@ def test_the_offline_paper_flow(isolated_env, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_a_halt_stops_rebalance_and_saving_with_exit_4(isolated_env) -> None:
+    from jiritsu.clock import wall_now
     from jiritsu.controls import halt
 
     assert jiritsu("snapshot").exit_code == 0  # creates the database
-    halt(make_engine(f"sqlite:///{isolated_env / 'jiritsu.db'}"), "global", "operator")
+    halt(
+        make_engine(f"sqlite:///{isolated_env / 'jiritsu.db'}"),
+        "global",
+        "operator",
+        now=wall_now(),
+    )
     for args in (["rebalance"], ["save-profit", "--force"]):
         result = jiritsu(*args)
         assert result.exit_code == 4, result.output

@@ -36,7 +36,7 @@ JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
 
 def _write_rows(engine: Engine) -> None:
     for text in ("one", "two", "three"):
-        record_event(engine, "INFO", "STARTUP", text)
+        record_event(engine, "INFO", "STARTUP", text, now=NOW)
     heartbeat.beat(engine, heartbeat.TRADE_LOOP, {"tick": 1})
     with engine.begin() as conn:
         for ts in (0, 60_000):
@@ -58,7 +58,7 @@ def _change_rows(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(sa.delete(SystemEvent).where(SystemEvent.message == "two"))
         conn.execute(sa.delete(Candle).where(Candle.ts == 0))
-    record_event(engine, "INFO", "STARTUP", "four")
+    record_event(engine, "INFO", "STARTUP", "four", now=NOW)
     heartbeat.beat(engine, heartbeat.TRADE_LOOP, {"tick": 2})
 
 

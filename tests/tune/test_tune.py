@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from jiritsu.clock import RealClock
 from jiritsu.config import read_overlay
 from jiritsu.db.models import BacktestRun, SystemEvent, TuningRun
 from jiritsu.tune import BotOutcome, run_tuning, tune_bot
@@ -34,7 +35,7 @@ class Reports:
 
 def test_dry_run_scores_the_grid_and_writes_nothing(stored: Any, isolated_env: Path) -> None:
     settings = make_settings(isolated_env)
-    report = run_tuning(Loaded(settings), stored, dry_run=True)
+    report = run_tuning(Loaded(settings), stored, clock=RealClock(), dry_run=True)
     [o] = report.outcomes
     assert o.bot == "SubBot-C"
     assert o.candidates == 6
@@ -60,7 +61,7 @@ def test_a_winner_is_applied_recorded_and_reported(
     forced = replace(real, best={key: 2.0}, apply=True, reason="forced winner", best_oos=1.0)
     monkeypatch.setattr(tune, "tune_bot", lambda *a, **k: forced)
     notes = Reports()
-    report = run_tuning(Loaded(settings), stored, notifier=notes)
+    report = run_tuning(Loaded(settings), stored, clock=RealClock(), notifier=notes)
     assert report.applied
     overlay = read_overlay(settings.overlay_path)
     assert overlay is not None

@@ -23,6 +23,9 @@ Discord alerts are rate-limited per advisor: the first failure of a streak alert
 while the streak lasts at most one more alert is sent per ``alert_interval_seconds`` (the
 ``system_events`` row is written for every failure). A bot on 5-minute bars would otherwise
 send 288 identical alerts a day while Gemini is down.
+
+Its events carry wall time (:func:`jiritsu.clock.wall_now`): Gemini is only ever asked live (a
+simulation replays recorded decisions), and its budget runs on real days.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from jiritsu.advisors.base import Decision, MarketSnapshot
@@ -43,6 +45,7 @@ from jiritsu.advisors.prompt import (
     build_prompt,
     validate_answer,
 )
+from jiritsu.clock import wall_now
 from jiritsu.events import EventType, record_event
 from jiritsu.redact import redact
 
@@ -167,7 +170,7 @@ class GeminiAdvisor:
 
     def _budget_spent(self, snapshot: MarketSnapshot, prompt: Prompt, exc: Exception) -> Decision:
         message = redact(str(exc))
-        today = datetime.now(timezone.utc).date()
+        today = wall_now().date()  # Gemini's budget runs on real days
         if self._budget_warned_on != today:  # once per UTC day, not once per bar
             self._budget_warned_on = today
             record_event(
@@ -177,6 +180,7 @@ class GeminiAdvisor:
                 f"Gemini budget spent: no Gemini decisions until it resets ({message})",
                 self._details(snapshot, prompt),
                 bot=self.bot_name,
+                now=wall_now(),
             )
         return Decision(
             action=None,
@@ -200,6 +204,7 @@ class GeminiAdvisor:
             f"no Gemini decision this cycle: every key is rate-limited ({message})",
             self._details(snapshot, prompt),
             bot=self.bot_name,
+            now=wall_now(),
         )
         return Decision(
             action=None,
@@ -248,6 +253,7 @@ class GeminiAdvisor:
             details,
             bot=self.bot_name,
             notifier=self.notifier if self._should_alert() else None,
+            now=wall_now(),
         )
         return Decision(
             action=None,
@@ -298,6 +304,7 @@ class GeminiAdvisor:
                 problem,
                 self._details(snapshot, prompt),
                 bot=self.bot_name,
+                now=wall_now(),
             )
             extra["answer"] = {"action": answer.action, "confidence": answer.confidence}
             return Decision(
@@ -321,6 +328,7 @@ class GeminiAdvisor:
                 f"Gemini advisor answers again after {self.failure_streak} failed decision(s)",
                 self._details(snapshot, prompt),
                 bot=self.bot_name,
+                now=wall_now(),
             )
             self.failure_streak = 0
             self._last_alert = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +59,7 @@ def record_decision(
     decision: Decision,
     *,
     engine_view: Mapping[str, Any] | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> int:
     """Write the decision's row and return its id. ``engine_view`` (what the engine did with
     the answer) is stored under ``input_summary["engine"]``; ``now`` is the step's time (a
@@ -76,7 +76,7 @@ def record_decision(
     provider = decision.provider if decision.provider in _PROVIDERS else "rules"
     row = DecisionRow(
         bot=bot,
-        created_at=now or datetime.now(timezone.utc),
+        created_at=now,
         bar_ts=snapshot.bar_ts,
         symbol=snapshot.symbol,
         provider=provider,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from jiritsu.clock import wall_now
 from jiritsu.errors import JiritsuError
 
 if TYPE_CHECKING:
@@ -42,10 +43,6 @@ class Usage:
         return self.prompt_tokens + self.output_tokens
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class Budget:
     """Daily request and token budget of one provider, persisted in ``api_usage``."""
 
@@ -56,7 +53,7 @@ class Budget:
         *,
         daily_requests: int,
         daily_tokens: int,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = wall_now,  # the provider's days are real days
     ) -> None:
         if daily_requests < 0 or daily_tokens < 0:
             raise ValueError("budgets must be >= 0")
@@ -127,7 +124,6 @@ class Budget:
     def _ensure_row(self, conn: Connection, day: date) -> None:
         """Create today's row if missing; a concurrent creator wins harmlessly (no-op)."""
         from jiritsu.db.models import ApiUsage
-        from jiritsu.db.types import utc_now
         from jiritsu.db.upsert import conflict_insert
 
         values: dict[str, Any] = {
@@ -136,7 +132,7 @@ class Budget:
             "requests": 0,
             "prompt_tokens": 0,
             "output_tokens": 0,
-            "updated_at": utc_now(),
+            "updated_at": self._clock(),
         }
         stmt = conflict_insert(conn.dialect.name, ApiUsage).values(**values)
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["day", "provider"]))
@@ -150,7 +146,6 @@ class Budget:
 
         from jiritsu.db.engine import retry_db
         from jiritsu.db.models import ApiUsage
-        from jiritsu.db.types import utc_now
 
         day = self.today()
 
@@ -165,7 +160,7 @@ class Budget:
                         ApiUsage.requests < self.daily_requests,
                         ApiUsage.prompt_tokens + ApiUsage.output_tokens < self.daily_tokens,
                     )
-                    .values(requests=ApiUsage.requests + 1, updated_at=utc_now())
+                    .values(requests=ApiUsage.requests + 1, updated_at=self._clock())
                 )
                 return bool(result.rowcount)
 
@@ -183,7 +178,6 @@ class Budget:
 
         from jiritsu.db.engine import retry_db
         from jiritsu.db.models import ApiUsage
-        from jiritsu.db.types import utc_now
 
         if min(prompt_tokens, output_tokens, requests) < 0:
             raise ValueError("usage increments must be >= 0")
@@ -199,7 +193,7 @@ class Budget:
                         requests=ApiUsage.requests + requests,
                         prompt_tokens=ApiUsage.prompt_tokens + prompt_tokens,
                         output_tokens=ApiUsage.output_tokens + output_tokens,
-                        updated_at=utc_now(),
+                        updated_at=self._clock(),
                     )
                 )
 

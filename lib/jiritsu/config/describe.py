@@ -9,11 +9,12 @@ database URLs lose their password, and every string passes through :func:`jirits
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from jiritsu.clock import wall_now
 from jiritsu.config.loader import LoadedConfig, flatten_settings, mask_db_url
 from jiritsu.config.models import KeyPath, format_path
 from jiritsu.redact import redact, redact_obj
@@ -124,7 +125,7 @@ def rows_as_json(rows: list[Row]) -> list[dict[str, Any]]:
 def summary(loaded: LoadedConfig, now: datetime | None = None) -> dict[str, Any]:
     """The few facts an operator checks first; JSON-ready and free of secrets."""
     s = loaded.settings
-    now = now or datetime.now(timezone.utc)
+    now = now or wall_now()
     overlay = loaded.overlay
     overlay_info: dict[str, Any] = {
         "path": str(loaded.overlay_path),

@@ -24,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from datasette import hookimpl
 from datasette.utils.asgi import Response
 
+from jiritsu.clock import wall_now
 from jiritsu.dashboard.config import CONTROL_PATH
 from jiritsu.dashboard.config import LOG_TAIL_PATH as LOG_PATH
 
@@ -131,7 +132,7 @@ async def _home(datasette: Any, request: Any) -> Response:
 
 def _now() -> datetime:
     """The server's clock: these pages show the live state, so it is the wall clock."""
-    return datetime.now(timezone.utc)
+    return wall_now()
 
 
 async def _page(datasette: Any, request: Any, title: str, body: str, status: int = 200) -> Any:

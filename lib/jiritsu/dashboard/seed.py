@@ -19,6 +19,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from jiritsu.clock import wall_now
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
@@ -122,7 +124,7 @@ def seed_database(
 
     if days < 1:
         raise ValueError("days must be at least 1")
-    end = (end or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    end = (end or wall_now()).astimezone(timezone.utc)
     end = end.replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
     if migrate:

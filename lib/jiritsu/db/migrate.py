@@ -65,7 +65,9 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def upgrade_recorded(url: str, revision: str = "head") -> tuple[str | None, str | None]:
-    """Upgrade and, when the revision moved, leave a MIGRATION event; returns (before, after)."""
+    """Upgrade and, when the revision moved, leave a MIGRATION event (at wall time: a schema
+    change is the operator's act, whatever clock the data runs on); returns (before, after)."""
+    from jiritsu.clock import wall_now
     from jiritsu.db.engine import make_engine
     from jiritsu.events import EventType, record_event
 
@@ -81,6 +83,7 @@ def upgrade_recorded(url: str, revision: str = "head") -> tuple[str | None, str 
                 EventType.MIGRATION,
                 f"schema upgraded {before or 'base'} -> {after or 'base'}",
                 {"before": before, "after": after},
+                now=wall_now(),
             )
         finally:
             engine.dispose()

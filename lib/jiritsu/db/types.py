@@ -115,8 +115,12 @@ class Money(sa.types.TypeDecorator[Decimal]):
 
 
 def utc_now() -> datetime:
-    """The current time as an aware UTC datetime (the default of every timestamp column)."""
-    return datetime.now(timezone.utc)
+    """The wall clock (:func:`jiritsu.clock.wall_now`): the default of the timestamp columns,
+    for a row whose writer has no clock of its own to stamp it with (a test's hand-made row, an
+    installation fact). Everything a job records is stamped from the runtime's clock."""
+    from jiritsu.clock import wall_now
+
+    return wall_now()
 
 
 def _to_utc(value: datetime) -> datetime:

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jiritsu.clock import SimClock, from_ms, to_ms
+from jiritsu.clock import Clock, RealClock, SimClock, from_ms, to_ms
 from jiritsu.controls import GLOBAL
 from jiritsu.errors import DatabaseUnavailable, ExitCode, JiritsuError, UsageError
 from jiritsu.events import EventType, record_event
@@ -214,7 +214,9 @@ class TradeLoop:
         self.exchange: Exchange | None = None
         self.ctx: EngineContext | None = None
         self.runners: dict[str, BotRunner] = {}
-        self.clock: Any = None
+        self.clock: Any = None  # the runtime's: what every step, row and event is stamped with
+        # When steps happen: live, the loop waits for real bar closes (a replay never asks it).
+        self.wall: Clock = RealClock()
         self.result = LoopResult(exit_code=0)
         self.tripped: list[Trip] = []  # the breakers this run tripped, in order
         self._last_beat = 0.0
@@ -243,7 +245,6 @@ class TradeLoop:
         return sorted({b.symbol for b in bots} | {self.settings.master_bot.index_symbol})
 
     def _replay_setup(self) -> tuple[Runtime, int, int]:
-        from jiritsu.clock import SimClock
         from jiritsu.runtime import build_runtime
 
         if self.settings.general.environment != "paper":
@@ -277,14 +278,12 @@ class TradeLoop:
         return rt, start, end
 
     def _live_setup(self) -> Runtime:
-        from jiritsu.clock import RealClock, SimClock
         from jiritsu.runtime import build_runtime, default_mode
 
         mode = default_mode(self.loaded)
         # Paper runs on the loop's step clock: an order sent at a bar close fills at the next
         # 1-minute open, exactly as in a replay and a backtest.
-        now = int(time.time() * 1000)
-        clock = SimClock(now) if mode == "paper" else RealClock()
+        clock = SimClock(self.wall.now_ms()) if mode == "paper" else self.wall
         return build_runtime(self.loaded, mode, clock, symbols=self._symbols())
 
     def _context(self, rt: Runtime) -> EngineContext:
@@ -442,7 +441,7 @@ class TradeLoop:
         """Record the fills and order states the last step caused (before exiting or a periodic
         reconciliation: a market order on Bybit fills at once; the next step would record it).
         Nothing is sent here: an order whose answer was lost waits for the bot's next step."""
-        now = t if self.replay else max(t, int(time.time() * 1000))
+        now = t if self.replay else max(t, self.wall.now_ms())
         for runner in self.runners.values():
             try:
                 runner.read_state(now, resend=False)
@@ -471,7 +470,7 @@ class TradeLoop:
         accounts = [BotAccount(r.name, r.bot.category, r.bot.symbol) for r in self.runners.values()]
         report = reconcile(
             self.ctx.engine, self.ctx.exchange, accounts, environment=self.ctx.environment,
-            notifier=self.ctx.notifier, now=from_ms(t),
+            notifier=self.ctx.notifier, clock=self.clock,
         )  # fmt: skip
         if not report.clean:
             log.warning("reconciliation settled %d differences", len(report.differences))
@@ -528,7 +527,7 @@ class TradeLoop:
 
         settle = self.options.settle_seconds if t_next % MINUTE_MS == 0 else 0.0
         target = t_next / 1000 + settle
-        while (left := target - time.time()) > 0:
+        while (left := target - self.wall.now_ms() / 1000) > 0:
             if self.flags.stop.wait(min(left, SLEEP_CHUNK)):
                 return False
             sdnotify.watchdog()  # alive while waiting for the next bar
@@ -541,7 +540,7 @@ class TradeLoop:
         wake = min((r.next_wake(t) for r in self.runners.values()), default=t + MINUTE_MS)
         if not self.replay:
             wake = min(wake, (t // MINUTE_MS + 1) * MINUTE_MS)  # heartbeats, crash checks
-            now = int(time.time() * 1000)
+            now = self.wall.now_ms()
             if wake < now - 2 * MINUTE_MS:  # fell behind (suspended, a slow exchange)
                 log.warning("trade loop %d s behind: skipping to now", (now - wake) // 1000)
                 wake = now - now % MINUTE_MS
@@ -802,7 +801,7 @@ def run_tick(
     from jiritsu.locks import bot_lock
 
     settings = loaded.settings
-    t = int(now_ms if now_ms is not None else time.time() * 1000)
+    t = int(now_ms if now_ms is not None else RealClock().now_ms())
     options = LoopOptions(bots=bots, install_signals=False, snapshots=False)
     loop = TradeLoop(lambda: loaded, options)
     selected = loop._bots(settings)
@@ -817,7 +816,6 @@ def run_tick(
 def _tick(loaded: LoadedConfig, loop: TradeLoop, selected: list[Any], t: int) -> TickResult:
     """The loop's step once, through the loop's own halts, breakers and bot steps (so the
     breakers run in the same order), with every bot deciding on a fresh sync."""
-    from jiritsu.clock import RealClock
     from jiritsu.engine.bot import BotRunner
     from jiritsu.heartbeat import TRADE_TICK, beat, clear_simulated
     from jiritsu.runtime import build_runtime, default_mode

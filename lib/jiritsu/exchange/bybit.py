@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import requests
 from pybit.exceptions import FailedRequestError, InvalidRequestError
 
+from jiritsu.clock import wall_now
 from jiritsu.errors import UsageError
 from jiritsu.exchange.base import Exchange
 from jiritsu.exchange.errors import (
@@ -652,7 +653,7 @@ class BybitExchange(Exchange):
                 bid=_d(t.get("bid1Price"), last),
                 ask=_d(t.get("ask1Price"), last),
                 mark=_d(t.get("markPrice"), last),  # spot has no mark price
-                time=_ms_to_dt(when) if when else datetime.now(timezone.utc),
+                time=_ms_to_dt(when) if when else wall_now(),  # received now
             )
 
     def klines(

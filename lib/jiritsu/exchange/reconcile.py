@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ from jiritsu.exchange.types import CATEGORIES, Category, one_of
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from jiritsu.clock import Clock
     from jiritsu.exchange.base import Exchange
     from jiritsu.notify import Notifier
 
@@ -244,17 +245,18 @@ def reconcile(
     accounts: Sequence[BotAccount],
     *,
     environment: str,
+    clock: Clock,
     notifier: Notifier | None = None,
-    now: datetime | None = None,
     data_dir: Path | None = None,
     lock_wait: float = LOCK_WAIT_SECONDS,
 ) -> ReconcileReport:
     """Bring the database in line with the exchange for ``accounts``; see the module doc.
-    ``data_dir``: take each bot's lock (the caller holds none); None: the caller holds them."""
+    ``data_dir``: take each bot's lock (the caller holds none); None: the caller holds them.
+    ``clock``: the runtime's; the rows and events reconciliation writes carry its time."""
     from jiritsu.locks import BotBusy, bot_lock
 
-    now = now or datetime.now(timezone.utc)
-    journal = OrderJournal(engine, exchange, environment=environment)
+    now = clock.now()
+    journal = OrderJournal(engine, exchange, environment=environment, clock=clock)
     report = ReconcileReport()
     for account in accounts:
         found: list[Difference] = []
@@ -280,6 +282,7 @@ def reconcile(
                 diff.message,
                 {"kind": diff.kind, **diff.details},
                 bot=diff.bot,
+                now=now,
             )
         report.differences.extend(found)
     if notifier is not None and report.differences:

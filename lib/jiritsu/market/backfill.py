@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from jiritsu.clock import to_ms, wall_now
 from jiritsu.market.frames import interval_ms, normalize_interval
 from jiritsu.market.gaps import GapReport
 from jiritsu.market.symbols import normalize_symbol
@@ -68,7 +69,7 @@ def backfill(
     """Store the last ``days`` of closed bars; resumes where a previous run stopped."""
     symbol, interval = normalize_symbol(symbol), normalize_interval(interval)
     step = interval_ms(interval)
-    now_ms = int((now or datetime.now(timezone.utc)).timestamp() * 1000)
+    now_ms = to_ms(now or wall_now())  # Bybit's newest bars: wall time
     end_ms = now_ms - now_ms % step  # open time of the current, unfinished bar: excluded
     start_ms = end_ms - int(days * 86_400_000) // step * step
     total_bars = (end_ms - start_ms) // step

@@ -476,7 +476,7 @@ def current_phase(
     engine: Engine,
     settings: Settings,
     *,
-    now: datetime | None = None,
+    now: datetime,
     refresh: Exchange | None = None,
 ) -> PhaseReading:
     """The phase now, from stored candles (first topped up from ``refresh``, when given).
@@ -484,7 +484,6 @@ def current_phase(
     A failed refresh is logged and the stored candles are used; whether they are too old is the
     caller's decision (:attr:`PhaseReading.stale`).
     """
-    now = now or datetime.now(timezone.utc)
     if refresh is not None:
         try:
             refresh_index_candles(refresh, engine, settings, now=now)

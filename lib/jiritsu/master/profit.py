@@ -364,7 +364,7 @@ def run_save_profit(
     exchange: Exchange,
     settings: Settings,
     *,
-    now: datetime | None = None,
+    now: datetime,
     dry_run: bool = False,
     force: bool = False,
     notifier: Notifier | None = None,
@@ -384,7 +384,6 @@ def run_save_profit(
         settle_transfers,
     )
 
-    now = now or datetime.now(timezone.utc)
     mb = settings.master_bot
     window = save_window(now, mb)
     halt = halted(engine, now=now)

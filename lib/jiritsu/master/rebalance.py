@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -241,7 +241,7 @@ class RebalanceResult:
 
 
 def participants(
-    engine: Engine, settings: Settings, *, now: datetime | None = None
+    engine: Engine, settings: Settings, *, now: datetime
 ) -> tuple[list[str], dict[str, str]]:
     """Bots taking part (enabled, not halted) and why the others do not."""
     from jiritsu.controls import state
@@ -299,7 +299,7 @@ def run_rebalance(
     settings: Settings,
     *,
     phase: PhaseReading | str | None = None,
-    now: datetime | None = None,
+    now: datetime,
     dry_run: bool = False,
     notifier: Notifier | None = None,
     refresh: Exchange | None = None,
@@ -319,7 +319,6 @@ def run_rebalance(
         unsettled_rows,
     )
 
-    now = now or datetime.now(timezone.utc)
     halt = halted(engine, now=now)
     if halt.halted:
         raise Halted(

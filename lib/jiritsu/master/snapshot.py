@@ -24,7 +24,7 @@ a timer; profit saving takes one right after moving money.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -62,7 +62,7 @@ def take_snapshot(
     exchange: Exchange,
     settings: Settings,
     *,
-    now: datetime | None = None,
+    now: datetime,
     phase: str | None = None,
     locked: bool = False,
     lock_wait: float = LOCK_WAIT_SECONDS,
@@ -83,7 +83,7 @@ def _take(
     exchange: Exchange,
     settings: Settings,
     *,
-    now: datetime | None,
+    now: datetime,
     phase: str | None,
 ) -> PortfolioSnapshot:
     from jiritsu.db.engine import retry_db, session_scope
@@ -93,7 +93,6 @@ def _take(
     from jiritsu.master.phase import latest_phase
     from jiritsu.master.transfers import quote_coin
 
-    now = now or datetime.now(timezone.utc)
     coin = quote_coin(settings)
     bots = tuple(
         BotBalance(b.name, Decimal(bal.equity), Decimal(bal.available))

@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -128,10 +128,6 @@ class SettleReport:
 # --------------------------------------------------------------------------- small helpers
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def cents(amount: Decimal) -> Decimal:
     """Round DOWN to whole cents: a transfer never moves more than was planned."""
     return Decimal(amount).quantize(CENT, rounding=ROUND_DOWN)
@@ -198,7 +194,7 @@ def record_intent(
     details: Mapping[str, Any] | None = None,
     key: str | None = None,
     member_ids: tuple[int | None, int | None] = (None, None),
-    now: datetime | None = None,
+    now: datetime,
 ) -> TransferIntent:
     """Step 1: commit a ``pending`` row (a fresh UUID4 key unless ``key`` is given).
 
@@ -214,7 +210,7 @@ def record_intent(
     if amount <= 0:
         raise ValueError(f"transfer amount must be positive, got {amount}")
     key = key or new_transfer_id()
-    at = now or _now()
+    at = now
 
     def insert() -> int:
         with session_scope(engine) as session:
@@ -260,7 +256,7 @@ def _update(
     engine: Engine,
     row_id: int,
     *,
-    now: datetime | None,
+    now: datetime,
     settle_note: str | None = None,
     **values: Any,
 ) -> TransferOutcome:
@@ -278,9 +274,9 @@ def _update(
                 setattr(row, name, value)
             if settle_note is not None:
                 details = dict(row.details or {})
-                details["settlement"] = {"at": (now or _now()).isoformat(), "note": settle_note}
+                details["settlement"] = {"at": now.isoformat(), "note": settle_note}
                 row.details = details
-            row.updated_at = now or _now()
+            row.updated_at = now
             flag_modified(row, "updated_at")  # else an unchanged value lets onupdate stamp "now"
             return _outcome(row)
 
@@ -288,7 +284,7 @@ def _update(
     return result
 
 
-def mark_sent(engine: Engine, intent: TransferIntent, *, now: datetime | None = None) -> None:
+def mark_sent(engine: Engine, intent: TransferIntent, *, now: datetime) -> None:
     """Step 2: commit ``sent`` just before the exchange call."""
     _update(engine, intent.row_id, now=now, status="sent")
 
@@ -299,7 +295,7 @@ def record_result(
     *,
     result: TransferResult | None = None,
     error: BaseException | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> TransferOutcome:
     """Step 3: the exchange's answer (or the exception instead of one) onto the row."""
     if result is not None:
@@ -343,7 +339,7 @@ def execute_transfer(
     details: Mapping[str, Any] | None = None,
     key: str | None = None,
     member_ids: tuple[int | None, int | None] = (None, None),
-    now: datetime | None = None,
+    now: datetime,
 ) -> TransferOutcome:
     """Record, mark sent, call the exchange, record the answer (see the module docstring).
 
@@ -414,7 +410,7 @@ def settle_transfers(
     engine: Engine,
     exchange: Exchange,
     *,
-    now: datetime | None = None,
+    now: datetime,
     grace: timedelta = SETTLE_GRACE,
     kinds: Sequence[str] = MASTER_KINDS,
 ) -> SettleReport:
@@ -424,7 +420,6 @@ def settle_transfers(
 
     from jiritsu.db.models import Transfer
 
-    now = now or _now()
     report = SettleReport()
     with Session(engine) as session:
         rows = session.scalars(
@@ -500,7 +495,7 @@ def record_settlement(
     event_type: str,
     *,
     notifier: Any = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> None:
     """A WARNING event (and alert) for rows an earlier run left unfinished and this one settled:
     a crash or a lost answer happened, and the operator should know how it ended."""

@@ -24,9 +24,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from jiritsu.clock import wall_now
 from jiritsu.errors import ExitCode
 from jiritsu.events import EventType, record_event
 from jiritsu.news.fetch import (
@@ -116,10 +117,6 @@ class NewsRunReport:
             src["ok"] = rep.ok
             src["errors"] = rep.errors
         return data
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # --------------------------------------------------------------------------- storing
@@ -315,6 +312,7 @@ def score_pending(
             f"news scoring skipped: {report.scoring_error}; {len(pending)} item(s) stay unscored",
             {"pending": len(pending)},
             notifier=notifier,
+            now=now,
         )
     elif pending and scorer is not None:
         result = scorer.score([p.request for p in pending])
@@ -343,6 +341,7 @@ def score_pending(
                 f"{scorer.name} gave no usable score for {len(result.failed)} item(s); they stay "
                 "unscored and are retried by the next run",
                 {"items": examples, "unknown_ids": result.unknown_ids},
+                now=now,
             )
         if result.error:
             report.scoring_error = result.error
@@ -355,6 +354,7 @@ def score_pending(
                 "unscored for the next run",
                 {"scorer": scorer.name, "left": left},
                 notifier=notifier,
+                now=now,
             )
     report.pending = retry_db(lambda: _count_pending(engine, now), what="counting unscored news")
 
@@ -370,7 +370,7 @@ def run_fetch_news(
     scorer: Scorer | None,
     scorer_problem: str | None = None,
     sources: Sequence[str] | None = None,
-    clock: Callable[[], datetime] = _utc_now,
+    clock: Callable[[], datetime] = wall_now,  # the feeds are live: wall time
     notifier: Notifier | None = None,
     session: requests.Session | None = None,
 ) -> NewsRunReport:
@@ -439,6 +439,7 @@ def run_fetch_news(
                     EventType.NEWS,
                     f"news source {src.label} failed ({src.error_kind}): {src.error}",
                     {"source": source, "kind": src.error_kind},
+                    now=now,
                 )
     finally:
         if session is None:
@@ -452,6 +453,7 @@ def run_fetch_news(
             f"every news source failed ({len(report.sources)}); no news was fetched",
             {"sources": [s.source for s in report.sources]},
             notifier=notifier,
+            now=now,
         )
 
     score_pending(
@@ -501,7 +503,7 @@ def fetch_news(
     *,
     sources: Sequence[str] | None = None,
     notifier: Notifier | None = None,
-    clock: Callable[[], datetime] = _utc_now,
+    clock: Callable[[], datetime] = wall_now,  # the feeds are live: wall time
 ) -> NewsRunReport:
     """The job as the CLI runs it: scorer from the configuration, one run, client closed."""
     settings = loaded.settings

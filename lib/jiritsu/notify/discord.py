@@ -17,12 +17,12 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jiritsu import __version__
+from jiritsu.clock import wall_now
 from jiritsu.errors import UsageError
 from jiritsu.notify.base import level_number
 from jiritsu.notify.limits import (
@@ -185,7 +185,8 @@ class DiscordNotifier:
 
     @staticmethod
     def _now() -> str:
-        return datetime.now(timezone.utc).isoformat(timespec="seconds")
+        """When the message is sent (wall time: Discord shows it beside its own)."""
+        return wall_now().isoformat(timespec="seconds")
 
     def _clean(self, text: str) -> str:
         """Mask the token (exception texts quote the URL) and every registered secret."""

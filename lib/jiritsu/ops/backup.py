@@ -32,6 +32,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jiritsu.clock import wall_now
 from jiritsu.errors import JiritsuError, UsageError
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def list_backups(directory: Path) -> list[BackupFile]:
 
 def prune(directory: Path, retention_days: int, now: datetime | None = None) -> list[Path]:
     """Delete backups older than ``retention_days`` (never the newest) and stale partials."""
-    now = now or datetime.now(timezone.utc)
+    now = now or wall_now()  # file ages are wall time
     cutoff = now - timedelta(days=retention_days)
     deleted = []
     for old in list_backups(directory)[1:]:
@@ -440,7 +441,7 @@ def backup(
 ) -> BackupResult:
     """Back up the database at ``url`` into ``directory``; then apply retention (if given)."""
     kind = backup_kind(url)
-    now = now or datetime.now(timezone.utc)
+    now = now or wall_now()  # the file's name: when it was written
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True, mode=0o750)
     final = _target(directory, kind, now)
@@ -521,6 +522,8 @@ def _event(
     message: str,
     details: Mapping[str, Any],
     notifier: Notifier | None = None,
+    *,
+    now: datetime,
 ) -> None:
     """Record a DATABASE event in the configured database (never raises)."""
     from jiritsu.db.engine import make_engine
@@ -534,7 +537,9 @@ def _event(
     except Exception as exc:  # noqa: BLE001 - the event still reaches the log and the notifier
         log.debug("no engine for the event: %s", exc)
     try:
-        record_event(engine, level, EventType.DATABASE, message, details, notifier=notifier)
+        record_event(
+            engine, level, EventType.DATABASE, message, details, notifier=notifier, now=now
+        )
     finally:
         if engine is not None:
             engine.dispose()
@@ -555,6 +560,7 @@ def run_backup(
     """
     settings = loaded.settings
     target = Path(directory) if directory else settings.backup_dir
+    now = now or wall_now()
     try:
         result = backup(
             loaded.db_url,
@@ -564,7 +570,7 @@ def run_backup(
             pg_bindir=pg_bindir,
         )
     except Exception as exc:
-        _event(loaded, "ERROR", f"backup failed: {exc}", {"dir": str(target)}, notifier)
+        _event(loaded, "ERROR", f"backup failed: {exc}", {"dir": str(target)}, notifier, now=now)
         raise
     _event(
         loaded,
@@ -577,6 +583,7 @@ def run_backup(
             "seconds": round(result.seconds, 3),
             "deleted": [p.name for p in result.deleted],
         },
+        now=now,
     )
     return result
 
@@ -589,6 +596,7 @@ def run_restore(
     now: datetime | None = None,
 ) -> RestoreResult:
     """Restore the configured database from ``source`` (safety backup into the backup dir)."""
+    now = now or wall_now()
     result = restore(
         loaded.db_url,
         source,
@@ -605,5 +613,6 @@ def run_restore(
             "revision": result.revision,
             "safety_backup": str(result.safety_backup) if result.safety_backup else None,
         },
+        now=now,
     )
     return result

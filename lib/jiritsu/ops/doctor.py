@@ -19,10 +19,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from jiritsu.clock import wall_now
 from jiritsu.errors import ExitCode
 from jiritsu.exchange.types import MAIN
 from jiritsu.ops.health import BAD, OK, PROBE_TIMEOUT_SECONDS, SKIPPED, WARN, probe_error
@@ -504,7 +505,7 @@ def run_doctor(
     notify: bool = False,
     gemini: bool = False,
     notifier: Notifier | None = None,
-    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    now: Callable[[], datetime] = wall_now,
 ) -> DoctorReport:
     """Check everything the configured environment needs; never raises for what it finds."""
     from jiritsu.ops.health import probe_config

@@ -52,6 +52,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from jiritsu.clock import wall_now
 from jiritsu.errors import DatabaseUnavailable, ExitCode
 
 if TYPE_CHECKING:
@@ -679,11 +680,11 @@ def exchange_check(
             "exchange", BAD, f"{environment}: cannot set up the exchange: " f"{probe_error(exc)}"
         )
     try:
-        before = time.time()
+        before = wall_now()  # the skew of the wall clock against the exchange's
         start = time.perf_counter()
         server = exchange.server_time()
         ms = (time.perf_counter() - start) * 1000
-        after = time.time()
+        after = wall_now()
     except Exception as exc:  # noqa: BLE001 - unreachable, whatever the reason
         return Check("exchange", BAD, f"{environment}: unreachable: {probe_error(exc)}")
     finally:
@@ -693,7 +694,7 @@ def exchange_check(
                 runtime.close()
         except Exception as exc:  # noqa: BLE001 - closing is best effort
             log.debug("closing the exchange failed: %s", exc)
-    skew = server.timestamp() - (before + after) / 2
+    skew = server.timestamp() - (before.timestamp() + after.timestamp()) / 2
     max_skew = settings.exchange.recv_window_ms / 2000
     where = "paper exchange (local)" if environment == "paper" else environment
     if abs(skew) > max_skew:
@@ -943,7 +944,7 @@ def run_health(
 
     settings = loaded.settings
     health = settings.health
-    now = now or datetime.now(timezone.utc)
+    now = now or wall_now()  # a health check asks about now
     checks = system_checks(health, settings.general.data_dir, probe or PsutilProbe())
     offline = _OfflineState(settings.general.data_dir / OFFLINE_STATE)
     db_dependent = ("trade_loop", "tick", "candles", "errors")

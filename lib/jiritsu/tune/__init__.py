@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from jiritsu.clock import Clock
     from jiritsu.config.loader import LoadedConfig
     from jiritsu.config.models import Settings
 
@@ -222,22 +223,24 @@ def run_tuning(
     loaded: LoadedConfig,
     engine: Engine,
     *,
+    clock: Clock,
     dry_run: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
-    end_ms: int | None = None,
     notifier: Any = None,
     git: bool = True,
-    now: datetime | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> TuneReport:
     """Tune every bot of ``optimizer.param_ranges``; apply the winners unless ``dry_run``.
-    ``now``: the (simulated) time the run is recorded at; ``git=False`` never commits."""
+    ``clock``: the runtime's; the windows end at its "now" (or the newest stored bar before it:
+    a simulation's tuner never sees its future) and the run is recorded at its times.
+    ``git=False`` never commits."""
     from jiritsu.events import EventType, record_event
     from jiritsu.tune.apply import git_commit, write_tuned
 
     settings = loaded.settings
-    started = now or datetime.now(timezone.utc)
+    started = clock.now()
+    end_ms = clock.now_ms()
     outcomes: list[BotOutcome] = []
     for bot, grid in bots_to_tune(settings).items():
 
@@ -255,7 +258,7 @@ def run_tuning(
     from jiritsu.backtest.results import save_run
 
     for o in outcomes:
-        o.tuning_run_id = _record(engine, settings, o, started, now or datetime.now(timezone.utc))
+        o.tuning_run_id = _record(engine, settings, o, started, clock.now())
         for result in o.runs.values():  # the equity curves the dashboard shows with the run
             save_run(engine, result, source="tune", tuning_run_id=o.tuning_run_id)
     winners = [o for o in outcomes if o.apply and o.best]
@@ -282,7 +285,7 @@ def run_tuning(
             {"tuning_run_id": o.tuning_run_id,
              "changes": {k: [_num(a), _num(b)] for k, (a, b) in o.changes().items()},
              "overlay": str(path), "git": report.git, "reload": report.reload},
-            bot=o.bot, now=now,
+            bot=o.bot, now=clock.now(),
         )  # fmt: skip
     _notify(notifier, report)
     return report

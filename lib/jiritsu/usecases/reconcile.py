@@ -18,5 +18,5 @@ def reconcile(rt: Runtime, *, bot: str | None = None) -> ReconcileReport:
 
     return run(
         rt.db, rt.exchange, bot_accounts(rt.settings, bot), environment=rt.environment,
-        notifier=rt.notifier, now=rt.clock.now(), data_dir=rt.settings.general.data_dir,
+        notifier=rt.notifier, clock=rt.clock, data_dir=rt.settings.general.data_dir,
     )  # fmt: skip

@@ -18,10 +18,10 @@ def tune(
     scheduler: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> TuneReport | None:
-    """Tune every bot of ``optimizer.param_ranges`` over the stored candles (the windows end at
-    the newest stored bar; on a simulated clock at its "now": the tuner of a simulation never
-    sees a candle of its future, and its overlay is not committed) and apply the winners unless
-    ``dry_run``; None when auto-tuning is off and this is no dry run."""
+    """Tune every bot of ``optimizer.param_ranges`` over the stored candles up to the runtime's
+    "now" (a simulation's tuner never sees a candle of its future, and its overlay is not
+    committed) and apply the winners unless ``dry_run``; None when auto-tuning is off and this
+    is no dry run."""
     from jiritsu.runtime import OFFLINE_MODES
     from jiritsu.tune import run_tuning
 
@@ -31,5 +31,5 @@ def tune(
     return run_tuning(
         rt.loaded, rt.db, dry_run=dry_run, workers=workers, scheduler=scheduler,
         notifier=None if dry_run else rt.notifier, progress=progress,
-        end_ms=rt.clock.now_ms() if offline else None, now=rt.clock.now(), git=not offline,
+        clock=rt.clock, git=not offline,
     )  # fmt: skip
