@@ -69,9 +69,8 @@ def test_jobs_on_a_simulated_clock_stamp_every_row_with_its_time(isolated_env: P
                               environment="paper", created_at=PAST,
                               updated_at=PAST))  # fmt: skip
         by = control.Requester("tester")
-        control.halt(engine, rt.settings, bot="SubBot-C", reason="a test", by=by,
-                     now=rt.clock.now())  # fmt: skip
-        control.resume(engine, rt.settings, bot="SubBot-C", by=by, now=rt.clock.now())
+        control.halt(engine, rt.settings, bot="SubBot-C", reason="a test", by=by, clock=rt.clock)
+        control.resume(engine, rt.settings, bot="SubBot-C", by=by, clock=rt.clock)
         master.phase(rt)
         rebalanced = master.rebalance(rt)
         saved = master.save_profit(rt, force=True)

@@ -26,7 +26,7 @@ def halt(
     bot: BotOpt = None,
 ) -> None:
     """Halt trading globally or for one bot (lifted only by `jiritsu resume`)."""
-    from jiritsu.clock import wall_now
+    from jiritsu.clock import RealClock
     from jiritsu.db.migrate import open_database
     from jiritsu.notify import notifier_from_config
     from jiritsu.usecases import control
@@ -36,7 +36,7 @@ def halt(
     with open_database(loaded, create=False) as engine:
         result = control.halt(
             engine, loaded.settings, bot=bot, reason=reason, by=control.Requester(),
-            now=wall_now(), notifier=notifier_from_config(loaded),
+            clock=RealClock(), notifier=notifier_from_config(loaded),
         )  # fmt: skip
     console().print(result.message, markup=False)
 
@@ -44,7 +44,7 @@ def halt(
 @handle_errors
 def resume(ctx: typer.Context, bot: BotOpt = None) -> None:
     """Lift a halt (global, or one bot's)."""
-    from jiritsu.clock import wall_now
+    from jiritsu.clock import RealClock
     from jiritsu.db.migrate import open_database
     from jiritsu.notify import notifier_from_config
     from jiritsu.usecases import control
@@ -54,7 +54,7 @@ def resume(ctx: typer.Context, bot: BotOpt = None) -> None:
     with open_database(loaded, create=False) as engine:
         result = control.resume(
             engine, loaded.settings, bot=bot, by=control.Requester(),
-            now=wall_now(), notifier=notifier_from_config(loaded),
+            clock=RealClock(), notifier=notifier_from_config(loaded),
         )  # fmt: skip
     console().print(result.message, markup=False)
 
@@ -68,7 +68,7 @@ def flatten(
     """Halt, cancel every open order and close every position at market."""
     from rich.table import Table
 
-    from jiritsu.clock import wall_now
+    from jiritsu.clock import RealClock
     from jiritsu.db.migrate import open_database
     from jiritsu.errors import UsageError
     from jiritsu.notify import notifier_from_config
@@ -86,7 +86,7 @@ def flatten(
         )
     with open_database(loaded, create=False) as engine:
         result = control.flatten(
-            engine, loaded, bot=bot, by=control.Requester(), now=wall_now(),
+            engine, loaded, bot=bot, by=control.Requester(), clock=RealClock(),
             notifier=notifier_from_config(loaded),
         )  # fmt: skip
     report = result.report

@@ -30,7 +30,7 @@ def test_flatten_cancels_closes_and_halts(paper_factory: Any) -> None:
     now = DECIDE + 2 * MIN
     paper.at(now)
     report = flatten(paper.engine, paper.exchange, paper.loaded.settings, bot="SubBot-B",
-                     now=from_ms(now))  # fmt: skip
+                     clock=paper.clock)  # fmt: skip
     lines = [(x.action, x.side, x.qty) for x in report.lines]
     assert lines == [
         ("cancelled", "Buy", Decimal("0.001")),
@@ -57,7 +57,7 @@ def test_flatten_cancels_closes_and_halts(paper_factory: Any) -> None:
 def test_flatten_everything_halts_globally(paper_factory: Any) -> None:
     paper = paper_factory(frame(FALL + QUIET), DECIDE, only_bot("SubBot-B", **RSI_BOT))
     report = flatten(paper.engine, paper.exchange, paper.loaded.settings, bot=None,
-                     now=from_ms(DECIDE))  # fmt: skip
+                     clock=paper.clock)  # fmt: skip
     assert report.halted == [controls.GLOBAL]
     assert [x.action for x in report.lines] == ["flat", "flat", "flat"]
     assert controls.halted(paper.engine, now=from_ms(DECIDE)).halted

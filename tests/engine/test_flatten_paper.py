@@ -3,11 +3,11 @@ while no bot stepped is adopted by reconciliation with its PnL and position effe
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from jiritsu.clock import RealClock
 from jiritsu.exchange.reconcile import BotAccount, reconcile
 from jiritsu.status import collect_status
 from jiritsu.usecases.control import Requester, flatten
@@ -41,8 +41,8 @@ def test_flatten_closes_what_status_shows(isolated_env: Path) -> None:
     loaded = load(isolated_env, ENV)
     shown = next(b for b in collect_status(loaded).bots if b.name == "SubBot-B").positions
     assert [(p.side, p.size) for p in shown] == [("Buy", Decimal("0.003"))]
-    now = datetime.now(timezone.utc)  # the operator's wall clock, years after the candles
-    result = flatten(paper.engine, loaded, bot="SubBot-B", by=Requester(), now=now)
+    # the operator's wall clock, years after the candles
+    result = flatten(paper.engine, loaded, bot="SubBot-B", by=Requester(), clock=RealClock())
     assert result.report is not None
     closes = [line for line in result.report.lines if line.action == "close"]
     assert [(c.side, c.qty) for c in closes] == [("Sell", Decimal("0.003"))]

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from jiritsu import controls
+from jiritsu.clock import SimClock
 from jiritsu.config import LoadedConfig, load_config
 from jiritsu.errors import UsageError
 from jiritsu.notify import build_notifier
@@ -19,6 +20,7 @@ from tests.conftest import REPO
 from tests.fakes.discord import FakeDiscord
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+CLOCK = SimClock(NOW)
 ALICE = control.Requester("alice", via="dashboard", address="10.1.2.3")
 
 
@@ -55,21 +57,21 @@ def test_halt_and_resume_record_who_and_where_and_alert(
     settings = configured(isolated_env, db_url).settings
     notifier = build_notifier(discord.url_for(), min_level="WARNING")
     done = control.halt(engine, settings, bot="SubBot-B", reason="manual: news", by=ALICE,
-                        now=NOW, notifier=notifier)  # fmt: skip
+                        clock=CLOCK, notifier=notifier)  # fmt: skip
     assert (done.action, done.scope, done.changed) == ("halt", "SubBot-B", True)
     state = controls.state(engine, "SubBot-B", now=NOW)
     assert (state.halted, state.halted_by, state.reason) == (True, "alice", "manual: news")
     assert not controls.halted(engine, "SubBot-A", now=NOW).halted
 
-    again = control.halt(engine, settings, bot="SubBot-B", reason="twice", by=ALICE, now=NOW)
+    again = control.halt(engine, settings, bot="SubBot-B", reason="twice", by=ALICE, clock=CLOCK)
     assert not again.changed
     assert controls.state(engine, "SubBot-B", now=NOW).reason == "manual: news"
 
-    lifted = control.resume(engine, settings, bot="SubBot-B", by=ALICE, now=NOW,
+    lifted = control.resume(engine, settings, bot="SubBot-B", by=ALICE, clock=CLOCK,
                             notifier=notifier)  # fmt: skip
     assert lifted.changed
     assert not controls.state(engine, "SubBot-B", now=NOW).halted
-    assert not control.resume(engine, settings, bot="SubBot-B", by=ALICE, now=NOW).changed
+    assert not control.resume(engine, settings, bot="SubBot-B", by=ALICE, clock=CLOCK).changed
 
     halt, resume = events(engine)
     assert halt[:3] == (
@@ -89,9 +91,9 @@ def test_halt_and_resume_record_who_and_where_and_alert(
 def test_a_halt_needs_a_known_bot_and_a_reason(sqlite_engine: Engine, isolated_env: Path) -> None:
     settings = configured(isolated_env, "sqlite:///x.db").settings
     with pytest.raises(UsageError, match="no bot named 'SubBot-X'"):
-        control.halt(sqlite_engine, settings, bot="SubBot-X", reason="x", by=ALICE, now=NOW)
+        control.halt(sqlite_engine, settings, bot="SubBot-X", reason="x", by=ALICE, clock=CLOCK)
     with pytest.raises(UsageError, match="needs a reason"):
-        control.halt(sqlite_engine, settings, bot=None, reason="  ", by=ALICE, now=NOW)
+        control.halt(sqlite_engine, settings, bot=None, reason="  ", by=ALICE, clock=CLOCK)
     assert controls.all_states(sqlite_engine) == []
 
 
@@ -99,7 +101,7 @@ def test_flatten_halts_reports_and_names_the_requester(
     sqlite_engine: Engine, sqlite_url: str, isolated_env: Path
 ) -> None:
     loaded = configured(isolated_env, sqlite_url)
-    result = control.flatten(sqlite_engine, loaded, bot=None, by=ALICE, now=NOW)
+    result = control.flatten(sqlite_engine, loaded, bot=None, by=ALICE, clock=CLOCK)
     assert result.report is not None
     assert [line.action for line in result.report.lines] == ["flat"] * len(loaded.settings.sub_bots)
     assert result.message.startswith("global flattened: 0 order(s) cancelled, 0 position(s)")

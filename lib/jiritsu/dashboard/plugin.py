@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from datasette import hookimpl
 from datasette.utils.asgi import Response
 
-from jiritsu.clock import wall_now
+from jiritsu.clock import RealClock, wall_now
 from jiritsu.dashboard.config import CONTROL_PATH
 from jiritsu.dashboard.config import LOG_TAIL_PATH as LOG_PATH
 
@@ -286,7 +286,7 @@ def _act(loaded: LoadedConfig, form: dict[str, str], requester: Any) -> Any:
     action, bot = form["action"], form["bot"] or None
     engine = connect_configured(loaded)
     try:
-        common = {"bot": bot, "by": requester, "now": _now()}
+        common = {"bot": bot, "by": requester, "clock": RealClock()}
         notifier = notifier_from_config(loaded)
         if action == "halt":
             return control.halt(

@@ -31,6 +31,7 @@ from jiritsu.exchange.types import CATEGORIES, OrderRequest, Side, one_of
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from jiritsu.clock import Clock
     from jiritsu.exchange.base import Exchange
     from jiritsu.notify import Notifier
 
@@ -160,14 +161,16 @@ def flatten(
     settings: Any,
     *,
     bot: str | None,
-    now: datetime,
+    clock: Clock,
     notifier: Notifier | None = None,
     by: str = "operator",
     requested_by: str | None = None,
 ) -> FlattenReport:
     """Halt, cancel and close (see the module docstring) for ``bot``, or every bot.
 
-    ``requested_by`` (who and from where) goes into the event and its alert.
+    ``clock``: the caller's; the halt, the closing orders (their rows and client ids) and the
+    event carry its time. ``requested_by`` (who and from where) goes into the event and its
+    alert.
     """
     from jiritsu import controls
     from jiritsu.errors import UsageError
@@ -181,10 +184,11 @@ def flatten(
     else:
         bots = list(settings.sub_bots)
     scope = bot if bot is not None else GLOBAL
+    now = clock.now()
     report = FlattenReport()
     controls.halt(engine, scope, "flatten", by=by, now=now)
     report.halted.append(scope)
-    journal = OrderJournal(engine, exchange, environment=environment)
+    journal = OrderJournal(engine, exchange, environment=environment, clock=clock)
     for b in bots:
         known = _cancel_tracked(engine, exchange, b, report.lines)
         _cancel_untracked(exchange, b, known, report.lines)

@@ -71,14 +71,12 @@ class OrderJournal:
     rows carry the step time like its fills and decisions)."""
 
     def __init__(
-        self, engine: Engine, exchange: Exchange, *, environment: str, clock: Clock | None = None
+        self, engine: Engine, exchange: Exchange, *, environment: str, clock: Clock
     ) -> None:
-        from jiritsu.clock import RealClock
-
         self.engine = engine
         self.exchange = exchange
         self.environment = environment
-        self.clock: Clock = clock or RealClock()
+        self.clock = clock
 
     # --- placing ----------------------------------------------------------------------------
 

@@ -2,14 +2,15 @@
 dashboard's buttons alike.
 
 Every action records an event naming who asked and from where (the dashboard passes the logged-in
-user and the client address) and sends its alert; the callers only parse and render.
+user and the client address) and sends its alert; the callers only parse and render. The
+action's time comes from the caller's ``clock`` (the command line and the dashboard: the wall
+clock; a simulation: its own).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from jiritsu import controls
@@ -19,6 +20,7 @@ from jiritsu.events import EventType, record_event
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from jiritsu.clock import Clock
     from jiritsu.config import LoadedConfig, Settings
     from jiritsu.engine.flatten import FlattenReport
     from jiritsu.exchange.base import Exchange
@@ -73,7 +75,7 @@ def halt(
     bot: str | None,
     reason: str,
     by: Requester,
-    now: datetime,
+    clock: Clock,
     notifier: Notifier | None = None,
 ) -> ControlResult:
     """Halt everything (``bot`` None) or one bot until someone resumes it."""
@@ -81,6 +83,7 @@ def halt(
     reason = reason.strip()
     if not reason:
         raise UsageError("a halt needs a reason (shown in status and the alert)")
+    now = clock.now()
     if not controls.halt(engine, scope, reason, by=by.name, now=now):
         return ControlResult("halt", scope, False, f"{scope} was already halted")
     record_event(
@@ -96,11 +99,12 @@ def resume(
     *,
     bot: str | None,
     by: Requester,
-    now: datetime,
+    clock: Clock,
     notifier: Notifier | None = None,
 ) -> ControlResult:
     """Lift the global halt (``bot`` None) or one bot's."""
     scope = scope_for(settings, bot)
+    now = clock.now()
     if not controls.resume(engine, scope, now=now):
         return ControlResult("resume", scope, False, f"{scope} was not halted")
     record_event(
@@ -116,7 +120,7 @@ def flatten(
     *,
     bot: str | None,
     by: Requester,
-    now: datetime,
+    clock: Clock,
     notifier: Notifier | None = None,
     exchange_factory: Callable[[LoadedConfig], Exchange] | None = None,
 ) -> ControlResult:
@@ -124,7 +128,8 @@ def flatten(
 
     The exchange is built from the configuration (paper or Bybit) and closed afterwards; the
     paper exchange runs at its ledger's newest worked bar, so it closes the position ``status``
-    shows rather than first working every stored bar up to the wall clock.
+    shows rather than first working every stored bar up to ``clock``'s time (which stamps the
+    halt, the orders and the event).
     """
     from jiritsu.engine.flatten import flatten as run
 
@@ -135,15 +140,15 @@ def flatten(
         from jiritsu.runtime import build_runtime
 
         worked = worked_until_ms(engine) if loaded.settings.is_paper else None
-        clock = SimClock(worked) if worked is not None else None
-        runtime = build_runtime(loaded, db=engine, notify=False, clock=clock)
+        ledger = SimClock(worked) if worked is not None else clock
+        runtime = build_runtime(loaded, db=engine, notify=False, clock=ledger)
         exchange, close = runtime.exchange, runtime.close
     else:
         exchange = exchange_factory(loaded)
         close = exchange.close
     try:
         report = run(
-            engine, exchange, loaded.settings, bot=bot, now=now, notifier=notifier, by=by.name,
+            engine, exchange, loaded.settings, bot=bot, clock=clock, notifier=notifier, by=by.name,
             requested_by=str(by),
         )  # fmt: skip
     finally:
