@@ -67,7 +67,7 @@ def main() -> int:
     parser.add_argument("--skip-cli", action="store_true", help="skip step 4")
     args = parser.parse_args()
 
-    from jiritsu.backtest.runner import MarketData, kernels, run_bot
+    from jiritsu.backtest.runner import CandleArrays, kernels, run_bot
     from jiritsu.config.models import Settings
     from jiritsu.market.importer import read_candle_file
     from jiritsu.tune.grid import GridJob, expand, parse_grid, run_grid
@@ -76,7 +76,7 @@ def main() -> int:
     frame = read_candle_file(path).frame
     print(f"data: {path.name}: {frame.height:,} bars")
     settings = Settings()
-    data = MarketData("BTCUSDT", frame)
+    data = CandleArrays("BTCUSDT", frame)
 
     t0 = time.perf_counter()
     kernels()
@@ -116,7 +116,7 @@ def main() -> int:
         ["fast_period=10:100:10", "slow_period=120:300:20"], "SubBot-B", names, plain
     )
     cands = expand(cross)
-    job = GridJob(plain, "SubBot-B", MarketData("BTCUSDT", frame), int(data.ts[0]),
+    job = GridJob(plain, "SubBot-B", CandleArrays("BTCUSDT", frame), int(data.ts[0]),
                   data.span()[1])  # fmt: skip
     t0, c0 = time.perf_counter(), _cpu_s()
     found = run_grid(job, cands, workers=0)
@@ -131,7 +131,7 @@ def main() -> int:
     from jiritsu.tune import bots_to_tune
 
     half = frame.filter(frame["ts"] < frame["ts"][0] + 182 * 86_400_000)
-    six = MarketData("BTCUSDT", half)
+    six = CandleArrays("BTCUSDT", half)
     runs = 0
     t0, c0 = time.perf_counter(), _cpu_s()
     for bot, grid in bots_to_tune(settings).items():

@@ -111,7 +111,9 @@ def backtest(
     """Backtest a bot's real strategy over stored candles; the run is saved for the dashboard."""
     from jiritsu.backtest.results import save_run
     from jiritsu.backtest.runner import load_data, recorded_decisions, run_bot
+    from jiritsu.clock import RealClock
     from jiritsu.market.gaps import GapReport
+    from jiritsu.runtime import market_data
     from jiritsu.tune.grid import GridJob, check_grid, expand, parse_grid, parse_sets, run_grid
 
     loaded = state(ctx).loaded()
@@ -129,7 +131,8 @@ def backtest(
         candidates = expand(spec)
     with open_engine(loaded) as engine:
         with progress_bar("loading candles", not as_json):
-            data, start, end = load_data(engine, settings, bot, _ms(from_), _ms(to))
+            market = market_data(settings, engine, RealClock())
+            data, start, end = load_data(market, settings, bot, _ms(from_), _ms(to))
         lo, hi = int(data.ts.searchsorted(start)), int(data.ts.searchsorted(end))
         gaps = GapReport.from_ts(data.ts[lo:hi].astype("int64"), 60_000).summary()
         if candidates is not None:

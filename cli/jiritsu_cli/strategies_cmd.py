@@ -62,8 +62,10 @@ def check(
     """Recompute a strategy on stored candles with the future deleted, altered and with less
     history; exit 1 naming the first bar whose decision moved."""
     from jiritsu.backtest.runner import load_data
+    from jiritsu.clock import RealClock
     from jiritsu.errors import UsageError
     from jiritsu.market.data import LOOKBACK_BARS
+    from jiritsu.runtime import market_data
     from jiritsu.strategy.check import check_strategy
     from jiritsu.strategy.registry import registry, resolve, strategy_paths
     from jiritsu_cli.backtest_cmd import _ms, open_engine
@@ -76,7 +78,8 @@ def check(
     if chosen.strategy_params.rule == name:
         params = resolve(settings, chosen)[1]
     with open_engine(loaded) as engine:
-        data, _start, _end = load_data(engine, settings, chosen.name, _ms(from_), _ms(to))
+        market = market_data(settings, engine, RealClock())
+        data, _start, _end = load_data(market, settings, chosen.name, _ms(from_), _ms(to))
     bars = data.bars(chosen.timeframe)
     if len(bars) < 3:
         raise UsageError("too few stored bars to check: load more candles first")

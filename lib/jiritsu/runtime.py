@@ -125,8 +125,7 @@ def build_runtime(
     ``verify``/``sleep`` are for tests against the loopback fake.
     """
     from jiritsu.exchange.journal import OrderJournal
-    from jiritsu.market.data import MarketData, history_days
-    from jiritsu.market.store import CandleStore, cache_root
+    from jiritsu.market.data import history_days
 
     settings = loaded.settings
     mode = mode or default_mode(loaded)
@@ -150,10 +149,8 @@ def build_runtime(
     client = (
         public_client(loaded, verify=verify, sleep=sleep) if live_prices(loaded, mode) else None
     )
-    wanted = set(symbols) if symbols is not None else _symbols(settings)
     days = None if mode in OFFLINE_MODES else history_days(b.timeframe for b in settings.sub_bots)
-    store = CandleStore(db, cache_root(settings.general.data_dir))
-    market = MarketData(store, clock, wanted, days=days, client=client)
+    market = market_data(settings, db, clock, symbols=symbols, days=days, client=client)
     exchange: Exchange
     if mode == "live":
         from jiritsu.exchange.bybit import BybitExchange
@@ -172,6 +169,26 @@ def build_runtime(
         notifier = notifier_from_config(loaded)
     journal = OrderJournal(db, exchange, environment=environment, clock=clock)
     return Runtime(loaded, mode, clock, db, market, exchange, journal, notifier, owns_db)
+
+
+def market_data(
+    settings: Settings,
+    db: Engine,
+    clock: Clock,
+    *,
+    symbols: Iterable[str] | None = None,
+    days: float | None = None,
+    client: Exchange | None = None,
+) -> MarketData:
+    """The market-data service over the candle store (the only place it is built). On its own
+    (no client, all history) it is what backtests, tuning and strategy checks read: stored bars
+    closed by ``clock``, never a network call."""
+    from jiritsu.market.data import MarketData
+    from jiritsu.market.store import CandleStore, cache_root
+
+    store = CandleStore(db, cache_root(settings.general.data_dir))
+    wanted = _symbols(settings) if symbols is None else symbols
+    return MarketData(store, clock, wanted, days=days, client=client)
 
 
 def paper_config(settings: Settings) -> PaperConfig:

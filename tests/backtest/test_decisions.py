@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from jiritsu.backtest.runner import MarketData, build_inputs, recorded_decisions
+from jiritsu.backtest.runner import CandleArrays, build_inputs, recorded_decisions
 from jiritsu.config.models import Settings
 from jiritsu.db.engine import session_scope
 from jiritsu.db.models import Decision
@@ -16,7 +16,7 @@ from jiritsu.market.synth import synth_candles
 
 def test_recorded_gemini_answers_replace_the_rule(engine: Any) -> None:
     settings = Settings()
-    data = MarketData("BTCUSDT", synth_candles(days=2, seed=4))
+    data = CandleArrays("BTCUSDT", synth_candles(days=2, seed=4))
     rule = build_inputs(settings, "SubBot-B", data)
     bar = int(rule.tf_ts[100])
     when = datetime.fromtimestamp(bar / 1000, tz=timezone.utc)

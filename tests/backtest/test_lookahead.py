@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jiritsu.backtest.runner import MarketData, run_bot
+from jiritsu.backtest.runner import CandleArrays, run_bot
 from jiritsu.config.models import Settings
 from jiritsu.market.synth import synth_candles
 
@@ -21,8 +21,8 @@ def test_changing_the_future_never_changes_the_past() -> None:
         *(pl.col(c) * pl.Series(factor) for c in ("open", "high", "low", "close"))
     )
     for bot in ("SubBot-A", "SubBot-B", "SubBot-C"):
-        a = run_bot(settings, bot, MarketData("BTCUSDT", frame))
-        b = run_bot(settings, bot, MarketData("BTCUSDT", changed))
+        a = run_bot(settings, bot, CandleArrays("BTCUSDT", frame))
+        b = run_bot(settings, bot, CandleArrays("BTCUSDT", changed))
         # fills up to t = cut (bar opens < cut+1min used only bars <= cut) are identical
         fa = a.fills[a.fills[:, 0] <= cut]
         fb = b.fills[b.fills[:, 0] <= cut]

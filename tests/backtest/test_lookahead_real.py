@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jiritsu.backtest.runner import MarketData
+from jiritsu.backtest.runner import CandleArrays
 from jiritsu.config.models import Settings
 from jiritsu.strategy import kernel as K
 from tests.engine.real_parity import DAY, YEAR_2018, candles_2018
@@ -35,7 +35,7 @@ def _run(settings: Settings, bot: str, frame: pl.DataFrame) -> tuple[np.ndarray,
     """(actions, fills) of the compiled kernel over ``frame`` with steps in the month."""
     from jiritsu.backtest.runner import build_inputs
 
-    inp = build_inputs(settings, bot, MarketData("BTCUSDT", frame))
+    inp = build_inputs(settings, bot, CandleArrays("BTCUSDT", frame))
     n_rows = 4096
     acts = np.zeros((n_rows, K.NACT))
     fills = np.zeros((n_rows, K.NFILL))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from jiritsu.backtest.runner import MarketData, build_inputs, run_bot
+from jiritsu.backtest.runner import CandleArrays, build_inputs, run_bot
 from jiritsu.config.models import Settings
 from jiritsu.db.engine import make_engine
 from jiritsu.engine.loop import LoopOptions, run_loop
@@ -24,7 +24,7 @@ DAY = 86_400_000
 def test_inputs_are_those_of_prepare(bot: str) -> None:
     settings = Settings()
     candles = synth_candles(days=4, seed=5)
-    mine = build_inputs(settings, bot, MarketData("BTCUSDT", candles))
+    mine = build_inputs(settings, bot, CandleArrays("BTCUSDT", candles))
     ref = prepare(settings.bot(bot), settings, candles)
     for name in ("ts", "open", "high", "low", "close", "vol", "tf_ts", "tf_close_ms",
                  "tf_close", "tf_atr", "sig", "conf", "params"):  # fmt: skip
@@ -41,7 +41,7 @@ def test_replay_and_backtest_make_the_same_trades(isolated_env: Path) -> None:
     result = run_loop(loaded, LoopOptions(replay=(start, end), install_signals=False))
     assert result.exit_code == 0
     engine = make_engine(loaded.db_url)
-    data = MarketData("BTCUSDT", candles)
+    data = CandleArrays("BTCUSDT", candles)
     sign = {"Buy": 1, "Sell": -1}
     traded = 0
     try:

@@ -160,11 +160,11 @@ def test_repeated_runs_are_identical() -> None:
 
 
 def test_a_spot_round_trip_counts_as_a_trade() -> None:
-    from jiritsu.backtest.runner import MarketData, closing_mask, run_bot
+    from jiritsu.backtest.runner import CandleArrays, closing_mask, run_bot
     from jiritsu.market.synth import synth_candles
 
     settings = Settings()
-    result = run_bot(settings, "SubBot-A", MarketData("BTCUSDT", synth_candles(days=20, seed=1)))
+    result = run_bot(settings, "SubBot-A", CandleArrays("BTCUSDT", synth_candles(days=20, seed=1)))
     sells = result.fills[result.fills[:, K.F_SIDE] < 0]
     assert sells.shape[0] > 0  # spot: every sell closes (part of) the position
     assert np.array_equal(result.fills[closing_mask(result.fills)], sells)

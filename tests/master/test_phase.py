@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from jiritsu.clock import from_ms
-from jiritsu.config.models import MarketPhaseSettings, PhaseThresholds
+from jiritsu.clock import RealClock, from_ms
+from jiritsu.config.models import MarketPhaseSettings, PhaseThresholds, Settings
+from jiritsu.market.data import MarketData
 from jiritsu.master.phase import (
     PhaseUnavailable,
     adx_phase,
@@ -221,6 +222,13 @@ def test_readings_are_recorded_once_per_bar(engine: Engine) -> None:
     assert latest_phase(engine, "ETHUSDT") is None
 
 
+def market(engine: Engine, cfg: Settings) -> MarketData:
+    """The stored candles through the market-data service (offline), on the wall clock."""
+    from jiritsu.runtime import market_data
+
+    return market_data(cfg, engine, RealClock())
+
+
 def _store_candles(engine: Engine, data_dir: Path, symbol: str, interval: str, frame) -> None:
     from jiritsu.market.store import CandleStore, cache_root
 
@@ -237,10 +245,11 @@ def test_live_readings_come_from_the_candle_store(engine: Engine, tmp_path: Path
     _store_candles(engine, tmp_path, "BTCUSDT", "1", frame)
 
     now = end + timedelta(seconds=30)
-    reading = current_phase(engine, cfg, now=now)
+    reading = current_phase(market(engine, cfg), cfg, now=now)
     assert (reading.symbol, reading.timeframe, reading.close_ts) == ("BTCUSDT", "60", end)
     assert not reading.stale
-    later = current_phase(engine, cfg, now=end + timedelta(days=30))  # candles stopped coming
+    # candles stopped coming
+    later = current_phase(market(engine, cfg), cfg, now=end + timedelta(days=30))
     assert later.close_ts == end  # still read (from the newest stored bars) ...
     assert later.stale  # ... but flagged
 
@@ -249,11 +258,11 @@ def test_live_readings_come_from_the_candle_store(engine: Engine, tmp_path: Path
     eth = cfg.model_copy(
         update={"master_bot": cfg.master_bot.model_copy(update={"index_symbol": "ETHUSDT"})}
     )
-    from_hourly = current_phase(engine, eth, now=now)
+    from_hourly = current_phase(market(engine, eth), eth, now=now)
     assert (from_hourly.close_ts, from_hourly.phase) == (reading.close_ts, reading.phase)
     assert from_hourly.value == pytest.approx(reading.value)
 
-    span = history(engine, cfg, start=end - timedelta(hours=10), end=end)
+    span = history(market(engine, cfg), cfg, start=end - timedelta(hours=10), end=end)
     assert [r.close_ts for r in span] == [end - timedelta(hours=10 - i) for i in range(11)]
     assert (
         span[-1].phase
@@ -276,6 +285,6 @@ def test_a_short_run_of_fresh_minutes_does_not_hide_a_complete_hourly_series(
     )
     _store_candles(engine, tmp_path, "BTCUSDT", "1", frame.filter(pl.col("ts") >= cut - 2 * H))
     cfg = settings(tmp_path, master_bot={"market_phase": {"short_period": 5, "long_period": 12}})
-    reading = current_phase(engine, cfg, now=end + timedelta(seconds=30))
+    reading = current_phase(market(engine, cfg), cfg, now=end + timedelta(seconds=30))
     assert reading.close_ts == end - timedelta(hours=1)  # from the hourly series
     assert reading.details["bars"] > 12

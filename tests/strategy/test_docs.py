@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from jiritsu.backtest.runner import MarketData, run_bot
+from jiritsu.backtest.runner import CandleArrays, run_bot
 from jiritsu.market.synth import synth_candles
 from jiritsu.strategy.registry import resolve
 from jiritsu_cli.main import app
@@ -60,7 +60,7 @@ def test_the_chapter_example_runs_checks_and_tunes(isolated_env: Path) -> None:
     candles = synth_candles(days=10, seed=11)
     store_candles(loaded, candles)
     first = int(candles["ts"][0])
-    result = run_bot(settings, "SubBot-B", MarketData("BTCUSDT", candles), first + 2 * 86_400_000)
+    result = run_bot(settings, "SubBot-B", CandleArrays("BTCUSDT", candles), first + 2 * 86_400_000)
     assert result.metrics.trade_count >= 1
     check = CliRunner().invoke(
         app, ["--config", str(REPO / "config.toml"), "strategies", "check", "high_break",

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from jiritsu.backtest.runner import MarketData, build_inputs, run_bot
+from jiritsu.backtest.runner import CandleArrays, build_inputs, run_bot
 from jiritsu.db.engine import make_engine
 from jiritsu.engine.loop import LoopOptions, run_loop
 from jiritsu.market.frames import resample, to_numpy
@@ -73,7 +73,7 @@ def test_backtest_grid_and_replay_decide_alike(isolated_env: Path) -> None:
     assert (action[period] == 1).sum() >= 3  # the strategy does fire in the period
 
     # backtest: the kernel reads exactly these decisions
-    data = MarketData("BTCUSDT", candles)
+    data = CandleArrays("BTCUSDT", candles)
     inputs = build_inputs(settings, "SubBot-B", data)
     assert np.array_equal(inputs.sig, action.astype(np.float64))
     bt = run_bot(settings, "SubBot-B", data, start, end + 1)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from jiritsu.backtest.runner import MarketData
+from jiritsu.backtest.runner import CandleArrays
 from jiritsu.config.models import Settings
 from jiritsu.market.synth import synth_candles
 from jiritsu.strategy.builtins.ema_cross import EmaCross
@@ -37,7 +37,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
 
 
 def test_kernel_parameters_share_one_set_of_signals(counted: dict[str, list[Any]]) -> None:
-    data = MarketData("BTCUSDT", synth_candles(days=3, seed=2))
+    data = CandleArrays("BTCUSDT", synth_candles(days=3, seed=2))
     job = GridJob(Settings(), "SubBot-B", data, int(data.ts[0]) + 86_400_000, data.span()[1])
     found = run_grid(job, [{B + "strategy_params.sl_ratio": v} for v in (0.5, 1.0, 1.5, 2.0)],
                      workers=1)  # fmt: skip
@@ -47,7 +47,7 @@ def test_kernel_parameters_share_one_set_of_signals(counted: dict[str, list[Any]
 
 
 def test_each_strategy_parameter_set_is_computed_once(counted: dict[str, list[Any]]) -> None:
-    data = MarketData("BTCUSDT", synth_candles(days=3, seed=2))
+    data = CandleArrays("BTCUSDT", synth_candles(days=3, seed=2))
     job = GridJob(Settings(), "SubBot-B", data, int(data.ts[0]) + 86_400_000, data.span()[1])
     grid = [
         {B + "strategy_params.fast_period": f, B + "strategy_params.slow_period": s,

@@ -13,9 +13,16 @@ import sqlalchemy as sa
 from jiritsu.clock import RealClock
 from jiritsu.config import read_overlay
 from jiritsu.db.models import BacktestRun, SystemEvent, TuningRun
+from jiritsu.market.data import MarketData
+from jiritsu.runtime import market_data
 from jiritsu.tune import BotOutcome, run_tuning, tune_bot
 from jiritsu.tune.grid import GridJob, expand, run_grid
 from tests.tune.conftest import make_settings
+
+
+def market(engine: Any, settings: Any) -> MarketData:
+    """The stored candles through the market-data service, on the wall clock."""
+    return market_data(settings, engine, RealClock())
 
 
 class Loaded:
@@ -35,7 +42,9 @@ class Reports:
 
 def test_dry_run_scores_the_grid_and_writes_nothing(stored: Any, isolated_env: Path) -> None:
     settings = make_settings(isolated_env)
-    report = run_tuning(Loaded(settings), stored, clock=RealClock(), dry_run=True)
+    report = run_tuning(
+        Loaded(settings), stored, market(stored, settings), clock=RealClock(), dry_run=True
+    )
     [o] = report.outcomes
     assert o.bot == "SubBot-C"
     assert o.candidates == 6
@@ -56,12 +65,14 @@ def test_a_winner_is_applied_recorded_and_reported(
     import jiritsu.tune as tune
 
     settings = make_settings(isolated_env)
-    real = tune_bot(stored, settings, "SubBot-C", settings.param_grid())
+    real = tune_bot(market(stored, settings), settings, "SubBot-C", settings.param_grid())
     key = "SubBot-C.strategy_params.sl_ratio"
     forced = replace(real, best={key: 2.0}, apply=True, reason="forced winner", best_oos=1.0)
     monkeypatch.setattr(tune, "tune_bot", lambda *a, **k: forced)
     notes = Reports()
-    report = run_tuning(Loaded(settings), stored, clock=RealClock(), notifier=notes)
+    report = run_tuning(
+        Loaded(settings), stored, market(stored, settings), clock=RealClock(), notifier=notes
+    )
     assert report.applied
     overlay = read_overlay(settings.overlay_path)
     assert overlay is not None
@@ -86,7 +97,9 @@ def test_a_winner_is_applied_recorded_and_reported(
 
 def test_kept_when_not_better_out_of_sample(stored: Any, isolated_env: Path) -> None:
     settings = make_settings(isolated_env, min_improvement=1.0)
-    outcome: BotOutcome = tune_bot(stored, settings, "SubBot-C", settings.param_grid())
+    outcome: BotOutcome = tune_bot(
+        market(stored, settings), settings, "SubBot-C", settings.param_grid()
+    )
     # a winner must double the current out-of-sample score to be applied
     assert outcome.apply == (
         outcome.improvement is not None
@@ -100,7 +113,7 @@ def _job(engine: Any, settings: Any) -> tuple[GridJob, list[dict[str, Any]]]:
     from jiritsu.backtest.runner import load_data
     from jiritsu.tune.walkforward import boundaries
 
-    data, start, end = load_data(engine, settings, "SubBot-C", None, None)
+    data, start, end = load_data(market(engine, settings), settings, "SubBot-C", None, None)
     job = GridJob(settings, "SubBot-C", data, start, end, boundaries(start, end, 2))
     return job, expand(settings.param_grid())
 

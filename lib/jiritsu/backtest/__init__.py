@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from jiritsu.backtest.metrics import Metrics, compute_metrics
-from jiritsu.backtest.runner import BacktestResult, MarketData, run_bot
+from jiritsu.backtest.runner import BacktestResult, CandleArrays, run_bot
 
-__all__ = ["BacktestResult", "MarketData", "Metrics", "compute_metrics", "run_bot"]
+__all__ = ["BacktestResult", "CandleArrays", "Metrics", "compute_metrics", "run_bot"]

@@ -9,7 +9,7 @@ executed through the shared fill model (:mod:`jiritsu.sim.fills`) -- compiled by
 not call ``inputs.run`` itself because that compiles without numba's disk cache (``cache=False``)
 and would cost ~20 s in every process.
 
-Sharing: a :class:`MarketData` holds one symbol's minutes and, per timeframe, one
+Sharing: a :class:`CandleArrays` holds one symbol's minutes and, per timeframe, one
 :class:`~jiritsu.strategy.contract.Bars` whose indicators and strategy signals are memoised, so a
 grid computes each indicator once per period and each strategy's signals once per distinct set
 of the strategy's own parameters (a grid over ``sl_ratio`` computes the signals once).
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from jiritsu.config.models import Settings
+    from jiritsu.market.data import MarketData
     from jiritsu.strategy.contract import Bars
 
 MINUTE_MS = 60_000
@@ -77,7 +78,7 @@ def kernels() -> Any:
 
 
 @dataclass
-class MarketData:
+class CandleArrays:
     """One symbol's 1-minute candles as arrays, with per-timeframe bars and indicators cached."""
 
     symbol: str
@@ -313,7 +314,7 @@ def simulate_arrays(
 def build_inputs(
     settings: Settings,
     bot_name: str,
-    data: MarketData,
+    data: CandleArrays,
     decisions: dict[int, tuple[int, float]] | None = None,
 ) -> Any:
     """The kernel's inputs (:class:`jiritsu.strategy.inputs.SimInputs`) for one bot, exactly
@@ -385,7 +386,7 @@ def recorded_decisions(engine: Any, bot: str, start_ms: int, end_ms: int) -> dic
 def run_bot(
     settings: Settings,
     bot_name: str,
-    data: MarketData,
+    data: CandleArrays,
     start_ms: int | None = None,
     end_ms: int | None = None,
     *,
@@ -479,33 +480,32 @@ DEFAULT_SKIP_DAYS = 2  # without --from: start this long after the first stored 
 
 
 def load_data(
-    engine: Any,
+    market: MarketData,
     settings: Settings,
     bot_name: str,
     start_ms: int | None,
     end_ms: int | None,
     *,
     warmup_bars: int = WARMUP_BARS,
-) -> tuple[MarketData, int, int]:
-    """The bot's symbol's stored minutes for ``[start, end)`` plus a warm-up before it;
-    returns (data, start, end) with the defaults resolved (the stored range, the first
-    :data:`DEFAULT_SKIP_DAYS` days kept for warm-up)."""
+) -> tuple[CandleArrays, int, int]:
+    """The bot's symbol's stored minutes for ``[start, end)`` plus a warm-up before it, read
+    through the market-data service (closed by its clock); returns (data, start, end) with the
+    defaults resolved (the stored range, the first :data:`DEFAULT_SKIP_DAYS` days kept for
+    warm-up)."""
     from jiritsu.errors import UsageError
     from jiritsu.market.frames import interval_ms
-    from jiritsu.market.store import CandleStore, cache_root
 
     ensure_cache_dir(settings.general.data_dir)
     bot = settings.bot(bot_name)
-    store = CandleStore(engine, cache_root(settings.general.data_dir))
     tf_ms = interval_ms(bot.timeframe)
     lo_load = None if start_ms is None else int(start_ms) - warmup_bars * tf_ms
-    frame = store.load(bot.symbol, "1", lo_load, end_ms)
+    frame = market.stored(bot.symbol, "1", lo_load, end_ms)
     if frame.height == 0:
         raise UsageError(
             f"no stored 1-minute candles for {bot.symbol} in that period: run `jiritsu data "
             "backfill`, `jiritsu data import FILE` or `jiritsu data synth` first"
         )
-    data = MarketData(bot.symbol, frame)
+    data = CandleArrays(bot.symbol, frame)
     first, last = data.span()
     start = (
         int(start_ms) if start_ms is not None else (first // DAY_MS + DEFAULT_SKIP_DAYS) * DAY_MS

@@ -205,6 +205,50 @@ class MarketData:
         self._load(t)
         return error
 
+    # --- history: any stored interval, any window closed by the clock ------------------------
+
+    def stored(
+        self, symbol: str, interval: str, start_ms: int | None, end_ms: int | None
+    ) -> pl.DataFrame:
+        """The stored bars of ``interval`` with ``start_ms <= ts < end_ms`` that have closed by
+        the clock (a backtest or tuning inside a simulation never sees its future). Without a
+        store: the 1-minute bars :meth:`add` gave it."""
+        import polars as pl
+
+        from jiritsu.market.frames import interval_ms
+        from jiritsu.market.symbols import normalize_symbol
+
+        symbol = normalize_symbol(symbol)
+        closed_by = self.clock.now_ms() - interval_ms(interval) + 1  # ts + length <= now
+        end = closed_by if end_ms is None else min(int(end_ms), closed_by)
+        if self.store is not None:
+            return self.store.load(symbol, interval, start_ms, end)
+        frame = self._frames.get(symbol) if interval == "1" else None
+        if frame is None:
+            from jiritsu.market.frames import empty_frame
+
+            return empty_frame()
+        keep = pl.col("ts") < end
+        if start_ms is not None:
+            keep &= pl.col("ts") >= int(start_ms)
+        return frame.filter(keep)
+
+    def newest_stored_ts(self, symbol: str, intervals: Iterable[str], before_ms: int) -> int | None:
+        """The open of the newest stored bar of any of ``intervals`` before ``before_ms``."""
+        if self.store is None:
+            return None
+        return self.store.newest_ts(symbol, intervals, before_ms)
+
+    def top_up(self, symbol: str, interval: str, *, days: float) -> int:
+        """Live only: store the last ``days`` of ``interval`` bars from the client (resumable;
+        usually one page); the bars inserted. Offline (no client): 0, nothing asked."""
+        from jiritsu.market.backfill import backfill
+
+        if self.client is None or self.store is None:
+            return 0
+        now = self.clock.now()
+        return backfill(self.client, self.store, symbol, interval, days=days, now=now).inserted
+
     # --- the paper exchange's prices (the MarketSource protocol) ----------------------------
 
     def prepare(self, symbols: Iterable[str], now_ms: int | None = None) -> None:

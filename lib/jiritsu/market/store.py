@@ -9,7 +9,7 @@ rewritten. A missing or partial cache is rebuilt from the database.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
@@ -164,6 +164,22 @@ class CandleStore:
         if cached.get((symbol, interval), 0) != self.count(symbol, interval):
             self.rebuild_cache(symbol, interval)
         return self.cache.load(symbol, interval, start_ms, end_ms)
+
+    def newest_ts(self, symbol: str, intervals: Iterable[str], before_ms: int) -> int | None:
+        """The open of the newest stored bar of any of ``intervals`` before ``before_ms``."""
+        import sqlalchemy as sa
+
+        from jiritsu.db.models import Candle
+
+        kinds = tuple(normalize_interval(i) for i in intervals)
+        query = sa.select(sa.func.max(Candle.ts)).where(
+            Candle.symbol == normalize_symbol(symbol),
+            Candle.interval.in_(kinds),
+            Candle.ts < before_ms,
+        )
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        return None if value is None else int(value)
 
     def info(self, *, with_gaps: bool = True) -> list[StoredSeries]:
         import sqlalchemy as sa

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from jiritsu.config.models import MarketPhaseSettings, PhaseThresholds, Settings
-    from jiritsu.exchange.base import Exchange
+    from jiritsu.market.data import MarketData
 
 log = logging.getLogger("jiritsu.master.phase")
 
@@ -359,14 +359,8 @@ def phase_shares(readings: Sequence[PhaseReading]) -> dict[str, float]:
 # --------------------------------------------------------------------------- live readings
 
 
-def _store(engine: Engine, settings: Settings) -> Any:
-    from jiritsu.market.store import CandleStore, cache_root
-
-    return CandleStore(engine, cache_root(settings.general.data_dir))
-
-
 def _load_source(
-    engine: Engine, settings: Settings, start_ms: int, end_ms: int
+    market: MarketData, settings: Settings, start_ms: int, end_ms: int
 ) -> tuple[pl.DataFrame, str]:
     """The index symbol's stored bars with ``start_ms <= ts < end_ms`` and their interval.
 
@@ -379,10 +373,9 @@ def _load_source(
 
     mp = settings.master_bot.market_phase
     symbol = settings.master_bot.index_symbol
-    store = _store(engine, settings)
-    candidates = [("1", store.load(symbol, "1", start_ms, end_ms))]
+    candidates = [("1", market.stored(symbol, "1", start_ms, end_ms))]
     if mp.timeframe != "1":
-        candidates.append((mp.timeframe, store.load(symbol, mp.timeframe, start_ms, end_ms)))
+        candidates.append((mp.timeframe, market.stored(symbol, mp.timeframe, start_ms, end_ms)))
     end = _dt(end_ms)
     need = min_bars(mp)
 
@@ -402,7 +395,7 @@ def _load_source(
 
 
 def load_index_frame(
-    engine: Engine, settings: Settings, *, now: datetime
+    market: MarketData, settings: Settings, *, now: datetime
 ) -> tuple[pl.DataFrame, str]:
     """The stored bars a live reading at ``now`` reads (the lookback window; nothing at or after
     ``now``) and their interval."""
@@ -412,27 +405,15 @@ def load_index_frame(
     now_ms = _ms(now)
     # Anchor the window at the newest stored bar before now, so that candles that stopped
     # arriving still give a (stale) reading instead of none.
-    newest = _newest_ts(engine, settings.master_bot.index_symbol, (mp.timeframe, "1"), now_ms)
+    symbol = settings.master_bot.index_symbol
+    newest = market.newest_stored_ts(symbol, (mp.timeframe, "1"), now_ms)
     anchor = now_ms if newest is None else min(now_ms, newest + interval_ms(mp.timeframe))
     start = anchor - (lookback_bars(mp) + 1) * interval_ms(mp.timeframe)
-    return _load_source(engine, settings, start, now_ms)
-
-
-def _newest_ts(engine: Engine, symbol: str, intervals: Sequence[str], before_ms: int) -> int | None:
-    import sqlalchemy as sa
-
-    from jiritsu.db.models import Candle
-
-    query = sa.select(sa.func.max(Candle.ts)).where(
-        Candle.symbol == symbol, Candle.interval.in_(tuple(intervals)), Candle.ts < before_ms
-    )
-    with engine.connect() as conn:
-        value = conn.execute(query).scalar()
-    return None if value is None else int(value)
+    return _load_source(market, settings, start, now_ms)
 
 
 def history(
-    engine: Engine, settings: Settings, *, start: datetime, end: datetime
+    market: MarketData, settings: Settings, *, start: datetime, end: datetime
 ) -> list[PhaseReading]:
     """The readings of every bar that closed in ``[start, end]``, from stored candles (with the
     warm-up before ``start`` loaded too)."""
@@ -443,7 +424,7 @@ def history(
     mp = settings.master_bot.market_phase
     step = interval_ms(mp.timeframe)
     frame, source = _load_source(
-        engine, settings, _ms(start) - (lookback_bars(mp) + 1) * step, _ms(end)
+        market, settings, _ms(start) - (lookback_bars(mp) + 1) * step, _ms(end)
     )
     readings = classify_series(
         frame, mp, symbol=settings.master_bot.index_symbol, source_interval=source, now=end
@@ -451,45 +432,35 @@ def history(
     return [r for r in readings if start <= r.close_ts <= end]
 
 
-def refresh_index_candles(
-    exchange: Exchange, engine: Engine, settings: Settings, *, now: datetime
-) -> int:
+def refresh_index_candles(market: MarketData, settings: Settings) -> int:
     """Store the index symbol's closed bars of the phase timeframe for the lookback window from
-    the exchange's public klines (resumable; usually one page); returns the bars inserted."""
-    from jiritsu.market.backfill import backfill
+    the market's live client (none offline: 0); returns the bars inserted."""
     from jiritsu.market.frames import interval_ms
 
     mp = settings.master_bot.market_phase
     days = lookback_bars(mp) * interval_ms(mp.timeframe) / 86_400_000
-    result = backfill(
-        exchange,
-        _store(engine, settings),
-        settings.master_bot.index_symbol,
-        mp.timeframe,
-        days=days,
-        now=now,
-    )
-    return result.inserted
+    return market.top_up(settings.master_bot.index_symbol, mp.timeframe, days=days)
 
 
 def current_phase(
-    engine: Engine,
+    market: MarketData,
     settings: Settings,
     *,
     now: datetime,
-    refresh: Exchange | None = None,
+    refresh: bool = False,
 ) -> PhaseReading:
-    """The phase now, from stored candles (first topped up from ``refresh``, when given).
+    """The phase at ``now`` from stored candles, first topped up from the market's live client
+    with ``refresh`` (offline there is none).
 
     A failed refresh is logged and the stored candles are used; whether they are too old is the
     caller's decision (:attr:`PhaseReading.stale`).
     """
-    if refresh is not None:
+    if refresh:
         try:
-            refresh_index_candles(refresh, engine, settings, now=now)
+            refresh_index_candles(market, settings)
         except JiritsuError as exc:
             log.warning("could not refresh the index candles (%s); using the stored ones", exc)
-    frame, source = load_index_frame(engine, settings, now=now)
+    frame, source = load_index_frame(market, settings, now=now)
     return classify(
         frame,
         settings.master_bot.market_phase,

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from jiritsu.config.models import MasterBotSettings, Settings
     from jiritsu.exchange.base import Exchange
     from jiritsu.exchange.types import Balance
+    from jiritsu.market.data import MarketData
     from jiritsu.master.phase import PhaseReading
     from jiritsu.master.transfers import SettleReport, TransferOutcome
     from jiritsu.notify import Notifier
@@ -271,7 +272,7 @@ def _phase_of(
     phase: PhaseReading | str | None,
     *,
     now: datetime,
-    refresh: Exchange | None,
+    market: MarketData | None,
     dry_run: bool,
 ) -> tuple[str, PhaseReading | None]:
     from jiritsu.master.phase import StalePhase, current_phase, record_reading
@@ -279,7 +280,12 @@ def _phase_of(
     if isinstance(phase, str):
         settings.master_bot.allocations.phase(phase)  # KeyError for a name that is no phase
         return phase, None
-    reading = phase or current_phase(engine, settings, now=now, refresh=refresh)
+    if phase is not None:
+        reading = phase
+    elif market is not None:
+        reading = current_phase(market, settings, now=now, refresh=True)
+    else:
+        raise ValueError("classifying the phase needs the market data (or pass a phase)")
     if reading.stale:
         text = (
             f"the market phase is stale: its newest closed {reading.timeframe} bar closed at "
@@ -302,10 +308,10 @@ def run_rebalance(
     now: datetime,
     dry_run: bool = False,
     notifier: Notifier | None = None,
-    refresh: Exchange | None = None,
+    market: MarketData | None = None,
 ) -> RebalanceResult:
     """One rebalancing run (see the module docstring). ``phase``: a reading, a phase name, or
-    None to classify now from stored candles (topped up from ``refresh`` when given)."""
+    None to classify now from ``market``'s stored candles (topped up when it is live)."""
     from jiritsu.controls import halted
     from jiritsu.events import EventType, record_event
     from jiritsu.locks import master_lock
@@ -325,7 +331,7 @@ def run_rebalance(
             f"trading is halted globally ({halt.reason or 'no reason given'}); rebalance moves "
             "nothing (jiritsu resume lifts the halt)"
         )
-    name, reading = _phase_of(engine, settings, phase, now=now, refresh=refresh, dry_run=dry_run)
+    name, reading = _phase_of(engine, settings, phase, now=now, market=market, dry_run=dry_run)
     coin = quote_coin(settings)
     mb = settings.master_bot
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from jiritsu.clock import Clock
     from jiritsu.config.loader import LoadedConfig
     from jiritsu.config.models import Settings
+    from jiritsu.market.data import MarketData
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def bots_to_tune(settings: Settings) -> dict[str, dict[str, list[Any]]]:
 
 
 def tune_bot(
-    engine: Engine,
+    market: MarketData,
     settings: Settings,
     bot: str,
     grid: dict[str, list[Any]],
@@ -112,7 +113,7 @@ def tune_bot(
     from jiritsu.tune.grid import GridJob, expand, run_candidate, run_grid
 
     opt = settings.optimizer
-    data, earliest, end = load_data(engine, settings, bot, None, end_ms)
+    data, earliest, end = load_data(market, settings, bot, None, end_ms)
     # the last N months, or everything stored after the warm-up days when that is less
     start = max(_months_before(end, opt.backtest_period_months), earliest)
     edges = wf.boundaries(start, end, opt.walk_forward_folds)
@@ -222,6 +223,7 @@ def _record(
 def run_tuning(
     loaded: LoadedConfig,
     engine: Engine,
+    market: MarketData,
     *,
     clock: Clock,
     dry_run: bool = False,
@@ -231,10 +233,10 @@ def run_tuning(
     git: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> TuneReport:
-    """Tune every bot of ``optimizer.param_ranges``; apply the winners unless ``dry_run``.
-    ``clock``: the runtime's; the windows end at its "now" (or the newest stored bar before it:
-    a simulation's tuner never sees its future) and the run is recorded at its times.
-    ``git=False`` never commits."""
+    """Tune every bot of ``optimizer.param_ranges`` over ``market``'s stored candles; apply the
+    winners unless ``dry_run``, recording the runs in ``engine``. ``clock``: the runtime's; the
+    windows end at its "now" (or the newest stored bar before it: a simulation's tuner never
+    sees its future) and the run is recorded at its times. ``git=False`` never commits."""
     from jiritsu.events import EventType, record_event
     from jiritsu.tune.apply import git_commit, write_tuned
 
@@ -248,7 +250,7 @@ def run_tuning(
             if progress:
                 progress(bot, done, total)
 
-        o = tune_bot(engine, settings, bot, grid, end_ms=end_ms, workers=workers,
+        o = tune_bot(market, settings, bot, grid, end_ms=end_ms, workers=workers,
                      scheduler=scheduler, progress=step)  # fmt: skip
         log.info("tune %s: %s", bot, o.reason)
         outcomes.append(o)

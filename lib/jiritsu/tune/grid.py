@@ -20,7 +20,7 @@ from jiritsu.errors import UsageError
 
 if TYPE_CHECKING:
     from jiritsu.backtest.metrics import Metrics
-    from jiritsu.backtest.runner import MarketData
+    from jiritsu.backtest.runner import CandleArrays
     from jiritsu.config.models import Settings
 
 SECTIONS: tuple[tuple[str, ...], ...] = ((), ("strategy_params",), ("dynamic_sizing",),
@@ -175,7 +175,7 @@ class GridJob:
 
     settings: Settings
     bot: str
-    data: MarketData
+    data: CandleArrays
     start_ms: int
     end_ms: int
     boundaries: tuple[int, ...] = ()  # segment edges (ms) for walk-forward scoring

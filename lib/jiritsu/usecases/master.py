@@ -35,12 +35,8 @@ def phase(rt: Runtime, *, at: datetime | None = None, record: bool = True) -> Ph
     """The phase as of ``at`` (default: now, topped up from the runtime's live client)."""
     from jiritsu.master import phase as ph
 
-    reading = ph.current_phase(
-        rt.db,
-        rt.settings,
-        now=at or rt.clock.now(),
-        refresh=None if at else rt.market.client,
-    )
+    now = at or rt.clock.now()
+    reading = ph.current_phase(rt.market, rt.settings, now=now, refresh=at is None)
     return PhaseNow(reading, ph.record_reading(rt.db, reading) if record else None)
 
 
@@ -50,7 +46,7 @@ def phase_history(
     """The phase of every bar that closed in ``[start, end]``, from stored candles."""
     from jiritsu.master import phase as ph
 
-    readings = ph.history(rt.db, rt.settings, start=start, end=end)
+    readings = ph.history(rt.market, rt.settings, start=start, end=end)
     return PhaseHistory(readings, ph.record_readings(rt.db, readings) if record else None)
 
 
@@ -60,7 +56,7 @@ def rebalance(rt: Runtime, *, dry_run: bool = False) -> RebalanceResult:
 
     return run_rebalance(
         rt.db, rt.exchange, rt.settings, now=rt.clock.now(), dry_run=dry_run,
-        notifier=None if dry_run else rt.notifier, refresh=rt.market.client,
+        notifier=None if dry_run else rt.notifier, market=rt.market,
     )  # fmt: skip
 
 

@@ -29,7 +29,7 @@ def tune(
         return None
     offline = rt.mode in OFFLINE_MODES
     return run_tuning(
-        rt.loaded, rt.db, dry_run=dry_run, workers=workers, scheduler=scheduler,
+        rt.loaded, rt.db, rt.market, dry_run=dry_run, workers=workers, scheduler=scheduler,
         notifier=None if dry_run else rt.notifier, progress=progress,
         clock=rt.clock, git=not offline,
     )  # fmt: skip
