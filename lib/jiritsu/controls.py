@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sqlalchemy import Select
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
@@ -122,11 +124,19 @@ def halted(engine: Engine, bot: str | None = None, *, now: datetime) -> HaltStat
 
 
 def all_states(engine: Engine) -> list[HaltState]:
+    """Every scope's state, as stored (the trade loop reads this at every step: plain rows, no
+    ORM session)."""
+    with engine.connect() as conn:
+        return [HaltState(r[0], bool(r[1]), *r[2:]) for r in conn.execute(_all_states_query())]
+
+
+@cache
+def _all_states_query() -> Select[Any]:
     import sqlalchemy as sa
-    from sqlalchemy.orm import Session
 
     from jiritsu.db.models import Control
 
-    with Session(engine) as session:
-        rows = session.scalars(sa.select(Control).order_by(Control.scope)).all()
-        return [_state(r, r.scope) for r in rows]
+    c = Control
+    return sa.select(
+        c.scope, c.halted, c.reason, c.halted_at, c.halted_by, c.cooldown_until
+    ).order_by(c.scope)

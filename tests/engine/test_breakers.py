@@ -118,6 +118,44 @@ def test_money_moved_to_savings_is_not_a_drawdown(paper_factory: Any) -> None:
     assert trip.details["drawdown"] == pytest.approx(600 / 10600)
 
 
+def late_row(engine: Any, snapshot_id: int, t: int, value: str) -> None:
+    with session_scope(engine) as session:
+        session.add(PortfolioSnapshot(id=snapshot_id, timestamp=from_ms(t), environment="paper",
+                                      total_balance_usdt=Decimal(value),
+                                      profit_saved_balance=Decimal(0)))  # fmt: skip
+        session.flush()
+        session.add(PortfolioBotBalance(snapshot_id=snapshot_id, bot_name="SubBot-A",
+                                        balance=Decimal(value)))  # fmt: skip
+
+
+def test_the_carried_peak_follows_added_deleted_and_late_snapshots(paper_factory: Any) -> None:
+    """The drawdown peak is carried forward between checks (only newer snapshots are read);
+    it still sees a new peak, a deleted peak, a row committed late under a lower id, a lift."""
+    paper = paper_factory(frame(flat(40000.0, 130)), NOW, strict(max_drawdown_pct="0.15"))
+    settings, engine = paper.loaded.settings, paper.engine
+    value = risk.portfolio_value(paper.exchange, settings)  # 10000
+    bots = {"SubBot-A": "3000", "SubBot-B": "4000", "SubBot-C": "4000"}
+    snapshot(engine, from_ms(T0), bots)  # 11000: 9 %
+    assert risk.drawdown_trip(engine, value, settings) is None
+    snapshot(engine, from_ms(T0 + MIN), {**bots, "SubBot-C": "5000"})  # 12000: 16.7 %
+    trip = risk.drawdown_trip(engine, value, settings)
+    assert trip is not None
+    assert trip.details["peak"] == Decimal(12000)
+    with session_scope(engine) as session:  # the peak deleted: back to 11000
+        session.execute(sa.delete(PortfolioBotBalance).where(PortfolioBotBalance.snapshot_id == 2))
+        session.execute(sa.delete(PortfolioSnapshot).where(PortfolioSnapshot.id == 2))
+    assert risk.drawdown_trip(engine, value, settings) is None
+    late_row(engine, 10, T0 + 2 * MIN, "11000")  # then one committed late under a lower id
+    assert risk.drawdown_trip(engine, value, settings) is None
+    late_row(engine, 9, T0 + MIN, "13000")
+    trip = risk.drawdown_trip(engine, value, settings)
+    assert trip is not None
+    assert trip.details["peak"] == Decimal(13000)
+    controls.halt(engine, controls.GLOBAL, "test", now=from_ms(T0 + 3 * MIN))
+    controls.resume(engine, controls.GLOBAL, now=from_ms(T0 + 3 * MIN))  # the peaks before go
+    assert risk.drawdown_trip(engine, value, settings) is None
+
+
 def test_daily_loss_against_the_day_start(paper_factory: Any, discord: FakeDiscord) -> None:
     paper = paper_factory(frame(flat(40000.0, 130)), NOW, strict(daily_loss_pct="0.05"))
     settings = paper.loaded.settings

@@ -38,6 +38,7 @@ Definitions:
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -117,6 +118,14 @@ def _snapshot_values(
     engine: Engine, since: datetime | None = None
 ) -> list[tuple[datetime, Decimal, Decimal]]:
     """(time, value = bots + savings, savings) of every snapshot since ``since``, oldest first."""
+    return [(ts, v, s) for _id, ts, v, s in _snapshot_rows(engine, since)]
+
+
+def _snapshot_rows(
+    engine: Engine, since: datetime | None = None, after_id: int = 0
+) -> list[tuple[int, datetime, Decimal, Decimal]]:
+    """(id, time, value, savings) of the snapshots since ``since`` with an id above
+    ``after_id``, oldest first."""
     import sqlalchemy as sa
 
     from jiritsu.db.models import PortfolioBotBalance as B
@@ -125,21 +134,69 @@ def _snapshot_values(
     query = sa.select(S.id, S.timestamp, S.profit_saved_balance).order_by(S.timestamp, S.id)
     if since is not None:
         query = query.where(S.timestamp >= since)
+    if after_id:
+        query = query.where(S.id > after_id)
     with engine.connect() as conn:
         snaps = conn.execute(query).all()
         if not snaps:
             return []
-        ids = [s.id for s in snaps]
         sums: dict[int, Decimal] = {}
-        for sid, bal in conn.execute(
-            sa.select(B.snapshot_id, B.balance).where(B.snapshot_id.in_(ids))
-        ).all():
+        balances = sa.select(B.snapshot_id, B.balance)
+        if after_id:  # (an IN list of every id since a lift grows with the run)
+            balances = balances.where(B.snapshot_id > after_id)
+        else:
+            balances = balances.where(B.snapshot_id.in_([s.id for s in snaps]))
+        for sid, bal in conn.execute(balances).all():
             sums[sid] = sums.get(sid, ZERO) + bal
     out = []
     for sid, ts, saved in snaps:
         savings = saved or ZERO
-        out.append((ts, sums.get(sid, ZERO) + savings, savings))
+        out.append((int(sid), ts, sums.get(sid, ZERO) + savings, savings))
     return out
+
+
+@dataclass
+class _Peak:
+    """The highest snapshot since ``lift`` among those with ids up to ``upto_id`` (``count``
+    of them): (value, time, id, savings), the earliest of equal values."""
+
+    lift: datetime | None
+    upto_id: int = 0
+    count: int = 0
+    best: tuple[Decimal, datetime, int, Decimal] | None = None
+
+
+_PEAKS: weakref.WeakKeyDictionary[Engine, _Peak] = weakref.WeakKeyDictionary()
+
+
+def _peak_since(engine: Engine, lift: datetime | None) -> tuple[Decimal, Decimal] | None:
+    """(value, savings) of the highest snapshot since ``lift`` (None: none yet).
+
+    Read at every drawdown check, so over a long run re-reading every snapshot since the lift
+    grows without bound; snapshots are only appended, so the peak is carried forward per
+    database engine and only newer rows are read. When the number of rows it has seen changed
+    (one deleted, or committed late under a lower id) it starts over from all of them."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import PortfolioSnapshot as S
+
+    memo = _PEAKS.get(engine)
+    if memo is not None and memo.lift == lift and memo.upto_id:
+        seen = sa.select(sa.func.count()).select_from(S).where(S.id <= memo.upto_id)
+        if lift is not None:
+            seen = seen.where(S.timestamp >= lift)
+        with engine.connect() as conn:
+            if conn.execute(seen).scalar_one() != memo.count:
+                memo = None
+    if memo is None or memo.lift != lift:
+        memo = _PEAKS[engine] = _Peak(lift)
+    for sid, ts, v, s in _snapshot_rows(engine, lift, memo.upto_id):
+        best = memo.best
+        if best is None or v > best[0] or (v == best[0] and (ts, sid) < (best[1], best[2])):
+            memo.best = (v, ts, sid, s)
+        memo.upto_id = max(memo.upto_id, sid)
+        memo.count += 1
+    return None if memo.best is None else (memo.best[0], memo.best[3])
 
 
 def _lift_time(engine: Engine, scope: str) -> datetime | None:
@@ -163,12 +220,10 @@ def _lift_time(engine: Engine, scope: str) -> datetime | None:
 
 def drawdown_trip(engine: Engine, value: PortfolioValue, settings: Any) -> Trip | None:
     limit = settings.risk.max_drawdown_pct
-    lift = _lift_time(engine, GLOBAL)
-    rows = _snapshot_values(engine, lift)
     peak_value, peak_savings = value.value, value.savings
-    for _ts, v, s in rows:
-        if v > peak_value:
-            peak_value, peak_savings = v, s
+    peak = _peak_since(engine, _lift_time(engine, GLOBAL))
+    if peak is not None and peak[0] > peak_value:
+        peak_value, peak_savings = peak
     capital = peak_value - peak_savings
     if capital <= 0:
         return None
