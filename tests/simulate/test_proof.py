@@ -92,6 +92,49 @@ def test_jobs_off_gives_exactly_the_fills_of_the_replay(
     assert simulated == replayed
 
 
+def _rows(db: Path, query: str) -> list[tuple[Any, ...]]:
+    engine = make_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(query)).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def test_skipping_quiet_minutes_changes_nothing(
+    real_slice: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay that skips the minutes in which a spot holding's levels cannot be reached (nor
+    the crash breaker trip, nor a snapshot fall due) books what stepping every minute books:
+    fills, orders, snapshots, breaker events -- with far fewer steps."""
+    days = "2019-02-04..2019-02-06"
+    results, dbs = [], []
+    for skip in (False, True):
+        # a crash breaker that trips in the window (0.5 % in an hour) and lifts after 60 min
+        loaded = source(tmp_path / str(skip), real_slice, monkeypatch,
+                        JIRITSU_RISK__CRASH_MOVE_PCT="0.005",
+                        JIRITSU_RISK__COOLDOWN_MINUTES="60")  # fmt: skip
+        opts = LoopOptions(replay=parse_replay(days), install_signals=False, skip_quiet=skip)
+        results.append(run_loop(loaded, opts))
+        dbs.append(tmp_path / str(skip) / "jiritsu.db")
+    every, skipping = results
+    assert every.exit_code == skipping.exit_code == 0
+    assert skipping.steps < every.steps * 0.9, (skipping.steps, every.steps)
+    assert fills(dbs[1]) == fills(dbs[0])
+    assert fills(dbs[0])
+    for query in (
+        "select bot, client_order_id, side, qty, price, status from orders order by id",
+        "select s.timestamp, b.bot_name, b.balance from portfolio_history s join "
+        "portfolio_bot_balances b on b.snapshot_id = s.id order by s.id, b.bot_name",
+        "select timestamp, bot, event_type, message from system_events "
+        "where event_type != 'SHUTDOWN' order by id",
+        "select bot, bar_ts, action, outcome from decisions order by id",
+    ):
+        assert _rows(dbs[1], query) == _rows(dbs[0], query), query
+    events = _rows(dbs[0], "select event_type, message from system_events")
+    assert any(e == "CIRCUIT_BREAKER" and "crash" in m for e, m in events)
+    assert any(e == "RESUME" for e, _m in events)
+
+
 def _doc(run: Any) -> dict[str, Any]:
     doc = summarize(run)
     doc.pop("wall_seconds")

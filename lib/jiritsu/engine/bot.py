@@ -188,6 +188,9 @@ class BotRunner:
         self.dirty = True
         self.last_decided_close = 0
         self.minute_work = False  # wants a step at every minute (plans, exits, spot stops)
+        # (take profit, stop loss) when the minute work is only a spot holding's watched levels:
+        # a minute whose bar reaches neither is a step that does nothing (a replay skips it)
+        self.spot_levels: tuple[float, float] | None = None
         self.next_due: int | None = None  # a known time of interest (a leg, the max hold)
         self.guarded = False  # a position with exchange-side TP/SL (can change at any bar)
         self.has_orders = False
@@ -227,9 +230,11 @@ class BotRunner:
         due = self.next_due is not None and self.next_due <= t
         return decide or minute or due, decide
 
-    def next_wake(self, t: int) -> int:
+    def next_wake(self, t: int, *, watched: bool = True) -> int:
+        """The next time this bot wants a step (``watched=False``: not counting the minutes it
+        only watches a spot holding's levels, see :attr:`spot_levels`)."""
         wake = self.next_close(t)
-        if self.minute_work:
+        if self.minute_work and (watched or self.spot_levels is None):
             wake = min(wake, (t // MINUTE_MS + 1) * MINUTE_MS)
         if self.next_due is not None and self.next_due > t:
             wake = min(wake, self.next_due)
@@ -547,6 +552,14 @@ class BotRunner:
         self.next_due = due if (due is not None and due > t) else None
         if due is not None and due <= t:
             self.minute_work = True
+        self.spot_levels = None
+        other_work = st[K.S_PLAN] > 0 or st[K.S_EXIT_PENDING] > 0 or live.open_rows > 0
+        if spot_guard and not other_work and (due is None or due > t):
+            p = self.params
+            self.spot_levels = K.tpsl_levels(
+                st[K.S_AVG], int(st[K.S_SIDE]), st[K.S_PLAN_ATR], p[K.P_TP_RATIO],
+                p[K.P_SL_RATIO], p[P_TICK],
+            )  # fmt: skip
 
     # --- deciding ------------------------------------------------------------------------
 

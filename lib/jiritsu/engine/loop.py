@@ -85,6 +85,8 @@ class LoopOptions:
     max_steps: int | None = None
     settle_seconds: float = SETTLE_SECONDS
     install_signals: bool = True
+    # replay: skip the minutes in which nothing can happen (see TradeLoop._quiet_until)
+    skip_quiet: bool = True
     snapshots: bool = True  # the hourly portfolio snapshot (a one-shot tick takes none)
 
 
@@ -176,6 +178,10 @@ class OverlayWatch:
             return hashlib.sha256(self.path.read_bytes()).hexdigest()
         except OSError:
             return None
+
+    def moved(self) -> bool:
+        """True when the file's size or modification time moved since :meth:`changed` looked."""
+        return self._stat_now() != self._stat
 
     def changed(self) -> bool:
         """True once per change of the file's content (appearing and vanishing included)."""
@@ -538,6 +544,8 @@ class TradeLoop:
 
     def _next_wake(self, t: int) -> int:
         wake = min((r.next_wake(t) for r in self.runners.values()), default=t + MINUTE_MS)
+        if self.replay and self.options.skip_quiet:
+            wake = self._quiet_until(t, wake)
         if not self.replay:
             wake = min(wake, (t // MINUTE_MS + 1) * MINUTE_MS)  # heartbeats, crash checks
             now = self.wall.now_ms()
@@ -545,6 +553,70 @@ class TradeLoop:
                 log.warning("trade loop %d s behind: skipping to now", (now - wake) // 1000)
                 wake = now - now % MINUTE_MS
         return max(wake, t + 1)
+
+    def _quiet_until(self, t: int, wake: int) -> int:
+        """Replay: when the next minute is wanted only because a bot watches a spot holding's
+        levels, the first minute in which something can happen instead -- a bar reaching the
+        levels, a bar that could trip the crash breaker (any close of the window before it
+        further than ``crash_move_pct`` away: a superset of the breaker's own test), a
+        snapshot or equity check due, a halt's cool-down ending, another bot's or a job's
+        time (:meth:`_no_skip_before`). Every minute skipped is a step that would have done
+        nothing, so the replay's fills, snapshots and events are those of stepping each one."""
+        minute = (t // MINUTE_MS + 1) * MINUTE_MS
+        runners = list(self.runners.values())
+        if wake != minute or not any(r.minute_work and r.spot_levels for r in runners):
+            return wake
+        if any(r.minute_work and r.spot_levels is None for r in runners):
+            return wake
+        # (the loop's own times are met at the first minute step at or after them)
+        due = min(self._no_skip_before(t), self._next_snapshot, self._next_breakers)
+        until = min(-(-due // MINUTE_MS) * MINUTE_MS,
+                    *(r.next_wake(t, watched=False) for r in runners))  # fmt: skip
+        if until <= minute:
+            return wake
+        import numpy as np
+
+        assert self.runtime is not None
+        market = self.runtime.market
+        risk = self.settings.risk
+        index = market.minute_columns(self.settings.master_bot.index_symbol)
+        window = risk.crash_window_minutes + 1
+        limit = risk.crash_move_pct
+        for m in range(minute, until, MINUTE_MS):
+            for r in runners:
+                if r.spot_levels is None:
+                    continue
+                cols = market.minute_columns(r.bot.symbol)
+                i = int(np.searchsorted(cols["ts"], m - MINUTE_MS)) if cols else -1
+                if cols is None or i >= len(cols["ts"]) or cols["ts"][i] != m - MINUTE_MS:
+                    continue  # no bar closed at m: the step would see none
+                tp, sl = r.spot_levels
+                if (tp > 0 and cols["high"][i] >= tp) or (sl > 0 and cols["low"][i] <= sl):
+                    return m
+            if index is not None:
+                i = int(np.searchsorted(index["ts"], m - MINUTE_MS))
+                if i < len(index["ts"]) and index["ts"][i] == m - MINUTE_MS and i > 0:
+                    now = index["close"][i]
+                    before = index["close"][max(0, i - window) : i]
+                    lo, hi = float(before.min()), float(before.max())
+                    if not lo > 0 or now / lo - 1.0 > limit or 1.0 - now / hi > limit:
+                        return m
+        return until
+
+    def _no_skip_before(self, t: int) -> int:
+        """The earliest time a step must happen whatever the bots want: the end of a halt's
+        cool-down; right away after a reload request or when the tuned overlay moved."""
+        from jiritsu import controls
+
+        assert self.ctx is not None
+        if self.flags.reload.is_set() or self._overlay.moved():
+            return t
+        ends = [
+            to_ms(st.cooldown_until)
+            for st in controls.all_states(self.ctx.engine)
+            if st.halted and st.cooldown_until is not None
+        ]
+        return min(ends, default=t + DAY_MS)
 
     # --- a step --------------------------------------------------------------------------
 
