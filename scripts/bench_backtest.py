@@ -47,7 +47,7 @@ def plain_cross(settings: Any) -> Any:
     """SubBot-B as the plain EMA cross of the comparison: 1-minute bars, long only, every
     signal taken (min_confidence 0, no loss-streak pause), fixed lot, no split, no TP/SL,
     fee 0.055 % both ways, no slippage."""
-    from jiritsu.config.models import Settings
+    from jiritsu.config.settings import Settings
 
     data = settings.model_dump(mode="python")
     bot = next(b for b in data["sub_bots"] if b["name"] == "SubBot-B")
@@ -68,7 +68,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from jiritsu.backtest.runner import CandleArrays, kernels, run_bot
-    from jiritsu.config.models import Settings
+    from jiritsu.config.settings import Settings
     from jiritsu.market.importer import read_candle_file
     from jiritsu.tune.grid import GridJob, expand, parse_grid, run_grid
 

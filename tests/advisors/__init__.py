@@ -8,7 +8,7 @@ from typing import Any
 
 from jiritsu.advisors.base import Decision, MarketSnapshot
 from jiritsu.ai import Budget, GeminiClient
-from jiritsu.config.models import SubBot
+from jiritsu.config.bots import SubBot
 from tests.fakes.gemini import FakeGemini
 
 KEYS = ("gk-advisor-key-one-111", "gk-advisor-key-two-222", "gk-advisor-key-three-333")

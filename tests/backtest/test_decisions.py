@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from jiritsu.backtest.runner import CandleArrays, build_inputs, recorded_decisions
-from jiritsu.config.models import Settings
+from jiritsu.config.settings import Settings
 from jiritsu.db.engine import session_scope
 from jiritsu.db.models import Decision
 from jiritsu.market.synth import synth_candles

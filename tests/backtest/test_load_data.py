@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from jiritsu.backtest.runner import load_data
 from jiritsu.clock import RealClock, SimClock
-from jiritsu.config.models import Settings
+from jiritsu.config.settings import Settings
 from jiritsu.db import migrate
 from jiritsu.db.engine import make_engine
 from jiritsu.market.store import CandleStore, cache_root

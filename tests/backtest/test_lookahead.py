@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from jiritsu.backtest.runner import CandleArrays, run_bot
-from jiritsu.config.models import Settings
+from jiritsu.config.settings import Settings
 from jiritsu.market.synth import synth_candles
 
 

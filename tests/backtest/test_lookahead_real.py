@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from jiritsu.backtest.runner import CandleArrays
-from jiritsu.config.models import Settings
+from jiritsu.config.settings import Settings
 from jiritsu.strategy import kernel as K
 from tests.engine.real_parity import DAY, YEAR_2018, candles_2018
 

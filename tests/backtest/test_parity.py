@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from jiritsu.backtest.runner import CandleArrays, build_inputs, run_bot
-from jiritsu.config.models import Settings
+from jiritsu.config.settings import Settings
 from jiritsu.db.engine import make_engine
 from jiritsu.engine.loop import LoopOptions, run_loop
 from jiritsu.market.synth import synth_candles

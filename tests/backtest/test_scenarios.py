@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jiritsu.backtest.runner import simulate_arrays
-from jiritsu.config.models import Settings
+from jiritsu.config.settings import Settings
 from jiritsu.strategy import kernel as K
 from jiritsu.strategy import params as P
 

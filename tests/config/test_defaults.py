@@ -6,8 +6,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from jiritsu.config import Settings, load_config
+from jiritsu.config.base import format_path
 from jiritsu.config.loader import flatten_settings
-from jiritsu.config.models import format_path
 from tests.config.conftest import REPO_CONFIG
 
 

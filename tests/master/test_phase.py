@@ -12,7 +12,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from jiritsu.clock import RealClock, from_ms
-from jiritsu.config.models import MarketPhaseSettings, PhaseThresholds, Settings
+from jiritsu.config.master import MarketPhaseSettings, PhaseThresholds
+from jiritsu.config.settings import Settings
 from jiritsu.market.data import MarketData
 from jiritsu.master.phase import (
     PhaseUnavailable,

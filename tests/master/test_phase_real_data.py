@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import polars as pl
 import pytest
 
-from jiritsu.config.models import MarketPhaseSettings
+from jiritsu.config.master import MarketPhaseSettings
 from jiritsu.master.phase import (
     BEARISH,
     BULLISH,

@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from jiritsu.config.models import NewsSentimentSettings
+from jiritsu.config.news import NewsSentimentSettings
 from tests.fakes.feeds import FeedServer
 
 FIXTURES = Path(__file__).parent / "fixtures"

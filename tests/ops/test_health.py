@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from jiritsu import heartbeat
 from jiritsu.config import LoadedConfig, Settings
-from jiritsu.config.models import HealthSettings
+from jiritsu.config.ops import HealthSettings
 from jiritsu.db import migrate
 from jiritsu.db.models import Candle, HealthCheck, SystemEvent
 from jiritsu.errors import TemporaryError

@@ -14,7 +14,7 @@ import pytest
 import typer
 
 from jiritsu.config import Settings, load_config
-from jiritsu.config.models import WEEKDAYS
+from jiritsu.config.master import WEEKDAYS
 from jiritsu.ops import systemd
 from jiritsu.ops.systemd import (
     MARKER,

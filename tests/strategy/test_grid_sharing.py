@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from jiritsu.backtest.runner import CandleArrays
-from jiritsu.config.models import Settings
+from jiritsu.config.settings import Settings
 from jiritsu.market.synth import synth_candles
 from jiritsu.strategy.builtins.ema_cross import EmaCross
 from jiritsu.strategy.contract import Bars

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jiritsu.config.models import Settings
+from jiritsu.config.settings import Settings
 
 
 def make_settings(data_dir: Path, **optimizer: Any) -> Settings:

@@ -41,7 +41,7 @@ from jiritsu.backtest.metrics import Metrics, compute_metrics
 if TYPE_CHECKING:
     import polars as pl
 
-    from jiritsu.config.models import Settings
+    from jiritsu.config.settings import Settings
     from jiritsu.market.data import MarketData
     from jiritsu.strategy.contract import Bars
 

@@ -13,6 +13,8 @@ Importing this package loads pydantic but nothing heavier.
 
 from __future__ import annotations
 
+from jiritsu.config.base import format_path
+from jiritsu.config.bots import SubBot
 from jiritsu.config.cron import CronError, CronSchedule, parse_cron
 from jiritsu.config.loader import (
     LoadedConfig,
@@ -25,15 +27,9 @@ from jiritsu.config.loader import (
     resolve_db_url,
     write_overlay,
 )
-from jiritsu.config.models import (
-    PHASES,
-    ParamRange,
-    Settings,
-    SubBot,
-    expand_range,
-    format_path,
-    tunable_kind,
-)
+from jiritsu.config.master import PHASES
+from jiritsu.config.params import ParamRange, expand_range, tunable_kind
+from jiritsu.config.settings import Settings
 
 __all__ = [
     "PHASES",

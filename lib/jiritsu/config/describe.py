@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from jiritsu.clock import wall_now
+from jiritsu.config.base import KeyPath, format_path
 from jiritsu.config.loader import LoadedConfig, flatten_settings, mask_db_url
-from jiritsu.config.models import KeyPath, format_path
 from jiritsu.redact import redact, redact_obj
 
 __all__ = ["Row", "effective_rows", "rows_as_json", "summary"]

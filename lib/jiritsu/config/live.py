@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from jiritsu.config.loader import LoadedConfig
-    from jiritsu.config.models import Settings
+    from jiritsu.config.settings import Settings
 
 __all__ = ["live_problems", "transfers_on"]
 

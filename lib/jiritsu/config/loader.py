@@ -28,23 +28,11 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from jiritsu.config.models import (
-    OVERLAY_FILENAME,
-    KeyPath,
-    PathSeg,
-    Settings,
-    check_db_url,
-    env_stem,
-    format_path,
-    is_model,
-    resolve_path,
-    set_bot_param,
-    split_param_key,
-    tunable_kind,
-    unwrap_annotation,
-    url_problem,
-    validation_problems,
-)
+from jiritsu.config.base import KeyPath, PathSeg, env_stem, format_path, resolve_path, url_problem
+from jiritsu.config.general import check_db_url
+from jiritsu.config.params import set_bot_param, split_param_key, tunable_kind
+from jiritsu.config.schema import is_model, unwrap_annotation, validation_problems
+from jiritsu.config.settings import OVERLAY_FILENAME, Settings
 from jiritsu.errors import ConfigError
 from jiritsu.redact import register_secret
 
@@ -764,7 +752,7 @@ def load_config(
     try:
         settings = Settings.model_validate(merged, context={"config_dir": config_dir})
     except ValidationError as exc:
-        for key_path, msg in validation_problems(exc):
+        for key_path, msg in validation_problems(exc, Settings):
             var = next((v for p, v in env_paths.items() if key_path[: len(p)] == p), None)
             if var:
                 msg += f" (set by {var})"

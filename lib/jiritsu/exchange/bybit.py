@@ -202,7 +202,7 @@ def _reset_ms(headers: Any) -> int | None:
 
 def is_loopback_host(host: str | None) -> bool:
     """127.0.0.0/8, ::1 and localhost: the only hosts plain http (or no TLS check) may reach."""
-    from jiritsu.config.models import is_loopback_host as _is_loopback
+    from jiritsu.config.base import is_loopback_host as _is_loopback
 
     return _is_loopback(host)
 

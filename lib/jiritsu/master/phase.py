@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from jiritsu.config.models import PHASES
+from jiritsu.config.master import PHASES
 from jiritsu.errors import JiritsuError, UsageError
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ if TYPE_CHECKING:
     import polars as pl
     from sqlalchemy.engine import Engine
 
-    from jiritsu.config.models import MarketPhaseSettings, PhaseThresholds, Settings
+    from jiritsu.config.master import MarketPhaseSettings, PhaseThresholds
+    from jiritsu.config.settings import Settings
     from jiritsu.market.data import MarketData
 
 log = logging.getLogger("jiritsu.master.phase")

@@ -62,7 +62,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
-    from jiritsu.config.models import MasterBotSettings, Settings
+    from jiritsu.config.master import MasterBotSettings
+    from jiritsu.config.settings import Settings
     from jiritsu.exchange.base import Exchange
     from jiritsu.master.snapshot import PortfolioSnapshot
     from jiritsu.master.transfers import SettleReport, TransferOutcome

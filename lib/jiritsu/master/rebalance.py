@@ -49,7 +49,8 @@ from jiritsu.master.transfers import CENT, cents
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from jiritsu.config.models import MasterBotSettings, Settings
+    from jiritsu.config.master import MasterBotSettings
+    from jiritsu.config.settings import Settings
     from jiritsu.exchange.base import Exchange
     from jiritsu.exchange.types import Balance
     from jiritsu.market.data import MarketData

@@ -33,7 +33,7 @@ from jiritsu.locks import LOCK_WAIT_SECONDS
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from jiritsu.config.models import Settings
+    from jiritsu.config.settings import Settings
     from jiritsu.exchange.base import Exchange
 
 

@@ -46,7 +46,7 @@ from jiritsu.exchange.types import MAIN, TransferRequest, TransferResult, Wallet
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from jiritsu.config.models import Settings
+    from jiritsu.config.settings import Settings
     from jiritsu.db.models import Transfer
     from jiritsu.exchange.base import Exchange
 

@@ -196,7 +196,7 @@ def is_url(source: str) -> bool:
 def url_allowed(url: str, environment: str) -> str | None:
     """Why ``url`` may not be fetched in ``environment`` (None when it may): the same rule as
     every configured URL (https outside paper mode, loopback excepted)."""
-    from jiritsu.config.models import url_problem
+    from jiritsu.config.base import url_problem
 
     return url_problem(url, environment)
 

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from jiritsu.ai.gemini import GeminiClient
     from jiritsu.config import LoadedConfig
-    from jiritsu.config.models import NewsSentimentSettings
+    from jiritsu.config.news import NewsSentimentSettings
     from jiritsu.notify import Notifier
 
 log = logging.getLogger("jiritsu.news")
@@ -511,7 +511,7 @@ def fetch_news(
     if sources:
         from pathlib import Path
 
-        from jiritsu.config.models import resolve_path
+        from jiritsu.config.base import resolve_path
 
         chosen = [s if is_url(s) else str(resolve_path(s, Path.cwd())) for s in sources]
     scorer, problem, client = build_scorer(loaded, engine)

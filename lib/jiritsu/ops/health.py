@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from jiritsu.config import LoadedConfig, Settings
-    from jiritsu.config.models import HealthSettings
+    from jiritsu.config.ops import HealthSettings
     from jiritsu.exchange.base import Exchange
     from jiritsu.heartbeat import Beat, SimulatedTime
     from jiritsu.notify import Notifier

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from jiritsu.config.models import Settings, SubBot
+    from jiritsu.config.bots import SubBot
+    from jiritsu.config.settings import Settings
     from jiritsu.exchange.types import Category, Instrument
 
 MINUTE_MS = 60_000

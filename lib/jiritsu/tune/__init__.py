@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from jiritsu.clock import Clock
     from jiritsu.config.loader import LoadedConfig
-    from jiritsu.config.models import Settings
+    from jiritsu.config.settings import Settings
     from jiritsu.market.data import MarketData
 
 log = logging.getLogger(__name__)

@@ -21,14 +21,14 @@ from jiritsu.errors import UsageError
 if TYPE_CHECKING:
     from jiritsu.backtest.metrics import Metrics
     from jiritsu.backtest.runner import CandleArrays
-    from jiritsu.config.models import Settings
+    from jiritsu.config.settings import Settings
 
 SECTIONS: tuple[tuple[str, ...], ...] = ((), ("strategy_params",), ("dynamic_sizing",),
                                           ("split_entry",))  # fmt: skip
 
 
 def _kind(key: str, settings: Settings | None) -> str | None:
-    from jiritsu.config.models import split_param_key, tunable_kind
+    from jiritsu.config.params import split_param_key, tunable_kind
 
     if settings is not None:
         try:
@@ -43,7 +43,7 @@ def resolve_key(
 ) -> str:
     """The full ``BOT.section.key`` of a (possibly short) parameter name (``settings`` lets a
     name be one of the bot's strategy's own parameters)."""
-    from jiritsu.config.models import param_key_problem
+    from jiritsu.config.params import param_key_problem
 
     first = name.split(".", 1)[0]
     if first in bot_names:
@@ -110,7 +110,7 @@ def parse_grid(
 ) -> dict[str, list]:
     """``["sl_ratio=0.5:2.0:0.1"]`` -> ``{key: [0.5, 0.6, ..., 2.0]}`` (exact decimals, ends
     inclusive, like ``optimizer.param_ranges``)."""
-    from jiritsu.config.models import ParamRange
+    from jiritsu.config.params import ParamRange
 
     grid: dict[str, list[Any]] = {}
     for spec in specs:
@@ -134,7 +134,7 @@ def check_grid(settings: Settings, grid: Mapping[str, Sequence[Any]]) -> None:
     """Every value of ``grid`` within its parameter's own limits, checked as ``--set`` checks
     one (the whole configuration re-validated); UsageError naming the key and value if not.
     Combinations that only clash with each other are left to the runs to report."""
-    from jiritsu.config.models import split_param_key
+    from jiritsu.config.params import split_param_key
     from jiritsu.errors import ConfigError
 
     for key in sorted(grid):
