@@ -1,4 +1,4 @@
-"""The shipped config.toml is complete, valid and identical to the built-in defaults."""
+"""The shipped config.toml is complete, valid and written from the built-in defaults."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from jiritsu.config import Settings, load_config
 from jiritsu.config.base import format_path
 from jiritsu.config.loader import flatten_settings
+from jiritsu.config.template import render
 from tests.config.conftest import REPO_CONFIG
 
 
@@ -36,10 +37,35 @@ def test_every_key_is_written_in_config_toml() -> None:
     assert loaded.origins["general.data_dir"] == "env"
 
 
-def test_built_in_defaults_equal_the_shipped_file() -> None:
-    loaded = load_config(REPO_CONFIG)
-    skip = {"general": {"data_dir"}, "strategies": {"paths"}}  # both resolve from the config dir
-    assert loaded.settings.model_dump(exclude=skip) == Settings().model_dump(exclude=skip)
+def test_the_shipped_file_is_written_from_the_models() -> None:
+    """The defaults live in the models only: config.toml is their rendering, not a copy."""
+    assert REPO_CONFIG.read_text() == render(), "run: python scripts/write_config.py"
+
+
+def test_any_configuration_renders_to_a_file_that_loads_back_the_same(
+    tmp_path: Path, isolated_env: Path
+) -> None:
+    """Every value reaches the file: changed scalars, a fourth bot with a limit the defaults
+    leave unset, another strategy's own parameters, a new range, a second dashboard user."""
+    data = Settings().model_dump(mode="python")
+    data["exchange"]["maker_fee"] = Decimal("0.0001")
+    bot = {**data["sub_bots"][1], "name": "SubBot-D", "max_holding_minutes": 90}
+    bot["api_key_env"], bot["api_secret_env"] = "BYBIT_D_KEY", "BYBIT_D_SECRET"
+    bot["strategy_params"] = {"rule": "donchian_breakout", "channel_period": 30, "adx_min": 25}
+    data["sub_bots"].append(bot)
+    data["optimizer"]["param_ranges"]["SubBot-D.strategy_params.channel_period"] = {
+        "start": 20, "end": 40, "step": 10,
+    }  # fmt: skip
+    data["dashboard"]["users"].append(
+        {"username": "viewer", "password_hash_env": "VIEWER_HASH", "can_control": False}
+    )
+    data["general"]["data_dir"] = "state"
+    wanted = Settings.model_validate(data, context={"config_dir": tmp_path})
+    path = tmp_path / "config.toml"
+    path.write_text(render(wanted, tmp_path))
+    assert 'data_dir = "state"' in path.read_text()  # relative, as an operator writes it
+    got = load_config(path, environ={}).settings
+    assert got.model_dump() == wanted.model_dump()
 
 
 def test_money_is_decimal_without_binary_noise() -> None:

@@ -13,7 +13,7 @@ class ExchangeSettings(Model):
     maker_fee: DecRate = Decimal("0.0002")
     taker_fee: DecRate = Decimal("0.00055")
     slippage_bps: Dec = Field(default=Decimal("2"), ge=0, le=10_000)
-    slippage_volatility_factor: Dec = Field(default=Decimal("0"), ge=0)
+    slippage_volatility_factor: Dec = Field(default=Decimal("0.0"), ge=0)
     leverage: Int = Field(default=1, ge=1, le=100)
     request_timeout_seconds: Float = Field(default=10, gt=0)
     max_retries: Int = Field(default=3, ge=0)
