@@ -64,29 +64,41 @@ def bar_returns(equity: np.ndarray) -> np.ndarray:
         return np.zeros(0)
     prev = eq[:-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(prev > 0.0, eq[1:] / prev - 1.0, 0.0)
+        r = np.divide(eq[1:], prev)
+        r -= 1.0  # in place: a year of minutes is 4 MB per temporary
+        if not prev.min() > 0.0:  # also NaN
+            r[~(prev > 0.0)] = 0.0
     return r
 
 
 def sharpe(returns: np.ndarray, periods: float) -> float:
     """Annualised Sharpe ratio (0 when the returns do not vary)."""
-    if returns.shape[0] < 2:
-        return 0.0
-    sd = float(np.std(returns, ddof=1))
-    if not sd > 1e-15:
-        return 0.0
-    return float(np.mean(returns)) / sd * math.sqrt(periods)
+    return _ratios(returns, periods)[0]
 
 
 def sortino(returns: np.ndarray, periods: float) -> float:
     """Annualised Sortino ratio (0 without any losing bar)."""
-    if returns.shape[0] < 1:
-        return 0.0
-    down = np.minimum(returns, 0.0)
-    dd = math.sqrt(float(np.mean(down * down)))
-    if not dd > 1e-15:
-        return 0.0
-    return float(np.mean(returns)) / dd * math.sqrt(periods)
+    return _ratios(returns, periods)[1]
+
+
+def _ratios(returns: np.ndarray, periods: float) -> tuple[float, float]:
+    """(Sharpe, Sortino) in one go: the mean is summed once and one scratch array serves both.
+    Each figure is the very float ``np.std(ddof=1)`` / ``np.mean`` give (same sums, same order)."""
+    n = returns.shape[0]
+    if n < 1:
+        return 0.0, 0.0
+    mean = float(np.mean(returns))
+    scale = math.sqrt(periods)
+    scratch = np.subtract(returns, mean)
+    shp = 0.0
+    if n >= 2:
+        sd = math.sqrt(float(np.multiply(scratch, scratch, out=scratch).sum()) / (n - 1))
+        if sd > 1e-15:
+            shp = mean / sd * scale
+    down = np.minimum(returns, 0.0, out=scratch)
+    dd = math.sqrt(float(np.multiply(down, down, out=down).sum()) / n)
+    srt = mean / dd * scale if dd > 1e-15 else 0.0
+    return shp, srt
 
 
 def max_drawdown(equity: np.ndarray) -> float:
@@ -96,6 +108,9 @@ def max_drawdown(equity: np.ndarray) -> float:
         return 0.0
     peak = np.maximum.accumulate(eq)
     with np.errstate(divide="ignore", invalid="ignore"):
+        if peak[0] > 0.0 and math.isfinite(peak[-1]):  # every peak > 0, no NaN anywhere
+            # 1 - x falls as x grows (rounding too), so the largest 1 - eq/peak is 1 - the least
+            return float(1.0 - np.divide(eq, peak, out=peak).min())
         dd = np.where(peak > 0.0, 1.0 - eq / peak, 0.0)
     return float(dd.max())
 
@@ -130,8 +145,7 @@ def compute_metrics(
     start = float(initial_equity) if initial_equity is not None else float(eq[0] if eq.size else 0)
     curve = np.concatenate(([start], eq)) if initial_equity is not None else eq
     final = float(curve[-1]) if curve.size else start
-    r = bar_returns(curve)
-    periods = periods_per_year(bar_minutes)
+    shp, srt = _ratios(bar_returns(curve), periods_per_year(bar_minutes))
     elapsed = 0.0
     if ts.size:
         # from the first bar's open to the last bar's close
@@ -150,8 +164,8 @@ def compute_metrics(
         final_equity=final,
         total_return=final / start - 1.0 if start > 0.0 else 0.0,
         cagr=cagr(start, final, elapsed),
-        sharpe_ratio=sharpe(r, periods),
-        sortino_ratio=sortino(r, periods),
+        sharpe_ratio=shp,
+        sortino_ratio=srt,
         max_drawdown=max_drawdown(curve),
         win_rate=float(wins.size) / pnls.size if pnls.size else 0.0,
         profit_factor=pf,

@@ -1097,12 +1097,44 @@ def simulate(
     holds (no entries, split entries cancelled, no loss-streak check; exits and TP/SL go on).
     Returns (actions, fills, final state, final account).
     """
-    n = ts.shape[0]
     state = np.zeros(NSTATE, dtype=np.float64)
     acct = np.zeros(NACCT, dtype=np.float64)
     acct[A_WALLET] = equity0
     book = np.zeros((MAX_ORDERS, NBOOK), dtype=np.float64)
     out = np.zeros(NOUT, dtype=np.float64)
+    na, nf = run_steps(
+        ts, o, h, low, c, vol, tf_close_ms, tf_close, tf_atr, sig, conf, params, start_ms,
+        end_ms, acts, fills, equity, halts, state, acct, book, out,
+    )  # fmt: skip
+    return na, nf, state, acct
+
+
+def run_steps(
+    ts: np.ndarray,
+    o: np.ndarray,
+    h: np.ndarray,
+    low: np.ndarray,
+    c: np.ndarray,
+    vol: np.ndarray,
+    tf_close_ms: np.ndarray,
+    tf_close: np.ndarray,
+    tf_atr: np.ndarray,
+    sig: np.ndarray,
+    conf: np.ndarray,
+    params: np.ndarray,
+    start_ms: float,
+    end_ms: float,
+    acts: np.ndarray,
+    fills: np.ndarray,
+    equity: np.ndarray,
+    halts: np.ndarray,
+    state: np.ndarray,
+    acct: np.ndarray,
+    book: np.ndarray,
+    out: np.ndarray,
+) -> tuple[int, int]:
+    """The loop of :func:`simulate` over records it allocated; returns (actions, fills)."""
+    n = ts.shape[0]
     na = 0
     nf = 0
     k = 0  # the next bar of the timeframe not yet seen by a step
@@ -1114,7 +1146,9 @@ def simulate(
     done = False
     nh = halts.shape[0]
     hp = 0  # the first halt that has not ended by the latest step
-    for j in range(n + 1):
+    j = -1
+    while j < n:
+        j += 1
         t = ts[j] if j < n else math.inf
         # Steps inside a gap before bar j (or after the last bar), where the trade loop's clock
         # steps too: the close of the last bar that exists (a spot holding's TP/SL check) and
@@ -1169,7 +1203,81 @@ def simulate(
                 else:
                     eq += state[S_QTY] * (c[j] - state[S_AVG]) * state[S_SIDE]
             equity[j] = eq
-    return na, nf, state, acct
+        if quiet(state, acct, params):
+            j, k = skip_quiet(
+                j, k, ts, c, tf_close_ms, sig, end_ms, spot, keep_equity, state, acct, equity
+            )
+            prev_t = ts[j]
+    return na, nf
+
+
+def quiet(state: np.ndarray, acct: np.ndarray, params: np.ndarray) -> bool:
+    """True when the steps until the next BUY/SELL bar have nothing to do: no order out, no plan,
+    no position that :func:`manage` or the exchange's TP/SL watches, no loss streak waiting to
+    pause the bot at its next decision. Then those steps only mark HOLD bars decided."""
+    if int(acct[A_NBOOK]) > 0 or state[S_EXIT_PENDING] > 0.0 or state[S_PLAN] > 0.0:
+        return False
+    if state[S_SIDE] != 0.0:
+        if params[P_TPSL] > 0.0 or params[P_MAX_HOLD_MS] > 0.0:
+            return False
+        if state[S_TP] > 0.0 or state[S_SL] > 0.0:
+            return False
+    return not loss_streak_tripped(state[S_LOSS_STREAK], params[P_MAX_LOSSES])
+
+
+def skip_quiet(
+    j: int,
+    k: int,
+    ts: np.ndarray,
+    c: np.ndarray,
+    tf_close_ms: np.ndarray,
+    sig: np.ndarray,
+    end_ms: float,
+    spot: bool,
+    keep_equity: bool,
+    state: np.ndarray,
+    acct: np.ndarray,
+    equity: np.ndarray,
+) -> tuple[int, int]:
+    """From a :func:`quiet` state after the step at ``ts[j]``, pass over the 1-minute bars whose
+    steps (and the gap steps between them) come before the close of the next bar with a BUY or
+    SELL (each bar's close is a step, so that one is never skipped) and before ``end_ms``: their
+    equity is the wallet plus the unchanged position, and the bars of the timeframe they close
+    are marked decided as HOLDs are. Returns (the last bar passed over, the new ``k``)."""
+    n = ts.shape[0]
+    ntf = tf_close_ms.shape[0]
+    kk = k
+    while kk < ntf and sig[kk] == 0.0 and tf_close_ms[kk] < end_ms:
+        kk += 1
+    until = tf_close_ms[kk] if kk < ntf else math.inf
+    if end_ms < until:
+        until = end_ms
+    last = j
+    while last + 1 < n and ts[last + 1] < until:
+        last += 1
+    if last == j:
+        return j, k
+    if keep_equity:
+        wallet = acct[A_WALLET]
+        qty = state[S_QTY]
+        if state[S_SIDE] == 0.0:
+            for i in range(j + 1, last + 1):
+                equity[i] = wallet
+        elif spot:
+            for i in range(j + 1, last + 1):
+                equity[i] = wallet + qty * c[i]
+        else:
+            side = state[S_SIDE]
+            avg = state[S_AVG]
+            for i in range(j + 1, last + 1):
+                equity[i] = wallet + qty * (c[i] - avg) * side
+    t = ts[last]
+    seen = k
+    while k < ntf and tf_close_ms[k] <= t:
+        k += 1
+    if k > seen and tf_close_ms[k - 1] > state[S_LAST_DECIDED]:
+        state[S_LAST_DECIDED] = tf_close_ms[k - 1]
+    return last, k
 
 
 def no_halts() -> np.ndarray:
@@ -1231,10 +1339,12 @@ _JIT_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
         "log_act", "sim_available", "sim_place", "sim_remove", "sim_move", "sim_close_trade",
         "loss_streak_pause",
         "sim_fill", "sim_settle", "sim_work_bar", "sim_cancel_legs", "sim_execute", "sim_step",
-        "simulate",
+        "quiet", "skip_quiet", "run_steps", "simulate",
         "slippage_vol",
     )),
 )  # fmt: skip
+# The compiled functions that create arrays (the others run without numba's reference counts).
+_ALLOCATING = frozenset({"simulate", "slippage_vol"})
 
 
 @functools.cache
@@ -1264,5 +1374,9 @@ def compiled(cache: bool = False) -> types.SimpleNamespace:
                     fn.__code__, scope, name, fn.__defaults__, fn.__closure__
                 )
                 clone.__doc__ = fn.__doc__
-                jitted[name] = numba.njit(cache=cache)(clone)
+                # numba's reference counting of array arguments (an atomic add and subtract
+                # per array per call) cost three quarters of a backtest: only the functions that
+                # allocate arrays keep it; the others borrow their arrays from their caller
+                nrt = name in _ALLOCATING
+                jitted[name] = numba.njit(cache=cache, _nrt=nrt)(clone)
     return types.SimpleNamespace(**jitted)
