@@ -73,6 +73,8 @@ def _show(result: BacktestResult, run_id: int, gaps: str) -> None:
     out.print(table)
     out.print(f"equity {sparkline(result.equity)}", markup=False)
     out.print(f"gaps: {gaps}", markup=False)
+    if result.portfolio:
+        out.print(f"assumed: {result.portfolio}", markup=False)
     for note in result.stopped_notes():
         out.print(f"[bold yellow]breaker:[/] {note}")
 
@@ -109,8 +111,9 @@ def backtest(
     ] = None,
 ) -> None:
     """Backtest a bot's real strategy over stored candles; the run is saved for the dashboard."""
+    from jiritsu.backtest.portfolio import load_portfolio
     from jiritsu.backtest.results import save_run
-    from jiritsu.backtest.runner import load_data, recorded_decisions, run_bot
+    from jiritsu.backtest.runner import load_data, recorded_decisions
     from jiritsu.clock import RealClock
     from jiritsu.market.gaps import GapReport
     from jiritsu.runtime import market_data
@@ -133,10 +136,11 @@ def backtest(
         with progress_bar("loading candles", not as_json):
             market = market_data(settings, engine, RealClock())
             data, start, end = load_data(market, settings, bot, _ms(from_), _ms(to))
+            portfolio = load_portfolio(market, settings, bot, start, end, data)
         lo, hi = int(data.ts.searchsorted(start)), int(data.ts.searchsorted(end))
         gaps = GapReport.from_ts(data.ts[lo:hi].astype("int64"), 60_000).summary()
         if candidates is not None:
-            job = GridJob(settings, bot, data, start, end)
+            job = GridJob(settings, bot, data, start, end, portfolio=portfolio)
             n = workers if workers is not None else settings.optimizer.workers
             with progress_bar(f"{len(candidates)} runs", not as_json) as update:
                 found = run_grid(job, candidates, workers=n, progress=update)
@@ -147,7 +151,7 @@ def backtest(
             decisions = recorded_decisions(engine, bot, start, end)
         with progress_bar("backtesting", not as_json) as update:
             update(0, 1)
-            result = run_bot(settings, bot, data, start, end, decisions=decisions)
+            result = portfolio.run(settings, bot, data, start, end, decisions=decisions)
             update(1, 1)
         run_id = save_run(engine, result, source="cli")
     if plot is not None:
@@ -166,6 +170,7 @@ def backtest(
                     "metrics": result.metrics.as_dict(),
                     "gaps": gaps,
                     "replayed_decisions": len(decisions) if decisions is not None else None,
+                    "portfolio": result.portfolio,
                     "breaker_trips": result.breaker_trips(),
                     "trades": result.trades(),
                 },

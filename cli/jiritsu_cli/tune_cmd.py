@@ -53,6 +53,8 @@ def tune(
         verdict = "would apply" if dry_run and o.apply else "applied" if o.apply else "kept"
         out.print(f"[bold]{o.bot}[/]: {verdict} ({o.candidates} candidates, {o.eligible} eligible)")
         out.print(f"  {o.reason}", markup=False)
+        if "current" in o.runs and o.runs["current"].portfolio:
+            out.print(f"  assumed: {o.runs['current'].portfolio}", markup=False)
         for which in ("current", "best"):
             if which in o.runs:
                 for note in o.runs[which].stopped_notes():
@@ -89,6 +91,7 @@ def _doc(report: Any) -> dict[str, Any]:
                 "candidates": o.candidates,
                 "eligible": o.eligible,
                 "tuning_run_id": o.tuning_run_id,
+                "portfolio": o.runs["current"].portfolio if "current" in o.runs else None,
                 "breaker_trips": {
                     run: o.runs[run].stopped_notes() for run in ("current", "best") if run in o.runs
                 },

@@ -101,7 +101,8 @@ def test_backtest_shows_every_loss_streak_pause(
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
     losses = [t for t in doc["trades"] if t["pnl"] < 0]
-    trips = doc["breaker_trips"]
+    # (the synthetic days also hold an 8 % crash: a portfolio halt, scope "global")
+    trips = [t for t in doc["breaker_trips"] if t["scope"] != "global"]
     assert losses  # one loss is a streak here: it pauses the bot for an hour
     assert trips
     assert all(t["until"] == t["time"] + 3_600_000 for t in trips)
@@ -111,3 +112,30 @@ def test_backtest_shows_every_loss_streak_pause(
     monkeypatch.setenv("JIRITSU_RISK__LOSS_STREAK_COOLDOWN_MINUTES", "0")
     text = runner.invoke(app, ["backtest", "--bot", "SubBot-C"]).output
     assert text.count("stopped trading for good") == 1
+
+
+def test_backtest_shows_the_portfolio_halts_and_what_it_assumed(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # a 0.6 % move within the hour is a "crash" here: the synthetic market has several
+    monkeypatch.setenv("JIRITSU_RISK__CRASH_MOVE_PCT", "0.006")
+    monkeypatch.setenv("JIRITSU_RISK__COOLDOWN_MINUTES", "90")
+    runner = CliRunner()
+    _synth(runner)
+    png = tmp_path / "eq.png"
+    out = runner.invoke(app, ["backtest", "--bot", "SubBot-B", "--json", "--plot", str(png)])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    halts = [t for t in doc["breaker_trips"] if t["scope"] == "global"]
+    assert halts
+    assert all(t["breaker"] == "crash" and t["until"] == t["time"] + 90 * 60_000 for t in halts)
+    assert all(t["time"] >= doc["from"] for t in halts)
+    assert "SubBot-A, SubBot-C trading as configured beside it" in doc["portfolio"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # no entry while halted: every fill inside a halt is an exit (or a TP/SL)
+    for t in halts:
+        inside = [f for f in doc["trades"] if t["time"] <= f["ts"] < t["until"]]
+        assert all(f["kind"] != "leg" for f in inside)
+    text = runner.invoke(app, ["backtest", "--bot", "SubBot-B"]).output
+    assert text.count("portfolio crash breaker at") == len(halts)
+    assert "assumed: portfolio breakers (crash, drawdown, daily loss) on SubBot-B" in text

@@ -35,7 +35,7 @@ def test_folds_idle_because_paused_do_not_count() -> None:
     assert ev.out_of_sample == pytest.approx(0.8 / 3)  # what the tuner compared with before
     score, note = _current_score(cand, ev, STOPPED)
     assert score == pytest.approx(0.8)
-    assert "stopped by the loss-streak breaker" in note
+    assert "stopped by a breaker" in note
     assert "did not trade in 2 of 3 out-of-sample folds" in note
 
 

@@ -55,6 +55,7 @@ def equity_figure(result: BacktestResult) -> Any:
         f"Sharpe {m.sharpe_ratio:.2f}, max DD {m.max_drawdown:.2%}, {m.trade_count} trades"
     )
     ax1.set_ylabel("equity")
+    _mark_trips(ax1, result)
     ax2.fill_between(times, dd * 100.0, 0.0, color="tab:red", linewidth=0)
     ax2.set_ylabel("drawdown %")
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
@@ -63,6 +64,31 @@ def equity_figure(result: BacktestResult) -> Any:
     ax2.set_xlabel("UTC")
     fig.tight_layout()
     return fig
+
+
+def _mark_trips(ax: Any, result: BacktestResult) -> None:
+    """Every breaker trip on the chart: a global halt as a shaded span until its lift (the end
+    of the run when for good), a loss-streak pause as a dashed line."""
+    end = float(result.end_ms)
+    labelled: set[str] = set()
+
+    def label(text: str) -> str | None:  # each kind once in the legend
+        if text in labelled:
+            return None
+        labelled.add(text)
+        return text
+
+    for trip in result.breaker_trips():
+        start = np.datetime64(int(trip["time"]), "ms")
+        stop = np.datetime64(int(min(trip["until"] or end, end)), "ms")
+        if trip["scope"] == "global":
+            ax.axvspan(start, stop, color="tab:orange", alpha=0.25, linewidth=0,
+                       label=label(f"portfolio halt ({trip['breaker']})"))  # fmt: skip
+        else:
+            ax.axvline(start, color="tab:red", linestyle="--", linewidth=0.8,
+                       label=label("loss-streak pause"))  # fmt: skip
+    if labelled:
+        ax.legend(loc="best", fontsize="small")
 
 
 def plot_equity(result: BacktestResult, path: str | Path) -> Path:

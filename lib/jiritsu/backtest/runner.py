@@ -29,6 +29,7 @@ bar (the kernel's bar protocol), so candles after ``t`` cannot change anything d
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,30 @@ def fill_kind(row: np.ndarray) -> str:
 
 
 @dataclass(frozen=True)
+class GlobalHalt:
+    """A global breaker trip: every bot halted from ``time`` until ``until`` (ms; inf: for the
+    rest of the run)."""
+
+    time: int
+    until: float
+    breaker: str
+    message: str = field(compare=False)  # the numbers of a guessed trip may still move
+
+    def record(self) -> dict[str, Any]:
+        """As a ``breaker_trips`` entry of the backtest's JSON."""
+        return {"time": self.time, "scope": "global", "breaker": self.breaker,
+                "until": None if math.isinf(self.until) else int(self.until),
+                "message": self.message}  # fmt: skip
+
+
+def halts_array(halts: tuple[GlobalHalt, ...] | list[GlobalHalt]) -> np.ndarray:
+    """The kernel's ``halts`` input: rows (from, until)."""
+    if not halts:
+        return np.zeros((0, 2), dtype=np.float64)
+    return np.array([[h.time, h.until] for h in halts], dtype=np.float64)
+
+
+@dataclass(frozen=True)
 class BacktestResult:
     """One run: what was traded, the equity at each bar close in the period, and the metrics."""
 
@@ -160,27 +185,40 @@ class BacktestResult:
     # what counts as flat: (min order value, quantity step, min quantity, spot), see _exposure
     dust: tuple[float, float, float, bool] = (0.0, 0.0, 0.0, False)
     pauses: tuple[tuple[int, float], ...] = ()  # loss-streak breaker: (time, until; inf: for good)
+    halts: tuple[GlobalHalt, ...] = ()  # the portfolio breakers' trips (every bot halted)
+    portfolio: str = ""  # what the run assumed about the rest of the portfolio ("": nothing)
 
     def breaker_trips(self) -> list[dict[str, Any]]:
-        """The pauses as records: time (ms), scope, breaker, until (ms; None: for good)."""
-        return [
+        """Every trip as a record, oldest first: time (ms), scope (the bot, or "global"),
+        breaker, until (ms; None: for good) and, for a global one, its message."""
+        pauses = [
             {"time": t, "scope": self.bot, "breaker": "loss_streak",
              "until": None if until == float("inf") else int(until)}
             for t, until in self.pauses
         ]  # fmt: skip
+        return sorted(pauses + [h.record() for h in self.halts], key=lambda r: r["time"])
 
     def stopped_notes(self) -> list[str]:
         """Every breaker trip and "bot stopped trading" of the run, as lines for the user."""
         from jiritsu.clock import from_ms
 
+        def when(ms: float) -> str:
+            return f"{from_ms(int(ms)):%Y-%m-%d %H:%M}"
+
         notes = []
         for t, until in self.pauses:
-            when = f"{from_ms(t):%Y-%m-%d %H:%M}"
             if until == float("inf"):
-                notes.append(f"{self.bot}: loss-streak breaker at {when}: stopped trading for good")
+                notes.append(
+                    f"{self.bot}: loss-streak breaker at {when(t)}: stopped trading for good"
+                )
             else:
-                end = f"{from_ms(int(until)):%Y-%m-%d %H:%M}"
-                notes.append(f"{self.bot}: loss-streak breaker at {when}: paused until {end}")
+                notes.append(
+                    f"{self.bot}: loss-streak breaker at {when(t)}: paused until {when(until)}"
+                )
+        for h in self.halts:
+            end = "for the rest of the run" if h.until == float("inf") else f"until {when(h.until)}"
+            notes.append(f"portfolio {h.breaker} breaker at {when(h.time)}: every bot halted "
+                         f"{end} ({h.message})")  # fmt: skip
         return notes
 
     def trades(self) -> list[dict[str, Any]]:
@@ -392,11 +430,14 @@ def run_bot(
     *,
     initial_equity: float | None = None,
     decisions: dict[int, tuple[int, float]] | None = None,
+    halts: np.ndarray | None = None,
 ) -> BacktestResult:
     """Backtest one bot of ``settings`` on ``data`` with steps in ``[start_ms, end_ms)``.
 
     Bars before ``start_ms`` only warm the indicators up. The starting wallet is the bot's
-    ``paper.starting_balances`` entry (what the paper exchange seeds), else 1000.
+    ``paper.starting_balances`` entry (what the paper exchange seeds), else 1000. ``halts``:
+    the portfolio's global halts to run under (the kernel's input; None: never halted; to find
+    them, :meth:`jiritsu.backtest.portfolio.Portfolio.run`).
     """
     from jiritsu.strategy import kernel as K
 
@@ -411,7 +452,7 @@ def run_bot(
     params = inp.params
     fills, na, acct, equity, paused = simulate_arrays(
         params, inp.ts, inp.open, inp.high, inp.low, inp.close, inp.vol, inp.tf_close_ms,
-        inp.tf_close, inp.tf_atr, inp.sig, inp.conf, float(initial_equity), lo, hi,
+        inp.tf_close, inp.tf_atr, inp.sig, inp.conf, float(initial_equity), lo, hi, halts,
     )  # fmt: skip
     i0 = int(np.searchsorted(data.ts, lo))
     i1 = int(np.searchsorted(data.ts, hi))
@@ -495,7 +536,6 @@ def load_data(
     from jiritsu.errors import UsageError
     from jiritsu.market.frames import interval_ms
 
-    ensure_cache_dir(settings.general.data_dir)
     bot = settings.bot(bot_name)
     tf_ms = interval_ms(bot.timeframe)
     lo_load = None if start_ms is None else int(start_ms) - warmup_bars * tf_ms

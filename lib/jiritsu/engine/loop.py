@@ -13,8 +13,9 @@ The loop works in *steps* at logical times ``t`` (ms) on the 1-minute grid:
   the exact due time of a time-split leg or of a maximum holding time;
 - each step: move the paper clock (replay), read the halt switches (lifting elapsed
   cool-downs), check the breakers (crash at every step; drawdown and daily loss every
-  :data:`BREAKER_EVERY_MS`, a portfolio snapshot every :data:`SNAPSHOT_EVERY_MS`), step the
-  bots that are due (:class:`~jiritsu.engine.bot.BotRunner`), beat the heartbeats.
+  :data:`BREAKER_EVERY_MS` on the clock's grid and at the lift of a global halt, a portfolio
+  snapshot every :data:`SNAPSHOT_EVERY_MS` on the grid and at that lift), step the bots that
+  are due (:class:`~jiritsu.engine.bot.BotRunner`), beat the heartbeats.
 
 Signals: SIGTERM/SIGINT finish the current step and exit 0; SIGHUP reloads the configuration and
 the tuned overlay between steps (a CONFIG event lists what changed). A new tuned overlay
@@ -30,7 +31,12 @@ before sending anything more, logs CRITICAL and exits 3.
 Replay (``--replay FROM..TO [--speed N]``): the paper exchange over the stored 1-minute candles
 with a simulated clock that jumps from one step to the next (``speed`` N = simulated seconds per
 real second; 0 = as fast as possible). It runs exactly the live code; only the runtime differs
-(:func:`jiritsu.runtime.build_runtime` in mode "replay" instead of "live" or "paper").
+(:func:`jiritsu.runtime.build_runtime` in mode "replay" instead of "live" or "paper"). The live
+loop wakes every minute; a replay skips the minutes where nothing can happen, so it also wakes
+where a breaker could act: at every minute the crash rule holds on the stored index bars, at the
+end of a global halt's cool-down, and when the equity breakers or a snapshot are due. So the
+breakers trip at the minute they would live (the backtester's portfolio model,
+:mod:`jiritsu.backtest.portfolio`, follows the same schedule).
 """
 
 from __future__ import annotations
@@ -104,6 +110,12 @@ class LoopResult:
     last_ms: int | None = None  # the time of the last step run: where the loop stopped
     # "finished" (the replay's end), "signal" (SIGTERM/SIGINT), "max-steps", "database" (exit 3)
     stop_reason: str = ""
+
+
+def next_on_grid(t: int, every: int) -> int:
+    """The first multiple of ``every`` after ``t`` (ms): breaker checks and snapshots keep to
+    the clock's grid whatever the step times, so a replay and the backtester agree on them."""
+    return (t // every + 1) * every
 
 
 def parse_replay(text: str) -> tuple[int | None, int | None]:
@@ -229,7 +241,8 @@ class TradeLoop:
         self._ticked = False
         self._next_breakers = 0
         self._next_snapshot = 0
-        self._halted_global = False
+        self._crash_at: Any = None  # replay: the minutes at which the crash rule holds
+        self._lift_at: int | None = None  # when the global halt's cool-down ends
         self._replay_end: int | None = None
         self._next_market_warning = 0
         self._next_reconcile = 0
@@ -504,6 +517,7 @@ class TradeLoop:
         self.loaded = loaded
         self.settings = loaded.settings
         self.ctx.loaded = loaded
+        self._crash_at = None  # the crash limits may have changed
         if loaded.overlay_path != self._overlay.path:
             self._overlay = OverlayWatch(loaded.overlay_path)
         self._make_runners()
@@ -544,9 +558,12 @@ class TradeLoop:
 
     def _next_wake(self, t: int) -> int:
         wake = min((r.next_wake(t) for r in self.runners.values()), default=t + MINUTE_MS)
-        if self.replay and self.options.skip_quiet:
-            wake = self._quiet_until(t, wake)
-        if not self.replay:
+        if self.replay:
+            if self.options.skip_quiet:
+                wake = self._quiet_until(t, wake)
+            due = self._breaker_wake(t)
+            wake = wake if due is None else min(wake, due)
+        else:
             wake = min(wake, (t // MINUTE_MS + 1) * MINUTE_MS)  # heartbeats, crash checks
             now = self.wall.now_ms()
             if wake < now - 2 * MINUTE_MS:  # fell behind (suspended, a slow exchange)
@@ -618,6 +635,38 @@ class TradeLoop:
         ]
         return min(ends, default=t + DAY_MS)
 
+    def _breaker_wake(self, t: int) -> int | None:
+        """Replay: the next time after ``t`` at which a breaker could act or a snapshot is due
+        (see the module docstring); None when none."""
+        import numpy as np
+
+        if self._crash_at is None:
+            self._crash_at = self._crash_minutes()
+        due = [x for x in (self._lift_at, self._next_breakers, self._next_snapshot)
+               if x is not None and x > t]  # fmt: skip
+        i = int(np.searchsorted(self._crash_at, t, side="right"))
+        if i < self._crash_at.shape[0]:
+            due.append(int(self._crash_at[i]))
+        return min(due, default=None)
+
+    def _crash_minutes(self) -> Any:
+        """Replay: the step times (bar closes) at which the crash rule holds on the stored
+        index symbol's bars (:func:`jiritsu.engine.risk.crash_moves`)."""
+        import numpy as np
+
+        from jiritsu.engine.risk import crash_moves
+
+        assert self.runtime is not None
+        risk = self.settings.risk
+        frame = self.runtime.market.frames().get(self.settings.master_bot.index_symbol)
+        if frame is None or frame.height == 0:
+            return np.zeros(0, dtype=np.int64)
+        ts = frame["ts"].to_numpy().astype(np.int64)
+        moves = crash_moves(ts, frame["close"].to_numpy().astype(np.float64),
+                            risk.crash_window_minutes)  # fmt: skip
+        with np.errstate(invalid="ignore"):
+            return ts[np.abs(moves) > risk.crash_move_pct] + MINUTE_MS
+
     # --- a step --------------------------------------------------------------------------
 
     def _step_with_retry(self, t: int) -> None:
@@ -638,6 +687,7 @@ class TradeLoop:
         now = from_ms(t)
         glob = False
         bots: set[str] = set()
+        self._lift_at = None
         for st in controls.all_states(self.ctx.engine):
             if not st.halted:
                 continue
@@ -655,6 +705,8 @@ class TradeLoop:
                     continue
             if st.scope == GLOBAL:
                 glob = True
+                until = st.cooldown_until
+                self._lift_at = None if until is None else to_ms(until)
             else:
                 bots.add(st.scope)
         return glob, bots
@@ -679,7 +731,7 @@ class TradeLoop:
         except MasterBusy:
             log.info("money is being moved between accounts: portfolio valuation postponed")
             return None
-        self._next_snapshot = t + SNAPSHOT_EVERY_MS
+        self._next_snapshot = next_on_grid(t, SNAPSHOT_EVERY_MS)
         return value
 
     def _breakers(self, t: int, glob: bool) -> bool:
@@ -697,7 +749,7 @@ class TradeLoop:
             equity = equity and value is not None  # postponed: checked at the next step
         if equity:
             every = REPLAY_BREAKER_EVERY_MS if self.replay else BREAKER_EVERY_MS
-            self._next_breakers = t + every
+            self._next_breakers = next_on_grid(t, every)
         trips = check_portfolio(
             self.ctx.engine, self.ctx.exchange, self.ctx.feed, self.settings, now=now,
             value=value, equity=equity, crash=not glob,
@@ -710,6 +762,9 @@ class TradeLoop:
 
     def _tripped(self, t: int, trip: Trip) -> None:
         self.tripped.append(trip)
+        cooldown = self.settings.risk.cooldown_minutes
+        if trip.scope == GLOBAL and cooldown > 0:
+            self._lift_at = t + cooldown * MINUTE_MS
         who = "" if trip.scope == GLOBAL else f" {trip.scope}"
         self.result.trips.append(f"{from_ms(t):%Y-%m-%d %H:%M}{who} {trip.breaker}")
 

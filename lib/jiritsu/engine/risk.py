@@ -44,8 +44,11 @@ from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from jiritsu.controls import GLOBAL
 from jiritsu.events import EventType, record_event
+from jiritsu.strategy.params import MINUTE_MS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -218,84 +221,132 @@ def _lift_time(engine: Engine, scope: str) -> datetime | None:
 # --- the breakers ------------------------------------------------------------------------
 
 
-def drawdown_trip(engine: Engine, value: PortfolioValue, settings: Any) -> Trip | None:
-    limit = settings.risk.max_drawdown_pct
-    peak_value, peak_savings = value.value, value.savings
-    peak = _peak_since(engine, _lift_time(engine, GLOBAL))
-    if peak is not None and peak[0] > peak_value:
-        peak_value, peak_savings = peak
-    capital = peak_value - peak_savings
+# The rules themselves, on plain numbers (Decimal here, floats in the backtester's portfolio
+# model, :mod:`jiritsu.backtest.portfolio`): what the value is measured against is each caller's.
+
+
+def _loss(base: Any, base_savings: Any, value: Any) -> tuple[Any, Any] | None:
+    """(loss fraction, capital at risk) of ``value`` against a base (see the module docstring);
+    None when nothing was at risk."""
+    capital = base - base_savings
     if capital <= 0:
         return None
-    dd = (peak_value - value.value) / capital
-    if dd <= Decimal(str(limit)):
+    return (base - value) / capital, capital
+
+
+def _limit(like: Any, limit: float) -> Any:
+    return Decimal(str(limit)) if isinstance(like, Decimal) else limit
+
+
+def drawdown_rule(peak: Any, peak_savings: Any, value: Any, limit: float) -> Trip | None:
+    """The drawdown breaker given the peak value (and the savings at the peak) and the value
+    now; a Trip when over ``limit`` (``risk.max_drawdown_pct``)."""
+    found = _loss(peak, peak_savings, value)
+    if found is None or found[0] <= _limit(found[0], limit):
         return None
+    dd = found[0]
     return Trip(
         GLOBAL,
         "drawdown",
-        f"drawdown {float(dd):.2%} from the peak {peak_value:.2f} exceeds "
+        f"drawdown {float(dd):.2%} from the peak {peak:.2f} exceeds "
         f"max_drawdown_pct {limit:.2%}",
-        {"peak": peak_value, "value": value.value, "drawdown": float(dd)},
+        {"peak": peak, "value": value, "drawdown": float(dd)},
     )
 
 
-def daily_loss_trip(
-    engine: Engine, value: PortfolioValue, settings: Any, now: datetime
-) -> Trip | None:
-    limit = settings.risk.daily_loss_pct
-    day = datetime.combine(now.date(), time(0), tzinfo=timezone.utc)
-    rows = _snapshot_values(engine, day - timedelta(days=2))
-    base: tuple[datetime, Decimal, Decimal] | None = None
-    for row in rows:
-        if row[0] <= day:
-            base = row
-    if base is None:
-        base = next((r for r in rows if r[0] >= day), None)
-    lift = _lift_time(engine, GLOBAL)
-    if lift is not None and lift > day:
-        after = next((r for r in rows if r[0] >= lift), None)
-        base = after  # measured from the value at the lift (None: nothing yet)
-    if base is None:
+def daily_loss_rule(base: Any, base_savings: Any, value: Any, limit: float) -> Trip | None:
+    """The daily-loss breaker given the day's base value (and its savings) and the value now;
+    a Trip when over ``limit`` (``risk.daily_loss_pct``)."""
+    found = _loss(base, base_savings, value)
+    if found is None or found[0] <= _limit(found[0], limit):
         return None
-    _ts, base_value, base_savings = base
-    capital = base_value - base_savings
-    if capital <= 0:
-        return None
-    loss = (base_value - value.value) / capital
-    if loss <= Decimal(str(limit)):
-        return None
+    loss, capital = found
     return Trip(
         GLOBAL,
         "daily_loss",
         f"today's loss {float(loss):.2%} of {capital:.2f} exceeds daily_loss_pct {limit:.2%}",
-        {"base": base_value, "value": value.value, "loss": float(loss)},
+        {"base": base, "value": value, "loss": float(loss)},
     )
 
 
-def crash_trip(feed: CandleFeed, settings: Any, now_ms: int) -> Trip | None:
+def crash_moves(ts: np.ndarray, close: np.ndarray, window_minutes: int) -> np.ndarray:
+    """For each 1-minute bar taken as the newest: ``close / close_then - 1`` where
+    ``close_then`` is the close of the newest bar at least ``window_minutes`` older among the
+    ``window_minutes + 2`` bars up to it (what the feed serves the live check); NaN without
+    one. Whole series at once: the replay and the backtester find every crash minute with it."""
+    n = ts.shape[0]
+    i = np.arange(n)
+    then = np.searchsorted(ts, ts - window_minutes * MINUTE_MS, side="right") - 1
+    ok = (then >= 0) & (then >= i + 1 - (window_minutes + 2))
+    ref = close[np.maximum(then, 0)]
+    ok &= ref > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, close / np.where(ok, ref, 1.0) - 1.0, np.nan)
+
+
+def crash_rule(move: float, settings: Any, details: dict[str, Any]) -> Trip | None:
+    """The crash breaker given the index symbol's ``move`` over the window (see
+    :func:`crash_moves`); a Trip when beyond ``risk.crash_move_pct``."""
     risk = settings.risk
+    if not abs(move) > risk.crash_move_pct:  # (NaN: no reference bar, no trip)
+        return None
     symbol = settings.master_bot.index_symbol
-    window_ms = risk.crash_window_minutes * 60_000
-    bars = feed.minute_bars(symbol, "linear", now_ms, risk.crash_window_minutes + 2)
-    if len(bars) < 2:
-        return None
-    newest = bars[-1]
-    then = None
-    for bar in bars:
-        if bar.ts <= newest.ts - window_ms:
-            then = bar
-    if then is None or not then.close > 0:
-        return None
-    move = newest.close / then.close - 1.0
-    if abs(move) <= risk.crash_move_pct:
-        return None
     return Trip(
         GLOBAL,
         "crash",
         f"{symbol} moved {move:+.2%} in {risk.crash_window_minutes} minutes "
         f"(crash_move_pct {risk.crash_move_pct:.2%})",
-        {"symbol": symbol, "from": then.close, "to": newest.close, "move": move},
+        {"symbol": symbol, "move": move, **details},
     )
+
+
+def drawdown_trip(engine: Engine, value: PortfolioValue, settings: Any) -> Trip | None:
+    peak_value, peak_savings = value.value, value.savings
+    peak = _peak_since(engine, _lift_time(engine, GLOBAL))
+    if peak is not None and peak[0] > peak_value:
+        peak_value, peak_savings = peak
+    return drawdown_rule(peak_value, peak_savings, value.value, settings.risk.max_drawdown_pct)
+
+
+def daily_base(
+    rows: list[tuple[datetime, Any, Any]], day: datetime, lift: datetime | None
+) -> tuple[datetime, Any, Any] | None:
+    """The daily-loss base among snapshot ``rows`` (oldest first) for the day starting at
+    ``day``: the last one at or before 00:00 UTC (else the day's first), or the first one after
+    a lift of the global halt later that day (None: nothing yet)."""
+    base: tuple[datetime, Any, Any] | None = None
+    for row in rows:
+        if row[0] <= day:
+            base = row
+    if base is None:
+        base = next((r for r in rows if r[0] >= day), None)
+    if lift is not None and lift > day:
+        base = next((r for r in rows if r[0] >= lift), None)
+    return base
+
+
+def daily_loss_trip(
+    engine: Engine, value: PortfolioValue, settings: Any, now: datetime
+) -> Trip | None:
+    day = datetime.combine(now.date(), time(0), tzinfo=timezone.utc)
+    rows = _snapshot_values(engine, day - timedelta(days=2))
+    base = daily_base(rows, day, _lift_time(engine, GLOBAL))
+    if base is None:
+        return None
+    _ts, base_value, base_savings = base
+    return daily_loss_rule(base_value, base_savings, value.value, settings.risk.daily_loss_pct)
+
+
+def crash_trip(feed: CandleFeed, settings: Any, now_ms: int) -> Trip | None:
+    risk = settings.risk
+    symbol = settings.master_bot.index_symbol
+    bars = feed.minute_bars(symbol, "linear", now_ms, risk.crash_window_minutes + 2)
+    if len(bars) < 2:
+        return None
+    ts = np.array([b.ts for b in bars], dtype=np.int64)
+    close = np.array([b.close for b in bars], dtype=np.float64)
+    move = float(crash_moves(ts, close, risk.crash_window_minutes)[-1])
+    return crash_rule(move, settings, {"to": bars[-1].close})
 
 
 def loss_streak(engine: Engine, bot: str) -> int:

@@ -108,7 +108,8 @@ def tune_bot(
     progress: Callable[[int, int], None] | None = None,
 ) -> BotOutcome:
     """Grid + walk-forward for one bot; decides, applies nothing."""
-    from jiritsu.backtest.runner import bot_values, load_data, run_bot
+    from jiritsu.backtest.portfolio import load_portfolio
+    from jiritsu.backtest.runner import bot_values, load_data
     from jiritsu.tune import walkforward as wf
     from jiritsu.tune.grid import GridJob, expand, run_candidate, run_grid
 
@@ -117,7 +118,8 @@ def tune_bot(
     # the last N months, or everything stored after the warm-up days when that is less
     start = max(_months_before(end, opt.backtest_period_months), earliest)
     edges = wf.boundaries(start, end, opt.walk_forward_folds)
-    job = GridJob(settings, bot, data, start, end, edges)
+    portfolio = load_portfolio(market, settings, bot, start, end, data)
+    job = GridJob(settings, bot, data, start, end, edges, portfolio)
     candidates = expand(grid)
     found = run_grid(
         job, candidates,
@@ -138,9 +140,9 @@ def tune_bot(
         candidates=len(evals), eligible=sum(e.eligible for e in evals),
         grid=[e.as_dict() for e in evals], fold_winners=winners, period=(start, end),
     )  # fmt: skip
-    out.runs["current"] = run_bot(settings, bot, data, start, end)
+    out.runs["current"] = portfolio.run(settings, bot, data, start, end)
     if best is not None:
-        out.runs["best"] = run_bot(settings.with_params(best.params), bot, data, start, end)
+        out.runs["best"] = portfolio.run(settings.with_params(best.params), bot, data, start, end)
     if best is None or best.out_of_sample is None:
         out.reason = f"no candidate has {opt.min_trades} trades in sample: nothing to apply"
     elif not out.changes():
@@ -171,16 +173,17 @@ def tune_bot(
 
 
 def _current_score(cand: Any, ev: Any, stopped: list[str]) -> tuple[float | None, str]:
-    """The current parameters' out-of-sample score to beat, and a note when the loss-streak
-    breaker kept them from trading: then only the folds they traded in count (None: none did),
-    so a score of 0 that only means "paused" is never the bar a candidate has to clear."""
+    """The current parameters' out-of-sample score to beat, and a note when a breaker (the
+    bot's loss streak or a portfolio halt) kept them from trading: then only the folds they
+    traded in count (None: none did), so a score of 0 that only means "paused" is never the
+    bar a candidate has to clear."""
     cur = ev.out_of_sample if ev.out_of_sample is not None else 0.0
     folds = list(cand.segments[1:])
     idle = [i for i, seg in enumerate(folds) if seg.trade_count == 0]
     if not stopped or not idle:
         return cur, ""
     note = (
-        f"the current parameters were stopped by the loss-streak breaker ({stopped[0]}"
+        f"the current parameters were stopped by a breaker ({stopped[0]}"
         f"{f' and {len(stopped) - 1} more' if len(stopped) > 1 else ''}) and did not trade in "
         f"{len(idle)} of {len(folds)} out-of-sample folds"
     )

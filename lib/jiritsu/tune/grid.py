@@ -20,6 +20,7 @@ from jiritsu.errors import UsageError
 
 if TYPE_CHECKING:
     from jiritsu.backtest.metrics import Metrics
+    from jiritsu.backtest.portfolio import Portfolio
     from jiritsu.backtest.runner import CandleArrays
     from jiritsu.config.settings import Settings
 
@@ -179,6 +180,8 @@ class GridJob:
     start_ms: int
     end_ms: int
     boundaries: tuple[int, ...] = ()  # segment edges (ms) for walk-forward scoring
+    # the rest of the portfolio, for its breakers (None: the portfolio is never halted)
+    portfolio: Portfolio | None = None
 
 
 def run_candidate(job: GridJob, index: int, params: Mapping[str, Any]) -> Candidate:
@@ -190,7 +193,10 @@ def run_candidate(job: GridJob, index: int, params: Mapping[str, Any]) -> Candid
         settings = job.settings.with_params(params) if params else job.settings
     except ConfigError as exc:
         return Candidate(index, dict(params), None, (), str(exc))
-    result = run_bot(settings, job.bot, job.data, job.start_ms, job.end_ms)
+    if job.portfolio is not None:
+        result = job.portfolio.run(settings, job.bot, job.data, job.start_ms, job.end_ms)
+    else:
+        result = run_bot(settings, job.bot, job.data, job.start_ms, job.end_ms)
     b = job.boundaries
     segs = tuple(segment_metrics(result, b[i], b[i + 1]) for i in range(len(b) - 1))
     return Candidate(index, dict(params), result.metrics, segs)

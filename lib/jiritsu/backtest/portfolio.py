@@ -1,0 +1,288 @@
+"""The portfolio-level breakers (crash, drawdown, daily loss) in the backtester, as the trade loop
+evaluates them (:mod:`jiritsu.engine.loop`, :mod:`jiritsu.engine.risk`).
+
+What is modelled, step for step like a replay:
+
+- **The portfolio** is every enabled bot (plus the backtested one), each trading its configured
+  strategy from its ``paper.starting_balances`` wallet over the same period, plus the savings
+  (``paper.main_balance``, which nothing moves here: there is no rebalancing nor profit saving in
+  a backtest). Its value at a time ``t`` is the sum of the bots' equity at the close of their
+  newest 1-minute bar closed by ``t`` (what the paper exchange marks at ``t``) plus the savings.
+- **When** the breakers look, as the loop does: the crash rule at every minute (the live loop
+  wakes every minute; a replay wakes where the rule holds), drawdown and daily loss at the start,
+  at every :data:`~jiritsu.engine.loop.REPLAY_BREAKER_EVERY_MS` on the clock's grid and at the
+  lift of a global halt, never while halted. Snapshots (the drawdown's peaks, the daily base) at
+  the start, every :data:`~jiritsu.engine.loop.SNAPSHOT_EVERY_MS` on the grid and at each lift.
+- **The rules** are the live ones (:func:`~jiritsu.engine.risk.crash_moves`,
+  :func:`~jiritsu.engine.risk.crash_rule`, :func:`~jiritsu.engine.risk.drawdown_rule`,
+  :func:`~jiritsu.engine.risk.daily_loss_rule`, the daily base of
+  :func:`~jiritsu.engine.risk.daily_base`, the order :data:`~jiritsu.engine.risk.ORDER`).
+- **A trip** halts every bot from that minute for ``risk.cooldown_minutes`` (0: for the rest of
+  the run, as only ``jiritsu resume`` lifts it live). Halted, a bot makes no new entry and its
+  split entry is cancelled; open positions keep their TP/SL and exits (the kernel's ``halts``).
+
+Because drawdown and daily loss watch the combined equity, the bots are coupled: every bot is
+run with the halts found so far, the breakers are evaluated over the combined equity, and where
+they first disagree with the halts the run assumed, the bots are run again with the new ones.
+What happens before a time depends only on the halts before it, so each round settles at least
+one more trip; the rounds are bounded by :data:`MAX_ROUNDS`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field, replace
+from datetime import datetime, time, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from jiritsu.backtest.runner import BacktestResult, CandleArrays, GlobalHalt, halts_array, run_bot
+from jiritsu.errors import JiritsuError
+
+if TYPE_CHECKING:
+    from jiritsu.config.settings import Settings
+    from jiritsu.market.data import MarketData
+
+MINUTE_MS = 60_000
+DAY_MS = 86_400_000
+MAX_ROUNDS = 1000  # two rounds settle at least one trip; more means a bug, not a busy year
+
+
+@dataclass
+class Portfolio:
+    """The bots a backtest assumes around the one it runs, with their candles: ``members`` maps
+    each enabled bot to its 1-minute data (from :func:`load_portfolio`); ``index`` holds the
+    index symbol's minutes (the crash rule's). Runs of the members other than the backtested
+    one are kept per set of halts (a grid's candidates mostly share them)."""
+
+    settings: Settings
+    members: dict[str, CandleArrays]
+    index: CandleArrays
+    _runs: dict[tuple[Any, ...], BacktestResult] = field(default_factory=dict, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_runs"] = {}  # each grid worker keeps its own
+        return state
+
+    def assumption(self, bot: str) -> str:
+        """What a backtest of ``bot`` assumed about the rest of the portfolio, for the user."""
+        others = [n for n in self.members if n != bot]
+        who = (f"{', '.join(others)} trading as configured beside it" if others
+               else "no other enabled bot")  # fmt: skip
+        return (
+            f"portfolio breakers (crash, drawdown, daily loss) on {bot} with {who}, from "
+            f"their paper starting balances, savings {self.settings.paper.main_balance} "
+            "untouched (no rebalancing or profit saving)"
+        )
+
+    def run(
+        self,
+        settings: Settings,
+        bot: str,
+        data: CandleArrays,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        **kwargs: Any,
+    ) -> BacktestResult:
+        """:func:`~jiritsu.backtest.runner.run_bot` of ``bot`` (with ``settings``, perhaps a
+        candidate's) under the portfolio breakers it meets in this portfolio; the result
+        carries the global halts and the assumption."""
+        first, last = data.span()
+        lo = first if start_ms is None else max(int(start_ms), first)
+        hi = last if end_ms is None else min(int(end_ms), last)
+        found, mine, _rounds = self.halts(
+            bot, lambda h: run_bot(settings, bot, data, lo, hi, halts=h, **kwargs), lo, hi
+        )
+        return replace(mine, halts=found, portfolio=self.assumption(bot))
+
+    def halts(
+        self,
+        bot: str,
+        run: Any,
+        start_ms: int,
+        end_ms: int,
+    ) -> tuple[tuple[GlobalHalt, ...], BacktestResult, int]:
+        """The global halts over ``[start_ms, end_ms)`` with ``bot`` run by ``run(halts)`` (its
+        settings may be a candidate's) and the other members as configured; returns (halts,
+        ``bot``'s run under them, rounds)."""
+        found: tuple[GlobalHalt, ...] = ()
+        settled = 0  # how many of the first trips are known to be right
+        for rounds in range(1, MAX_ROUNDS + 1):
+            mine = run(halts_array(found))
+            curves = [mine] + [self._member(n, found, start_ms, end_ms)
+                               for n in self.members if n != bot]  # fmt: skip
+            trips = scan(self.settings, self.index, curves, start_ms, end_ms)
+            if trips == found:  # (the latest scan's messages: its numbers are the final ones)
+                return trips, mine, rounds
+            # Nothing before a time depends on a later halt: the scan is right up to its first
+            # difference from the halts the run assumed, and at it too unless the run halted
+            # earlier there (a wrong guess). Keep what followed as a guess the next round
+            # checks (crash trips mostly stand); when a round settled nothing new, drop them.
+            same = next((i for i, (a, b) in enumerate(zip(trips, found, strict=False)) if a != b),
+                        min(len(trips), len(found)))  # fmt: skip
+            right = same + int(
+                same < len(trips) and (same >= len(found) or found[same].time >= trips[same].time)
+            )
+            if right > settled:
+                settled, found = right, trips
+            else:
+                found = trips[:same]
+        raise JiritsuError(f"portfolio breakers did not settle in {MAX_ROUNDS} rounds")
+
+    def _member(
+        self, name: str, halts: tuple[GlobalHalt, ...], start_ms: int, end_ms: int
+    ) -> BacktestResult:
+        key = (name, tuple((h.time, h.until) for h in halts), start_ms, end_ms)
+        found = self._runs.get(key)
+        if found is None:
+            found = run_bot(self.settings, name, self.members[name], start_ms, end_ms,
+                            halts=halts_array(halts))  # fmt: skip
+            self._runs[key] = found
+        return found
+
+
+class _Value:
+    """The portfolio's value at a step time from the bots' equity curves."""
+
+    def __init__(self, curves: list[BacktestResult], savings: float) -> None:
+        self.curves = [(c.ts, c.equity, c.metrics.initial_equity) for c in curves]
+        self.savings = savings
+
+    def at(self, t: int) -> float:
+        total = self.savings
+        for ts, eq, initial in self.curves:
+            j = int(np.searchsorted(ts, t - MINUTE_MS, side="right")) - 1
+            total += float(eq[j]) if j >= 0 else initial
+        return total
+
+
+def scan(
+    settings: Settings,
+    index: CandleArrays,
+    curves: list[BacktestResult],
+    start_ms: int,
+    end_ms: int,
+) -> tuple[GlobalHalt, ...]:
+    """The global breakers' trips over ``[start_ms, end_ms)`` given the bots' runs (their
+    equity at each bar close): the trade loop's schedule and rules, see the module docstring."""
+    from jiritsu.engine.loop import REPLAY_BREAKER_EVERY_MS, SNAPSHOT_EVERY_MS, next_on_grid
+    from jiritsu.engine.risk import (
+        ORDER,
+        crash_moves,
+        crash_rule,
+        daily_base,
+        daily_loss_rule,
+        drawdown_rule,
+    )
+
+    risk = settings.risk
+    savings = float(settings.paper.main_balance)
+    value = _Value(curves, savings)
+    moves = crash_moves(index.ts.astype(np.int64), index.close, risk.crash_window_minutes)
+    with np.errstate(invalid="ignore"):
+        crash_at = index.ts[np.abs(moves) > risk.crash_move_pct].astype(np.int64) + MINUTE_MS
+    cooldown = risk.cooldown_minutes * MINUTE_MS
+
+    snap_t: list[int] = []  # the snapshots: times and values, oldest first
+    snap_v: list[float] = []
+    trips: list[GlobalHalt] = []
+    until: float | None = None  # the global halt's end while halted
+    lift: int | None = None  # the last halt or lift (controls' halted_at / resumed_at)
+    next_snap = next_check = start_ms
+    t = start_ms
+
+    def snapshot(at: int) -> None:
+        nonlocal next_snap
+        snap_t.append(at)
+        snap_v.append(value.at(at))
+        next_snap = next_on_grid(at, SNAPSHOT_EVERY_MS)
+
+    def dt(ms: int) -> datetime:
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+    while t < end_ms:
+        if until is not None and until <= t:  # the cool-down ended: lifted, a new baseline
+            until, lift = None, t
+            snapshot(t)
+        glob = until is not None
+        check = t >= next_check and not glob
+        if t >= next_snap:
+            snapshot(t)
+        if check:
+            next_check = next_on_grid(t, REPLAY_BREAKER_EVERY_MS)
+        found = []
+        if not glob:
+            k = int(np.searchsorted(index.ts, t - MINUTE_MS, side="right")) - 1
+            if k >= 0 and abs(moves[k]) > risk.crash_move_pct:
+                found.append(crash_rule(float(moves[k]), settings, {"to": float(index.close[k])}))
+        if check:
+            now = value.at(t)
+            lo = 0 if lift is None else bisect.bisect_left(snap_t, lift)
+            peak = max(snap_v[lo:], default=now)
+            found.append(drawdown_rule(max(peak, now), savings, now, risk.max_drawdown_pct))
+            day = datetime.combine(dt(t).date(), time(0), tzinfo=timezone.utc)
+            day_ms = int(day.timestamp() * 1000)
+            since = bisect.bisect_left(snap_t, day_ms - 2 * DAY_MS)  # the rows live reads
+            # of those, the only ones the daily base can be: the last at or before 00:00, the
+            # first after it and the first after the lift
+            picks = {bisect.bisect_right(snap_t, day_ms) - 1, bisect.bisect_left(snap_t, day_ms)}
+            if lift is not None:
+                picks.add(bisect.bisect_left(snap_t, lift))
+            rows = [(dt(snap_t[i]), snap_v[i], savings)
+                    for i in sorted(picks) if since <= i < len(snap_t)]  # fmt: skip
+            base = daily_base(rows, day, None if lift is None else dt(lift))
+            if base is not None:
+                found.append(daily_loss_rule(base[1], savings, now, risk.daily_loss_pct))
+        tripped = sorted((f for f in found if f is not None), key=lambda f: ORDER.index(f.breaker))
+        if tripped:
+            first = tripped[0]
+            until = t + cooldown if cooldown > 0 else math.inf
+            lift = t
+            trips.append(GlobalHalt(t, until, first.breaker, first.message))
+        # the next time anything can happen: a crash minute, a check or snapshot, the lift
+        i = int(np.searchsorted(crash_at, t, side="right"))
+        due = [x for x in (next_snap, next_check if until is None else None, until)
+               if x is not None and x > t]  # fmt: skip
+        if i < crash_at.shape[0]:
+            due.append(int(crash_at[i]))
+        nxt = min(due, default=math.inf)
+        if math.isinf(nxt):
+            break
+        t = int(nxt)
+    return tuple(trips)
+
+
+def load_portfolio(
+    market: MarketData,
+    settings: Settings,
+    bot: str,
+    start_ms: int,
+    end_ms: int,
+    data: CandleArrays,
+) -> Portfolio:
+    """The portfolio a backtest of ``bot`` assumes (see the module docstring): every enabled bot
+    with its own stored candles read through ``market`` (``data`` is ``bot``'s), and the index
+    symbol's."""
+    from jiritsu.backtest.runner import load_data
+    from jiritsu.errors import UsageError
+
+    members: dict[str, CandleArrays] = {}
+    for other in settings.enabled_bots:
+        if other.name != bot:
+            members[other.name] = load_data(market, settings, other.name, start_ms, end_ms)[0]
+    members[bot] = data
+    index_symbol = settings.master_bot.index_symbol
+    index = next((d for d in members.values() if d.symbol == index_symbol), None)
+    if index is None:
+        window = settings.risk.crash_window_minutes + 2
+        frame = market.stored(index_symbol, "1", start_ms - window * MINUTE_MS, end_ms)
+        if frame.height == 0:
+            raise UsageError(
+                f"no stored 1-minute candles for the index symbol {index_symbol} in that period "
+                "(the crash breaker watches it): run `jiritsu data backfill` first"
+            )
+        index = CandleArrays(index_symbol, frame)
+    return Portfolio(settings, members, index)
