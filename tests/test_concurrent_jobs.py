@@ -18,7 +18,6 @@ storms:
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -33,11 +32,10 @@ from pybit.unified_trading import HTTP
 
 from jiritsu.db import migrate
 from jiritsu.db.engine import make_engine
-from tests.conftest import REPO
-from tests.exchange.bybit_env import BOTS, ENV_NAMES, KEYS, UIDS
+from tests.exchange.bybit_env import BOTS, KEYS, UIDS
 from tests.fakes.bybit import FakeBybit
+from tests.processes import fake_bybit_env, jiritsu_env, start_jiritsu
 
-JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
 MIN = 60_000
 TRANSFER = "/v5/asset/transfer/universal-transfer"
 JOBS = {
@@ -85,16 +83,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def job_env(fake: FakeBybit, data_dir: Path, db_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JIRITSU_", "BYBIT_"))}
-    env.pop("GEMINI_API_KEYS", None)
-    env.update({
-        "JIRITSU_CONFIG": str(REPO / "config.toml"),
-        "JIRITSU_GENERAL__DATA_DIR": str(data_dir),
-        "JIRITSU_GENERAL__ENVIRONMENT": "testnet",
+    return jiritsu_env(data_dir, fake_bybit_env(fake), {
         "JIRITSU_DATABASE__DB_TYPE": "sqlite" if db_url.startswith("sqlite") else "postgresql",
         "JIRITSU_DATABASE__DB_URL": db_url,
-        "JIRITSU_EXCHANGE__BASE_URL": fake.endpoint,
-        "JIRITSU_EXCHANGE__CA_FILE": str(fake.ca_path),
         "JIRITSU_EXCHANGE__REQUEST_TIMEOUT_SECONDS": "5",
         "JIRITSU_NEWS_SENTIMENT__ENABLED": "false",
         # The phase from the fake's 1-minute bars (EMA 5/20).
@@ -105,9 +96,6 @@ def job_env(fake: FakeBybit, data_dir: Path, db_url: str) -> dict[str, str]:
         "JIRITSU_SUB_BOTS__SUBBOT_C__TIMEFRAME": "1",
         "JIRITSU_SUB_BOTS__SUBBOT_C__STRATEGY_PARAMS__TP_SL_ENABLED": "false",
     })  # fmt: skip
-    for account, (key_env, secret_env) in ENV_NAMES.items():
-        env[key_env], env[secret_env] = KEYS[account]
-    return env
 
 
 def deposit(fake: FakeBybit, bot: str, amount: int) -> None:
@@ -132,8 +120,8 @@ def storms(
         between(r)
         procs = {}
         for name, args in JOBS.items():
-            procs[name] = subprocess.Popen([JIRITSU, *args], env=env, stdout=subprocess.PIPE,
-                                           stderr=subprocess.STDOUT, text=True)  # fmt: skip
+            procs[name] = start_jiritsu(args, env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)  # fmt: skip
         for name, proc in procs.items():
             try:
                 out, _ = proc.communicate(timeout=600)  # a loaded machine is slow
@@ -239,8 +227,8 @@ def test_jobs_started_together_while_the_loop_trades(
 ) -> None:
     env = job_env(fake, isolated_env, db_url)
     log = (isolated_env.parent / "loop.out").open("w")
-    loop = subprocess.Popen([JIRITSU, "trade-loop", "--bot", "SubBot-C"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)  # fmt: skip
+    loop = start_jiritsu(["trade-loop", "--bot", "SubBot-C"], env, stdout=log,
+                         stderr=subprocess.STDOUT)  # fmt: skip
     try:
         deadline = time.monotonic() + 90
         while not any(o.account == "SubBot-C" for o in fake.orders):

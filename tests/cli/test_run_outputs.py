@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,8 +13,7 @@ from jiritsu.db.engine import make_engine
 from jiritsu.db.models import Control
 from tests.conftest import REPO
 from tests.fakes.discord import FakeDiscord
-
-JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
+from tests.processes import jiritsu_env, run_jiritsu
 
 SECRETS = {
     "BYBIT_MASTER_API_KEY": "mk-SECRETmasterkey01",
@@ -27,34 +25,25 @@ SECRETS = {
 }
 
 
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [JIRITSU, *args], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
-
-
 @pytest.fixture
 def env(isolated_env: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("JIRITSU_")}
-    base["JIRITSU_GENERAL__DATA_DIR"] = str(isolated_env)
-    base["JIRITSU_CONFIG"] = str(REPO / "config.toml")
-    return base
+    return jiritsu_env(isolated_env)
 
 
 def test_status_shows_halts_and_exits_1_until_the_schema_exists(env: dict[str, str]) -> None:
     data_dir = Path(env["JIRITSU_GENERAL__DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "jiritsu.db").touch()  # an empty, never migrated database
-    before = _run(["status"], env)
+    before = run_jiritsu(["status"], env)
     assert before.returncode == 1
     assert "jiritsu db upgrade" in before.stdout
-    assert _run(["db", "upgrade"], env).returncode == 0
+    assert run_jiritsu(["db", "upgrade"], env).returncode == 0
     engine = make_engine(f"sqlite:///{env['JIRITSU_GENERAL__DATA_DIR']}/jiritsu.db")
     with Session(engine) as session, session.begin():
         now = datetime.now(timezone.utc)
         session.add(Control(scope="SubBot-B", halted=True, reason="manual test", halted_at=now))
     engine.dispose()
-    after = _run(["status"], env)
+    after = run_jiritsu(["status"], env)
     assert after.returncode == 0, after.stderr
     assert "halted" in after.stdout
     assert "manual test" in after.stdout
@@ -72,7 +61,7 @@ def test_unreachable_database_exits_3_with_critical_log_and_no_traceback(
         "JIRITSU_DATABASE__RECONNECT_BASE_DELAY_SECONDS": "0.01",
     }
     for args in (["status"], ["db", "current"], ["db", "upgrade"]):
-        result = _run(args, env)
+        result = run_jiritsu(args, env)
         assert result.returncode == 3, (args, result.stdout, result.stderr)
         assert "Traceback" not in result.stdout + result.stderr
         assert "[CRITICAL]" in result.stdout
@@ -96,7 +85,7 @@ def test_no_secret_reaches_any_output_of_a_run(env: dict[str, str]) -> None:
             ["status", "--json"],
             ["--debug", "config", "show"],
         ):
-            result = _run(args, env)
+            result = run_jiritsu(args, env)
             assert result.returncode == 0, (args, result.stderr)
             outputs += [result.stdout, result.stderr]
         # An alert whose text quotes a secret, as an exception message might.

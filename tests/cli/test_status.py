@@ -18,24 +18,12 @@ import pytest
 from jiritsu.db import migrate
 from jiritsu.db.engine import make_engine
 from jiritsu.heartbeat import TRADE_LOOP, beat
-from tests.conftest import REPO
-
-JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
+from tests.processes import jiritsu_env, run_jiritsu, start_jiritsu
 
 
 @pytest.fixture
 def env(isolated_env: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("JIRITSU_")}
-    base["JIRITSU_GENERAL__DATA_DIR"] = str(isolated_env)
-    base["JIRITSU_CONFIG"] = str(REPO / "config.toml")
-    base["COLUMNS"] = "200"
-    return base
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [JIRITSU, *args], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
+    return jiritsu_env(isolated_env, COLUMNS="200")
 
 
 def _flat(text: str) -> str:
@@ -47,13 +35,13 @@ def test_a_missing_database_is_exit_3_and_is_not_created(
 ) -> None:
     db = isolated_env / "jiritsu.db"
     for args in (["status"], ["status", "--json"], ["status", "--watch"], ["data", "info"]):
-        result = _run(args, env)
+        result = run_jiritsu(args, env)
         assert result.returncode == 3, (args, result.stdout, result.stderr)
         assert f"no database at {db}" in _flat(result.stderr)
         assert "jiritsu db upgrade" in result.stderr
         assert "Traceback" not in result.stdout + result.stderr
         assert not db.exists(), args
-    halt = _run(["halt", "--reason", "test"], env)
+    halt = run_jiritsu(["halt", "--reason", "test"], env)
     assert halt.returncode == 3, "a halt in a fresh, empty database would stop nothing"
     assert not db.exists()
 
@@ -63,7 +51,7 @@ def test_not_halted_is_not_running_and_the_heartbeat_tells_whether_a_loop_is_ali
 ) -> None:
     url = f"sqlite:///{isolated_env / 'jiritsu.db'}"
     migrate.upgrade(url)
-    first = _run(["status"], env)
+    first = run_jiritsu(["status"], env)
     assert first.returncode == 0, first.stderr
     assert "not halted" in first.stdout
     assert "trading: running" not in first.stdout
@@ -72,13 +60,13 @@ def test_not_halted_is_not_running_and_the_heartbeat_tells_whether_a_loop_is_ali
     engine = make_engine(url)
     old = datetime.now(timezone.utc) - timedelta(hours=3)
     beat(engine, TRADE_LOOP, {"mode": "live"}, now=old)
-    stale = _run(["status", "--json"], env)
+    stale = run_jiritsu(["status", "--json"], env)
     assert '"alive": false' in stale.stdout
     assert "no heartbeat for 3h 0m" in stale.stdout
 
     beat(engine, TRADE_LOOP, {"mode": "live"})
     engine.dispose()
-    alive = _run(["status"], env)
+    alive = run_jiritsu(["status"], env)
     assert "alive: heartbeat" in _flat(alive.stdout)
 
 
@@ -102,9 +90,9 @@ def test_watch_refreshes_until_ctrl_c_and_exits_0_when_piped(
     env: dict[str, str], isolated_env: Path
 ) -> None:
     migrate.upgrade(f"sqlite:///{isolated_env / 'jiritsu.db'}")
-    proc = subprocess.Popen(
-        [JIRITSU, "status", "--watch", "--interval", "0.3"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = start_jiritsu(
+        ["status", "--watch", "--interval", "0.3"], env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
         assert proc.stdout is not None
@@ -125,10 +113,9 @@ def test_watch_redraws_on_a_terminal_and_ctrl_c_leaves_cleanly(
 ) -> None:
     migrate.upgrade(f"sqlite:///{isolated_env / 'jiritsu.db'}")
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [JIRITSU, "status", "--watch", "--interval", "0.3"],
-        env={**env, "TERM": "xterm"}, stdin=follower, stdout=follower, stderr=follower,
-        close_fds=True,
+    proc = start_jiritsu(
+        ["status", "--watch", "--interval", "0.3"], {**env, "TERM": "xterm"},
+        stdin=follower, stdout=follower, stderr=follower, close_fds=True,
     )  # fmt: skip
     os.close(follower)
     try:

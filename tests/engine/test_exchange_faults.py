@@ -26,9 +26,10 @@ from jiritsu.engine.risk import exchange_failures
 from jiritsu.status import collect_status
 from tests.conftest import REPO
 from tests.engine.test_kill_restart import falling_path
-from tests.exchange.bybit_env import BOTS, ENV_NAMES, KEYS, UIDS
+from tests.exchange.bybit_env import BOTS, KEYS, UIDS
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.discord import FakeDiscord
+from tests.processes import fake_bybit_env
 
 MIN = 60_000
 CREATE = "/v5/order/create"
@@ -55,10 +56,8 @@ def discord() -> Iterator[FakeDiscord]:
 def configured(fake: FakeBybit, discord: FakeDiscord, data_dir: Path) -> LoadedConfig:
     """SubBot-C alone on the fake (testnet), a breaker limit of 3, no retries inside a call."""
     env = {
+        **fake_bybit_env(fake),
         "JIRITSU_GENERAL__DATA_DIR": str(data_dir),
-        "JIRITSU_GENERAL__ENVIRONMENT": "testnet",
-        "JIRITSU_EXCHANGE__BASE_URL": fake.endpoint,
-        "JIRITSU_EXCHANGE__CA_FILE": str(fake.ca_path),
         "JIRITSU_EXCHANGE__MAX_RETRIES": "0",
         "JIRITSU_EXCHANGE__LEVERAGE": "2",  # the fake holds 1x: set-leverage has work to do
         "JIRITSU_NEWS_SENTIMENT__ENABLED": "false",
@@ -71,8 +70,6 @@ def configured(fake: FakeBybit, discord: FakeDiscord, data_dir: Path) -> LoadedC
         "JIRITSU_SUB_BOTS__SUBBOT_C__STRATEGY_PARAMS__TP_SL_ENABLED": "false",
         "DISCORD_WEBHOOK_URL": discord.url_for(),
     }
-    for account, (key_env, secret_env) in ENV_NAMES.items():
-        env[key_env], env[secret_env] = KEYS[account]
     loaded = load_config(REPO / "config.toml", environ=env)
     migrate.upgrade(loaded.db_url)
     return loaded

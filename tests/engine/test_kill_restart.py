@@ -10,9 +10,7 @@ computed from the recorded fills equals the exchange's position.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -25,10 +23,10 @@ from jiritsu.clock import wall_now
 from jiritsu.db.engine import make_engine
 from tests.conftest import REPO
 from tests.engine.conftest import LOT_SIZING
-from tests.exchange.bybit_env import BOTS, ENV_NAMES, KEYS, UIDS
+from tests.exchange.bybit_env import BOTS, KEYS, UIDS
 from tests.fakes.bybit import FakeBybit
+from tests.processes import fake_bybit_env, jiritsu_env, run_jiritsu, start_jiritsu
 
-JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
 MIN = 60_000
 
 
@@ -55,14 +53,7 @@ def fake() -> Iterator[FakeBybit]:
 
 
 def loop_env(fake: FakeBybit, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JIRITSU_", "BYBIT_"))}
-    env.pop("GEMINI_API_KEYS", None)
-    env.update({
-        "JIRITSU_CONFIG": str(REPO / "config.toml"),
-        "JIRITSU_GENERAL__DATA_DIR": str(data_dir),
-        "JIRITSU_GENERAL__ENVIRONMENT": "testnet",
-        "JIRITSU_EXCHANGE__BASE_URL": fake.endpoint,
-        "JIRITSU_EXCHANGE__CA_FILE": str(fake.ca_path),
+    return jiritsu_env(data_dir, fake_bybit_env(fake), {
         "JIRITSU_EXCHANGE__REQUEST_TIMEOUT_SECONDS": "5",
         "JIRITSU_NEWS_SENTIMENT__ENABLED": "false",
         **LOT_SIZING,
@@ -76,9 +67,6 @@ def loop_env(fake: FakeBybit, data_dir: Path) -> dict[str, str]:
         "JIRITSU_SUB_BOTS__SUBBOT_C__SPLIT_ENTRY__TIMEOUT_SECONDS": "600",
         "JIRITSU_SUB_BOTS__SUBBOT_C__STRATEGY_PARAMS__TP_SL_ENABLED": "false",
     })  # fmt: skip
-    for account, (key_env, secret_env) in ENV_NAMES.items():
-        env[key_env], env[secret_env] = KEYS[account]
-    return env
 
 
 def bot_orders(fake: FakeBybit) -> list[str]:
@@ -98,10 +86,9 @@ def test_sigkill_in_the_middle_of_a_split_entry_then_restart(
     fake: FakeBybit, isolated_env: Path
 ) -> None:
     env = loop_env(fake, isolated_env)
-    assert subprocess.run([JIRITSU, "db", "upgrade"], env=env, capture_output=True,
-                          check=False).returncode == 0  # fmt: skip
+    assert run_jiritsu(["db", "upgrade"], env).returncode == 0
     log1 = (isolated_env / "run1.out").open("w")
-    first = subprocess.Popen([JIRITSU, "trade-loop"], env=env, stdout=log1, stderr=log1)
+    first = start_jiritsu(["trade-loop"], env, stdout=log1, stderr=log1)
     try:
         wait_for(lambda: len(bot_orders(fake)) >= 1, timeout=60)
         first.send_signal(signal.SIGKILL)  # no cleanup, no last write
@@ -113,7 +100,7 @@ def test_sigkill_in_the_middle_of_a_split_entry_then_restart(
     assert len(bot_orders(fake)) == 1, (isolated_env / "run1.out").read_text()
 
     log2 = (isolated_env / "run2.out").open("w")
-    second = subprocess.Popen([JIRITSU, "trade-loop"], env=env, stdout=log2, stderr=log2)
+    second = start_jiritsu(["trade-loop"], env, stdout=log2, stderr=log2)
     try:
         wait_for(lambda: len(bot_orders(fake)) >= 3, timeout=60)
         time.sleep(2.0)  # room for a duplicate to show up, if there were one

@@ -4,9 +4,7 @@ overlay while it runs."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -17,12 +15,10 @@ import sqlalchemy as sa
 
 from jiritsu.config import write_overlay
 from jiritsu.db.engine import make_engine
-from tests.conftest import REPO
 from tests.engine.conftest import LOT_SIZING
 from tests.engine.test_kill_restart import falling_path
 from tests.fakes.bybit import FakeBybit
-
-JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
+from tests.processes import jiritsu_env, run_jiritsu, start_jiritsu
 
 
 @pytest.fixture
@@ -33,10 +29,7 @@ def market() -> Iterator[FakeBybit]:
 
 
 def paper_env(fake: FakeBybit, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JIRITSU_", "BYBIT_"))}
-    env.update({
-        "JIRITSU_CONFIG": str(REPO / "config.toml"),
-        "JIRITSU_GENERAL__DATA_DIR": str(data_dir),
+    return jiritsu_env(data_dir, {
         "JIRITSU_GENERAL__ENVIRONMENT": "paper",
         "JIRITSU_PAPER__PRICE_SOURCE": "bybit",  # live prices; "replay" would be offline
         "JIRITSU_EXCHANGE__BASE_URL": fake.endpoint,
@@ -48,7 +41,6 @@ def paper_env(fake: FakeBybit, data_dir: Path) -> dict[str, str]:
         "JIRITSU_SUB_BOTS__SUBBOT_B__ENABLED": "false",
         "JIRITSU_SUB_BOTS__SUBBOT_C__TIMEFRAME": "1",
     })  # fmt: skip
-    return env
 
 
 def query(db: Path, sql: str) -> list[tuple]:
@@ -79,10 +71,9 @@ def test_live_paper_trades_on_fresh_public_candles_and_reloads_on_sighup(
 ) -> None:
     env = paper_env(market, isolated_env)
     db = isolated_env / "jiritsu.db"
-    assert subprocess.run([JIRITSU, "db", "upgrade"], env=env, capture_output=True,
-                          check=False).returncode == 0  # fmt: skip
+    assert run_jiritsu(["db", "upgrade"], env).returncode == 0
     log = (isolated_env / "loop.out").open("w")
-    proc = subprocess.Popen([JIRITSU, "trade-loop"], env=env, stdout=log, stderr=log)
+    proc = start_jiritsu(["trade-loop"], env, stdout=log, stderr=log)
     try:
         # RSI 0 on the fake's falling 1-minute bars: SubBot-C buys at once (2 legs by price)
         orders = wait_for(lambda: query(db, "select side, order_type from paper_orders"))

@@ -21,22 +21,14 @@ from jiritsu.db.engine import make_engine
 from jiritsu.engine.loop import LoopOptions, TradeLoop, parse_replay, run_loop
 from jiritsu.errors import UsageError
 from jiritsu.market.synth import synth_candles
-from tests.conftest import REPO
 from tests.engine.conftest import LOT_SIZING, QUIET_BREAKERS, load, store_candles
+from tests.processes import jiritsu_env, start_jiritsu
 
-JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
 DAY = 86_400_000
 
 
 def env_for(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JIRITSU_")}
-    env.update(QUIET_BREAKERS)
-    env.update(LOT_SIZING)
-    env.update(
-        {"JIRITSU_GENERAL__DATA_DIR": str(data_dir), "JIRITSU_CONFIG": str(REPO / "config.toml")}
-    )
-    env.update(extra)
-    return env
+    return jiritsu_env(data_dir, QUIET_BREAKERS, LOT_SIZING, extra)
 
 
 def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
@@ -76,9 +68,9 @@ def test_parse_replay() -> None:
 def test_sigterm_finishes_the_step_and_exits_0(isolated_env: Path) -> None:
     loaded = load(isolated_env)
     store_candles(loaded, synth_candles(days=4, seed=3))
-    proc = subprocess.Popen(
-        [JIRITSU, "trade-loop", "--replay", "..", "--speed", "3000"],
-        env=env_for(isolated_env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    proc = start_jiritsu(
+        ["trade-loop", "--replay", "..", "--speed", "3000"], env_for(isolated_env),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         wait_for(lambda: events(isolated_env / "jiritsu.db", "STARTUP"), timeout=120)

@@ -7,7 +7,6 @@ the exchange, one row in ``orders``, and reconciliation adopts its fill once.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -27,8 +26,8 @@ from jiritsu.db.models import Execution, Order
 from jiritsu.exchange.reconcile import BotAccount, reconcile
 from jiritsu.exchange.types import OrderRequest
 from jiritsu.runtime import build_runtime
-from tests.conftest import REPO
-from tests.exchange.bybit_env import ENV_NAMES, KEYS, BybitEnv, bybit_env
+from tests.exchange.bybit_env import BybitEnv, bybit_env
+from tests.processes import fake_bybit_env, jiritsu_env
 
 CHILD = """
 import sys
@@ -53,17 +52,9 @@ def env() -> Iterator[BybitEnv]:
 
 
 def test_sigkill_mid_request_then_restart(env: BybitEnv, isolated_env: Path) -> None:
-    variables = {k: v for k, v in os.environ.items() if not k.startswith(("JIRITSU_", "BYBIT_"))}
-    variables.update(
-        JIRITSU_CONFIG=str(REPO / "config.toml"),
-        JIRITSU_GENERAL__DATA_DIR=str(isolated_env),
-        JIRITSU_GENERAL__ENVIRONMENT="testnet",
-        JIRITSU_EXCHANGE__BASE_URL=env.fake.endpoint,
-        JIRITSU_EXCHANGE__CA_FILE=str(env.fake.ca_path),
-        JIRITSU_EXCHANGE__REQUEST_TIMEOUT_SECONDS="30",
+    variables = jiritsu_env(
+        isolated_env, fake_bybit_env(env.fake), JIRITSU_EXCHANGE__REQUEST_TIMEOUT_SECONDS="30"
     )
-    for account, (key_env, secret_env) in ENV_NAMES.items():
-        variables[key_env], variables[secret_env] = KEYS[account]
     loaded = load_config(environ=variables)
     migrate.upgrade(loaded.db_url)
 

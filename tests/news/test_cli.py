@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,30 +14,16 @@ from tests.conftest import REPO
 from tests.fakes.feeds import FeedServer
 from tests.fakes.gemini import FakeGemini, FakeRequest
 from tests.news.conftest import FIXTURES, headlines, rss
+from tests.processes import jiritsu_env, run_jiritsu
 
-JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
 SAMPLE = REPO / "examples" / "news" / "sample_feed.xml"
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [JIRITSU, *args], capture_output=True, text=True, env=env, timeout=120, check=False
-    )
 
 
 @pytest.fixture
 def env(isolated_env: Path) -> dict[str, str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("JIRITSU_") and k.upper() not in ("HTTP_PROXY", "HTTPS_PROXY")
-    }
-    base.pop("GEMINI_API_KEYS", None)
-    base["JIRITSU_GENERAL__DATA_DIR"] = str(isolated_env)
-    base["JIRITSU_CONFIG"] = str(REPO / "config.toml")
-    base["JIRITSU_NEWS_SENTIMENT__REQUEST_TIMEOUT_SECONDS"] = "3"
-    base["COLUMNS"] = "200"
-    return base
+    return jiritsu_env(
+        isolated_env, JIRITSU_NEWS_SENTIMENT__REQUEST_TIMEOUT_SECONDS="3", COLUMNS="200"
+    )
 
 
 def _db(env: dict[str, str]) -> sa.Engine:
@@ -54,7 +38,7 @@ def test_the_shipped_configuration_works_offline(env: dict[str, str]) -> None:
     """Default sources with the network unreachable (a dead proxy): the remote feeds are
     WARNING events, the sample feed is stored and scored, and the command exits 0."""
     offline = {**env, "HTTPS_PROXY": "http://127.0.0.1:1", "HTTP_PROXY": "http://127.0.0.1:1"}
-    result = _run(["fetch-news"], offline)
+    result = run_jiritsu(["fetch-news"], offline)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sample_feed.xml" in result.stdout
     assert "www.coindesk.com" in result.stdout
@@ -73,7 +57,7 @@ def test_the_shipped_configuration_works_offline(env: dict[str, str]) -> None:
     assert len(warnings) == 2
     assert all("(connection)" in w for w in warnings)
 
-    shown = _run(["fetch-news", "--show"], offline)
+    shown = run_jiritsu(["fetch-news", "--show"], offline)
     assert shown.returncode == 0, shown.stderr
     assert "Bitcoin rallies to a record high" in shown.stdout
     assert "+0.89" in shown.stdout
@@ -88,8 +72,8 @@ def test_fetch_then_show_with_loopback_feeds(env: dict[str, str], tmp_path: Path
         good = server.serve("/rss", (FIXTURES / "market_rss.xml").read_bytes())
         broken = server.serve_status("/broken", 500)
         run_env = _with_sources(env, [good, broken, str(local)])
-        first = _run(["fetch-news"], run_env)
-        second = _run(["fetch-news", "--json"], run_env)
+        first = run_jiritsu(["fetch-news"], run_env)
+        second = run_jiritsu(["fetch-news", "--json"], run_env)
 
     assert first.returncode == 0, first.stdout + first.stderr
     for col in ("source", "fetched", "matched", "new", "scored", "errors"):
@@ -104,12 +88,12 @@ def test_fetch_then_show_with_loopback_feeds(env: dict[str, str], tmp_path: Path
     assert [s["error_kind"] for s in report["sources"]] == [None, "http", None]
     assert report["exit_code"] == 0
 
-    shown = _run(["fetch-news", "--show", "--limit", "3"], env)
+    shown = run_jiritsu(["fetch-news", "--show", "--limit", "3"], env)
     assert shown.returncode == 0
     assert "Bitcoin surges story" in shown.stdout
     assert "local.xml" in shown.stdout
     assert "average: +" in shown.stdout
-    as_json = json.loads(_run(["fetch-news", "--show", "--json"], env).stdout)
+    as_json = json.loads(run_jiritsu(["fetch-news", "--show", "--json"], env).stdout)
     assert as_json["average"]["count"] == 2
     assert len(as_json["latest"]) == 5
 
@@ -117,7 +101,7 @@ def test_fetch_then_show_with_loopback_feeds(env: dict[str, str], tmp_path: Path
 def test_source_option_replaces_the_configured_sources(env: dict[str, str], tmp_path: Path) -> None:
     local = tmp_path / "only.xml"
     local.write_text(rss(headlines(1, "Crypto only")), encoding="utf-8")
-    result = _run(["fetch-news", "--source", str(local), "--json"], env)
+    result = run_jiritsu(["fetch-news", "--source", str(local), "--json"], env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert [s["source"] for s in report["sources"]] == [str(local)]
@@ -125,7 +109,7 @@ def test_source_option_replaces_the_configured_sources(env: dict[str, str], tmp_
 
 def test_every_source_failing_exits_1(env: dict[str, str], tmp_path: Path) -> None:
     run_env = _with_sources(env, [str(tmp_path / "missing.xml"), "http://127.0.0.1:1/rss"])
-    result = _run(["fetch-news"], run_env)
+    result = run_jiritsu(["fetch-news"], run_env)
     assert result.returncode == 1
     assert "every news source failed" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
@@ -139,7 +123,7 @@ def test_unreachable_database_exits_3(env: dict[str, str]) -> None:
         "JIRITSU_DATABASE__RECONNECT_ATTEMPTS": "1",
     }
     for args in (["fetch-news"], ["fetch-news", "--show"]):
-        result = _run(args, bad_db)
+        result = run_jiritsu(args, bad_db)
         assert result.returncode == 3, (args, result.stdout, result.stderr)
         assert "pw-SECRETnews1" not in result.stdout + result.stderr
 
@@ -166,7 +150,7 @@ def test_gemini_scorer_end_to_end_without_leaking_keys(env: dict[str, str], tmp_
             "JIRITSU_NEWS_SENTIMENT__SCORER": "gemini",
             "JIRITSU_GEMINI__BASE_URL": fake.base_url,
         }
-        result = _run(["fetch-news"], gemini_env)
+        result = run_jiritsu(["fetch-news"], gemini_env)
         keys_seen = fake.keys_used
     assert result.returncode == 0, result.stdout + result.stderr
     assert "scorer gemini: 3 scored, 0 waiting" in result.stdout

@@ -29,9 +29,9 @@ from jiritsu.ops import backup as ops_backup
 from jiritsu.ops.backup import NAME_RE, backup, list_backups, pg_tool, prune, restore, run_backup
 from tests.conftest import REPO
 from tests.fakes.discord import FakeDiscord
+from tests.processes import jiritsu_env, run_jiritsu
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
-JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
 
 
 def _write_rows(engine: Engine) -> None:
@@ -256,48 +256,36 @@ def test_a_failed_backup_is_alerted(
 
 @pytest.fixture
 def cli_env(isolated_env: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JIRITSU_")}
-    env.update(
-        JIRITSU_CONFIG=str(REPO / "config.toml"), JIRITSU_GENERAL__DATA_DIR=str(isolated_env)
-    )
-    return env
-
-
-def _jiritsu(
-    args: list[str], env: dict[str, str], stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [JIRITSU, *args], capture_output=True, text=True, env=env, input=stdin, timeout=120
-    )
+    return jiritsu_env(isolated_env)
 
 
 def test_db_backup_and_restore_commands(cli_env: dict[str, str], tmp_path: Path) -> None:
     data = Path(cli_env["JIRITSU_GENERAL__DATA_DIR"])
-    missing = _jiritsu(["db", "backup"], cli_env)
+    missing = run_jiritsu(["db", "backup"], cli_env)
     assert missing.returncode == 2, "no database yet: nothing to back up"
     assert not (data / "jiritsu.db").exists()
 
-    assert _jiritsu(["db", "upgrade"], cli_env).returncode == 0
+    assert run_jiritsu(["db", "upgrade"], cli_env).returncode == 0
     engine = make_engine(f"sqlite:///{data / 'jiritsu.db'}")
     _write_rows(engine)
     saved = _rows(engine)
 
-    made = _jiritsu(["db", "backup"], cli_env)
+    made = run_jiritsu(["db", "backup"], cli_env)
     assert made.returncode == 0, made.stdout + made.stderr
     [file] = list_backups(data / "backups")
     assert f"backup written: {file.path}" in made.stdout
-    elsewhere = _jiritsu(["db", "backup", "--dir", str(tmp_path / "elsewhere")], cli_env)
+    elsewhere = run_jiritsu(["db", "backup", "--dir", str(tmp_path / "elsewhere")], cli_env)
     assert elsewhere.returncode == 0
     assert len(list_backups(tmp_path / "elsewhere")) == 1
 
     _change_rows(engine)
     changed = _rows(engine)
     engine.dispose()
-    declined = _jiritsu(["db", "restore", str(file.path)], cli_env, stdin="n\n")
+    declined = run_jiritsu(["db", "restore", str(file.path)], cli_env, stdin="n\n")
     assert declined.returncode == 1
     assert _rows(engine) == changed
 
-    done = _jiritsu(["db", "restore", str(file.path), "--yes"], cli_env)
+    done = run_jiritsu(["db", "restore", str(file.path), "--yes"], cli_env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "the previous contents are in" in done.stdout
     after = _rows(engine)
@@ -306,7 +294,7 @@ def test_db_backup_and_restore_commands(cli_env: dict[str, str], tmp_path: Path)
     # The restore leaves its own event in the restored database.
     assert after["events"] == sorted([*saved["events"], f"database restored from {file.path.name}"])
 
-    refused = _jiritsu(["db", "restore", str(REPO / "config.toml"), "--yes"], cli_env)
+    refused = run_jiritsu(["db", "restore", str(REPO / "config.toml"), "--yes"], cli_env)
     assert refused.returncode == 2
     assert "not a Jiritsu backup" in refused.stderr
     engine.dispose()

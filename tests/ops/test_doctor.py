@@ -5,8 +5,6 @@ the wrong role, permissions, IP binding or expiry, the clock, the database, Disc
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -18,11 +16,10 @@ from jiritsu.config import LoadedConfig, load_config
 from jiritsu.db import migrate
 from jiritsu.ops.doctor import DoctorReport, run_doctor
 from tests.conftest import REPO
-from tests.exchange.bybit_env import ENV_NAMES, KEYS, UIDS
+from tests.exchange.bybit_env import KEYS, UIDS
 from tests.fakes.bybit import ApiKeySettings, FakeBybit
 from tests.fakes.discord import FakeDiscord
-
-JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
+from tests.processes import fake_bybit_env, jiritsu_env, run_jiritsu
 
 
 def start_fake(fake: FakeBybit, keys: dict[str, ApiKeySettings] | None = None) -> None:
@@ -35,19 +32,12 @@ def start_fake(fake: FakeBybit, keys: dict[str, ApiKeySettings] | None = None) -
 
 
 def environ(fake: FakeBybit, data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JIRITSU_", "BYBIT_"))}
-    env.update(
-        JIRITSU_CONFIG=str(REPO / "config.toml"),
-        JIRITSU_GENERAL__DATA_DIR=str(data_dir),
-        JIRITSU_GENERAL__ENVIRONMENT="testnet",
-        JIRITSU_EXCHANGE__BASE_URL=fake.endpoint,
-        JIRITSU_EXCHANGE__CA_FILE=fake.ca_path,
+    env = jiritsu_env(
+        data_dir,
+        fake_bybit_env(fake),
         JIRITSU_MASTER_BOT__MAIN_MEMBER_ID=str(UIDS["main"]),
         JIRITSU_DATABASE__RECONNECT_ATTEMPTS="1",
     )
-    for account, (key, secret) in KEYS.items():
-        key_env, secret_env = ENV_NAMES[account]
-        env[key_env], env[secret_env] = key, secret
     for bot in ("SubBot-A", "SubBot-B", "SubBot-C"):
         stem = bot.upper().replace("-", "_")
         env[f"JIRITSU_SUB_BOTS__{stem}__MEMBER_ID"] = str(UIDS[bot])
@@ -167,28 +157,24 @@ def test_outside_paper_missing_keys_and_uids_are_each_a_line_to_fix(
     assert "SubBot-C key" not in statuses(report)  # no key: nothing to ask
 
 
-def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [JIRITSU, *args], capture_output=True, text=True, env=env, timeout=120, check=False
-    )
-
-
 def test_cli_exit_codes_json_and_a_discord_test_message(
     fake: FakeBybit, data_dir: Path, tmp_path: Path
 ) -> None:
     start_fake(fake)
     with FakeDiscord() as discord:
         env = environ(fake, data_dir, DISCORD_WEBHOOK_URL=discord.url_for("3", "tok-doctor"))
-        ready = _cli(["doctor", "--notify"], env)
+        ready = run_jiritsu(["doctor", "--notify"], env)
         assert ready.returncode == 0, ready.stdout + ready.stderr
         assert "testnet: ready" in ready.stdout
         assert "1002" in ready.stdout
         assert "jiritsu-c" in ready.stdout
         assert len(discord.messages) == 1  # only with --notify
-        assert _cli(["doctor"], env).returncode == 0
+        assert run_jiritsu(["doctor"], env).returncode == 0
         assert len(discord.messages) == 1
 
-    bad = _cli(["doctor", "--json"], {**env, "JIRITSU_SUB_BOTS__SUBBOT_B__MEMBER_ID": "424242"})
+    bad = run_jiritsu(
+        ["doctor", "--json"], {**env, "JIRITSU_SUB_BOTS__SUBBOT_B__MEMBER_ID": "424242"}
+    )
     assert bad.returncode == 1, bad.stderr
     doc = json.loads(bad.stdout)
     assert doc["ready"] is False
@@ -197,7 +183,9 @@ def test_cli_exit_codes_json_and_a_discord_test_message(
     for secret in (s for pair in KEYS.values() for s in pair):
         assert secret not in bad.stdout + bad.stderr
 
-    no_db = _cli(["doctor"], {**env, "JIRITSU_GENERAL__DATA_DIR": str(tmp_path / "elsewhere")})
+    no_db = run_jiritsu(
+        ["doctor"], {**env, "JIRITSU_GENERAL__DATA_DIR": str(tmp_path / "elsewhere")}
+    )
     assert no_db.returncode == 3, no_db.stdout + no_db.stderr
     assert "jiritsu db upgrade" in no_db.stdout
     assert "Traceback" not in no_db.stdout + no_db.stderr

@@ -4,8 +4,6 @@ database backends, the database being down, and the real console script."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -38,13 +36,12 @@ from jiritsu.ops.health import (
     trade_loop_check,
 )
 from jiritsu.redact import register_secret
-from tests.conftest import REPO
 from tests.fakes.discord import FakeDiscord
 from tests.ops.conftest import FakeProbe
+from tests.processes import jiritsu_env, run_jiritsu
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 BAR_MS = {"1": 60_000, "5": 300_000, "15": 900_000, "60": 3_600_000}
-JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
 
 
 class FakeExchange:
@@ -456,29 +453,20 @@ def test_a_missing_database_file_is_exit_3_and_is_not_created(
 
 @pytest.fixture
 def cli_env(isolated_env: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JIRITSU_")}
-    env.update(
-        JIRITSU_CONFIG=str(REPO / "config.toml"),
-        JIRITSU_GENERAL__DATA_DIR=str(isolated_env),
-        # Only what the test arranges may be bad, not the machine running the tests.
-        JIRITSU_HEALTH__MEMORY_PCT="100",
-        JIRITSU_HEALTH__DISK_PCT="100",
+    # Only what the test arranges may be bad, not the machine running the tests.
+    return jiritsu_env(
+        isolated_env, JIRITSU_HEALTH__MEMORY_PCT="100", JIRITSU_HEALTH__DISK_PCT="100"
     )
-    return env
-
-
-def _jiritsu(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([JIRITSU, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_cli_health_on_a_fresh_install_is_not_red_and_alerts_once(
     cli_env: dict[str, str],
 ) -> None:
-    assert _jiritsu(["db", "upgrade"], cli_env).returncode == 0
+    assert run_jiritsu(["db", "upgrade"], cli_env).returncode == 0
     with FakeDiscord() as fake:
         env = {**cli_env, "DISCORD_WEBHOOK_URL": fake.url_for("9", "tok-cli")}
-        first = _jiritsu(["health", "--json"], env)
-        second = _jiritsu(["health"], env)
+        first = run_jiritsu(["health", "--json"], env)
+        second = run_jiritsu(["health"], env)
         bodies = [json.dumps(m) for m in fake.messages]
     assert first.returncode == 0, first.stdout + first.stderr
     report = json.loads(first.stdout)
@@ -494,7 +482,7 @@ def test_cli_health_on_a_fresh_install_is_not_red_and_alerts_once(
 
 
 def test_cli_health_exits_1_when_a_check_is_bad(cli_env: dict[str, str]) -> None:
-    assert _jiritsu(["db", "upgrade"], cli_env).returncode == 0
+    assert run_jiritsu(["db", "upgrade"], cli_env).returncode == 0
     from jiritsu.db.engine import make_engine
 
     engine = make_engine(f"sqlite:///{cli_env['JIRITSU_GENERAL__DATA_DIR']}/jiritsu.db")
@@ -502,7 +490,7 @@ def test_cli_health_exits_1_when_a_check_is_bad(cli_env: dict[str, str]) -> None
         engine, heartbeat.TRADE_LOOP, now=datetime.now(timezone.utc) - timedelta(hours=1)
     )
     engine.dispose()
-    result = _jiritsu(["health"], cli_env)
+    result = run_jiritsu(["health"], cli_env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "UNHEALTHY" in result.stdout
 
@@ -514,7 +502,7 @@ def test_cli_health_exits_3_when_the_database_is_unreachable(cli_env: dict[str, 
         "JIRITSU_DATABASE__DB_URL": "postgresql://jiritsu:pw-SECRETdb13@127.0.0.1:1/jiritsu",
         "JIRITSU_DATABASE__RECONNECT_ATTEMPTS": "1",
     }
-    result = _jiritsu(["health", "--json"], env)
+    result = run_jiritsu(["health", "--json"], env)
     assert result.returncode == 3, result.stdout + result.stderr
     assert json.loads(result.stdout)["database_reachable"] is False
     assert "[CRITICAL]" in result.stderr

@@ -3,9 +3,7 @@ a tuning grid, ``trade-loop --replay`` and a live ``trade-tick`` on the loopback
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import timezone
@@ -26,13 +24,13 @@ from jiritsu.strategy.registry import resolve
 from jiritsu.tune.grid import GridJob, run_grid
 from tests.conftest import REPO
 from tests.engine.conftest import load, store_candles
-from tests.exchange.bybit_env import BOTS, ENV_NAMES, KEYS, UIDS
+from tests.exchange.bybit_env import BOTS, KEYS, UIDS
 from tests.fakes.bybit import FakeBybit
+from tests.processes import fake_bybit_env, jiritsu_env, run_jiritsu
 
 DAY = 86_400_000
 MIN = 60_000
 EXAMPLE = REPO / "examples" / "strategies" / "macd_trend.py"
-JIRITSU = str(REPO / ".venv" / "bin" / "jiritsu")
 
 
 def strategies_dir(root: Path) -> Path:
@@ -153,14 +151,7 @@ def test_a_live_tick_on_the_bybit_fake_decides_what_the_strategy_says(
 ) -> None:
     fake, path = fake
     where = strategies_dir(isolated_env.parent)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JIRITSU_", "BYBIT_"))}
-    env.pop("GEMINI_API_KEYS", None)
-    env.update({
-        "JIRITSU_CONFIG": str(REPO / "config.toml"),
-        "JIRITSU_GENERAL__DATA_DIR": str(isolated_env),
-        "JIRITSU_GENERAL__ENVIRONMENT": "testnet",
-        "JIRITSU_EXCHANGE__BASE_URL": fake.endpoint,
-        "JIRITSU_EXCHANGE__CA_FILE": str(fake.ca_path),
+    env = jiritsu_env(isolated_env, fake_bybit_env(fake), {
         "JIRITSU_EXCHANGE__REQUEST_TIMEOUT_SECONDS": "5",
         "JIRITSU_NEWS_SENTIMENT__ENABLED": "false",
         "JIRITSU_RISK__CRASH_MOVE_PCT": "1",
@@ -168,13 +159,9 @@ def test_a_live_tick_on_the_bybit_fake_decides_what_the_strategy_says(
         "JIRITSU_SUB_BOTS__SUBBOT_C__ADVISOR": "rules",
         **bot_env("SubBot-C", where, fast=2, slow=3, signal=2, trend=10),
     })  # fmt: skip
-    for account, (key_env, secret_env) in ENV_NAMES.items():
-        env[key_env], env[secret_env] = KEYS[account]
-    run = subprocess.run([JIRITSU, "db", "upgrade"], env=env, capture_output=True, text=True,
-                         check=False)  # fmt: skip
+    run = run_jiritsu(["db", "upgrade"], env)
     assert run.returncode == 0, run.stderr
-    tick = subprocess.run([JIRITSU, "trade-tick", "--bot", "SubBot-C"], env=env,
-                          capture_output=True, text=True, check=False, timeout=120)  # fmt: skip
+    tick = run_jiritsu(["trade-tick", "--bot", "SubBot-C"], env)
     assert tick.returncode == 0, tick.stdout + tick.stderr
     engine = make_engine(f"sqlite:///{isolated_env / 'jiritsu.db'}")
     try:
