@@ -12,10 +12,13 @@ The loop works in *steps* at logical times ``t`` (ms) on the 1-minute grid:
   entry in progress, a closing order out, a spot holding whose TP/SL the bot watches), and at
   the exact due time of a time-split leg or of a maximum holding time;
 - each step: move the paper clock (replay), read the halt switches (lifting elapsed
-  cool-downs), check the breakers (crash at every step; drawdown and daily loss every
+  cool-downs), check the global breakers (crash at every step; drawdown and daily loss every
   :data:`BREAKER_EVERY_MS` on the clock's grid and at the lift of a global halt, a portfolio
   snapshot every :data:`SNAPSHOT_EVERY_MS` on the grid and at that lift), step the bots that
-  are due (:class:`~jiritsu.engine.bot.BotRunner`), beat the heartbeats.
+  are due (:class:`~jiritsu.engine.bot.BotRunner`; a bot's own breakers right before it
+  decides, its exchange failures again after a failed step), beat the heartbeats. The one-shot
+  tick runs this same step code, so both trip the breakers in the one order of
+  :data:`jiritsu.engine.risk.ORDER`.
 
 Signals: SIGTERM/SIGINT finish the current step and exit 0; SIGHUP reloads the configuration and
 the tuned overlay between steps (a CONFIG event lists what changed). A new tuned overlay
