@@ -27,9 +27,9 @@ from jiritsu.ops.systemd import (
 )
 from jiritsu_cli.main import app
 from tests.conftest import REPO
+from tests.processes import JIRITSU
 
 CONFIG = REPO / "config.toml"
-JIRITSU = REPO / ".venv" / "bin" / "jiritsu"
 INSTALL = REPO / "scripts" / "install-systemd.sh"
 UNINSTALL = REPO / "scripts" / "uninstall-systemd.sh"
 BASE = datetime(2026, 2, 27, 23, 59, 30, tzinfo=timezone.utc)  # a Friday, before a month end
