@@ -90,6 +90,7 @@ def test_no_secret_reaches_any_output_of_a_run(env: dict[str, str]) -> None:
             outputs += [result.stdout, result.stderr]
         # An alert whose text quotes a secret, as an exception message might.
         code = (
+            "from jiritsu.clock import wall_now\n"
             "from jiritsu.config import load_config\n"
             "from jiritsu.db.engine import make_engine\n"
             "from jiritsu.events import record_event\n"
@@ -99,7 +100,8 @@ def test_no_secret_reaches_any_output_of_a_run(env: dict[str, str]) -> None:
             "setup_file_logging(loaded.settings.general.data_dir)\n"
             "n = build_notifier(loaded.secrets.discord_webhook())\n"
             "record_event(make_engine(loaded.db_url), 'ERROR', 'EXCHANGE_ERROR',\n"
-            f"    'signature failed for key {SECRETS['BYBIT_MASTER_API_KEY']}', notifier=n)\n"
+            f"    'signature failed for key {SECRETS['BYBIT_MASTER_API_KEY']}', notifier=n,\n"
+            "    now=wall_now())\n"
         )
         py = REPO / ".venv" / "bin" / "python"
         alert = subprocess.run(
