@@ -90,6 +90,7 @@ class CandleArrays:
     low: np.ndarray = field(init=False)
     close: np.ndarray = field(init=False)
     _bars: dict[str, Bars] = field(init=False, default_factory=dict)
+    _ts_int: np.ndarray | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         from jiritsu.market.frames import to_numpy
@@ -103,6 +104,7 @@ class CandleArrays:
         # ship to worker processes without the caches (each worker builds its own)
         state = dict(self.__dict__)
         state["_bars"] = {}
+        state["_ts_int"] = None
         return state
 
     def bars(self, timeframe: str) -> Bars:
@@ -118,6 +120,27 @@ class CandleArrays:
             found = Bars.from_columns({k: f64(v) for k, v in cols.items()})
             self._bars[timeframe] = found
         return found
+
+    def signal_keys(self) -> set[tuple[str, Any]]:
+        """(timeframe, memo key) of every strategy's signals memoised on these candles."""
+        return {
+            (tf, key)
+            for tf, bars in self._bars.items()
+            for key in bars.memo_keys()
+            if key[0] in ("signals", "kernel signals")
+        }
+
+    def forget(self, keys: set[tuple[str, Any]]) -> None:
+        """Drop memoised entries (from :meth:`signal_keys`) that nothing will read again."""
+        for tf, key in keys:
+            self._bars[tf].forget(key)
+
+    def ts_int(self) -> np.ndarray:
+        """The bar opens as int64 ms (what results carry), made once and shared read-only."""
+        if self._ts_int is None:
+            self._ts_int = self.ts.astype(np.int64)
+            self._ts_int.flags.writeable = False
+        return self._ts_int
 
     def span(self) -> tuple[int, int]:
         """(first bar open, last bar close) in ms."""
@@ -456,8 +479,8 @@ def run_bot(
     )  # fmt: skip
     i0 = int(np.searchsorted(data.ts, lo))
     i1 = int(np.searchsorted(data.ts, hi))
-    ts = data.ts[i0:i1].astype(np.int64)
-    eq = equity[i0:i1].copy()
+    ts = data.ts_int()[i0:i1]
+    eq = equity[i0:i1]  # this run's own array: a view, not a copy
     closing = fills[closing_mask(fills)]
     metrics = compute_metrics(
         ts, eq, closing[:, K.F_PNL], float(acct[K.A_FEES]),

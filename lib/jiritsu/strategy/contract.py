@@ -100,6 +100,13 @@ class Bars:
             found = self._memo[key] = compute()
         return found
 
+    def memo_keys(self) -> list[tuple[Any, ...]]:
+        return list(self._memo)
+
+    def forget(self, key: tuple[Any, ...]) -> None:
+        """Drop a memoised value (a grid drops the signals of a parameter set it ran once)."""
+        self._memo.pop(key, None)
+
     def ema(self, period: int) -> np.ndarray:
         """EMA of the closes (NaN during the warm-up)."""
         return self.memo(("ema", int(period)), lambda: self.indicators.ema(self.close, int(period)))
