@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Select
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
+    from typing_extensions import Unpack
 
     from jiritsu.db.models import Control
 
@@ -131,7 +132,7 @@ def all_states(engine: Engine) -> list[HaltState]:
 
 
 @cache
-def _all_states_query() -> Select[Any]:
+def _all_states_query() -> Select[Unpack[tuple[Any, ...]]]:
     import sqlalchemy as sa
 
     from jiritsu.db.models import Control

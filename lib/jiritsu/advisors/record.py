@@ -96,4 +96,6 @@ def record_decision(
     )
     # one plain INSERT (a bot writes one at every bar it decides: no ORM unit of work)
     with engine.begin() as conn:
-        return int(conn.execute(sa.insert(DecisionRow), row).inserted_primary_key[0])
+        key = conn.execute(sa.insert(DecisionRow), row).inserted_primary_key
+    assert key is not None  # a single-row INSERT always reports its key
+    return int(key[0])

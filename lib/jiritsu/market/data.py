@@ -92,8 +92,7 @@ class CandleFeed(Protocol):
     def minute_columns(self, symbol: str) -> dict[str, np.ndarray] | None:
         """Every 1-minute bar held for ``symbol`` as arrays (ts, open, high, low, close,
         volume), future ones included: for scanning ahead of the clock, never for deciding."""
-        self._ensure()
-        return self._minutes.get(symbol)
+        ...
 
     def minute_bars(self, symbol: str, category: str, t_ms: int, count: int) -> list[MinuteBar]:
         """The newest ``count`` 1-minute bars closed by ``t_ms``, oldest first."""
