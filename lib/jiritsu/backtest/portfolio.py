@@ -33,12 +33,12 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timezone
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jiritsu.backtest.runner import BacktestResult, CandleArrays, GlobalHalt, halts_array, run_bot
+from jiritsu.engine.risk import crash_moves
 from jiritsu.errors import JiritsuError
 
 if TYPE_CHECKING:
@@ -61,10 +61,11 @@ class Portfolio:
     members: dict[str, CandleArrays]
     index: CandleArrays
     _runs: dict[tuple[Any, ...], BacktestResult] = field(default_factory=dict, repr=False)
+    _crash: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # per window
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_runs"] = {}  # each grid worker keeps its own
+        state["_runs"], state["_crash"] = {}, {}  # each grid worker keeps its own
         return state
 
     def assumption(self, bot: str) -> str:
@@ -114,7 +115,7 @@ class Portfolio:
             mine = run(halts_array(found))
             curves = [mine] + [self._member(n, found, start_ms, end_ms)
                                for n in self.members if n != bot]  # fmt: skip
-            trips = scan(self.settings, self.index, curves, start_ms, end_ms)
+            trips = scan(self.settings, self.index, curves, start_ms, end_ms, self._moves())
             if trips == found:  # (the latest scan's messages: its numbers are the final ones)
                 return trips, mine, rounds
             # Nothing before a time depends on a later halt: the scan is right up to its first
@@ -132,6 +133,14 @@ class Portfolio:
                 found = trips[:same]
         raise JiritsuError(f"portfolio breakers did not settle in {MAX_ROUNDS} rounds")
 
+    def _moves(self) -> np.ndarray:
+        """The index's crash moves (the same for every round and candidate)."""
+        window = self.settings.risk.crash_window_minutes
+        if window not in self._crash:
+            self._crash[window] = crash_moves(self.index.ts.astype(np.int64), self.index.close,
+                                              window)  # fmt: skip
+        return self._crash[window]
+
     def _member(
         self, name: str, halts: tuple[GlobalHalt, ...], start_ms: int, end_ms: int
     ) -> BacktestResult:
@@ -145,18 +154,30 @@ class Portfolio:
 
 
 class _Value:
-    """The portfolio's value at a step time from the bots' equity curves."""
+    """The portfolio's value at a step time from the bots' equity curves, at every hour of the
+    snapshot grid computed at once (the scan asks for those thousands of times)."""
 
-    def __init__(self, curves: list[BacktestResult], savings: float) -> None:
+    def __init__(self, curves: list[BacktestResult], savings: float, start: int, end: int) -> None:
+        from jiritsu.engine.loop import SNAPSHOT_EVERY_MS
+
         self.curves = [(c.ts, c.equity, c.metrics.initial_equity) for c in curves]
         self.savings = savings
+        self.every = SNAPSHOT_EVERY_MS
+        self.first = -(-start // self.every) * self.every
+        self.grid = self._many(np.arange(self.first, end, self.every, dtype=np.int64))
+
+    def _many(self, times: np.ndarray) -> np.ndarray:
+        total = np.full(times.shape[0], self.savings)
+        for ts, eq, initial in self.curves:
+            j = np.searchsorted(ts, times - MINUTE_MS, side="right") - 1
+            total += np.where(j >= 0, eq[np.maximum(j, 0)], initial)
+        return total
 
     def at(self, t: int) -> float:
-        total = self.savings
-        for ts, eq, initial in self.curves:
-            j = int(np.searchsorted(ts, t - MINUTE_MS, side="right")) - 1
-            total += float(eq[j]) if j >= 0 else initial
-        return total
+        i = (t - self.first) // self.every
+        if t % self.every == 0 and 0 <= i < self.grid.shape[0]:
+            return float(self.grid[i])
+        return float(self._many(np.array([t], dtype=np.int64))[0])
 
 
 def scan(
@@ -165,13 +186,14 @@ def scan(
     curves: list[BacktestResult],
     start_ms: int,
     end_ms: int,
+    moves: np.ndarray | None = None,
 ) -> tuple[GlobalHalt, ...]:
     """The global breakers' trips over ``[start_ms, end_ms)`` given the bots' runs (their
-    equity at each bar close): the trade loop's schedule and rules, see the module docstring."""
+    equity at each bar close): the trade loop's schedule and rules, see the module docstring.
+    ``moves``: the index's :func:`~jiritsu.engine.risk.crash_moves`, when already computed."""
     from jiritsu.engine.loop import REPLAY_BREAKER_EVERY_MS, SNAPSHOT_EVERY_MS, next_on_grid
     from jiritsu.engine.risk import (
         ORDER,
-        crash_moves,
         crash_rule,
         daily_base,
         daily_loss_rule,
@@ -180,14 +202,17 @@ def scan(
 
     risk = settings.risk
     savings = float(settings.paper.main_balance)
-    value = _Value(curves, savings)
-    moves = crash_moves(index.ts.astype(np.int64), index.close, risk.crash_window_minutes)
+    value = _Value(curves, savings, start_ms, end_ms)
+    if moves is None:
+        moves = crash_moves(index.ts.astype(np.int64), index.close, risk.crash_window_minutes)
     with np.errstate(invalid="ignore"):
-        crash_at = index.ts[np.abs(moves) > risk.crash_move_pct].astype(np.int64) + MINUTE_MS
+        crashing = np.abs(moves) > risk.crash_move_pct
+    crash_at = index.ts[crashing].astype(np.int64) + MINUTE_MS
     cooldown = risk.cooldown_minutes * MINUTE_MS
 
     snap_t: list[int] = []  # the snapshots: times and values, oldest first
     snap_v: list[float] = []
+    peak = -math.inf  # the highest snapshot since the last lift (drawdown_trip's peak)
     trips: list[GlobalHalt] = []
     until: float | None = None  # the global halt's end while halted
     lift: int | None = None  # the last halt or lift (controls' halted_at / resumed_at)
@@ -195,17 +220,15 @@ def scan(
     t = start_ms
 
     def snapshot(at: int) -> None:
-        nonlocal next_snap
+        nonlocal next_snap, peak
         snap_t.append(at)
         snap_v.append(value.at(at))
+        peak = max(peak, snap_v[-1])
         next_snap = next_on_grid(at, SNAPSHOT_EVERY_MS)
-
-    def dt(ms: int) -> datetime:
-        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
     while t < end_ms:
         if until is not None and until <= t:  # the cool-down ended: lifted, a new baseline
-            until, lift = None, t
+            until, lift, peak = None, t, -math.inf
             snapshot(t)
         glob = until is not None
         check = t >= next_check and not glob
@@ -215,25 +238,23 @@ def scan(
             next_check = next_on_grid(t, REPLAY_BREAKER_EVERY_MS)
         found = []
         if not glob:
-            k = int(np.searchsorted(index.ts, t - MINUTE_MS, side="right")) - 1
-            if k >= 0 and abs(moves[k]) > risk.crash_move_pct:
+            k = int(index.ts.searchsorted(t - MINUTE_MS, side="right")) - 1
+            if k >= 0 and crashing[k]:
                 found.append(crash_rule(float(moves[k]), settings, {"to": float(index.close[k])}))
         if check:
             now = value.at(t)
-            lo = 0 if lift is None else bisect.bisect_left(snap_t, lift)
-            peak = max(snap_v[lo:], default=now)
             found.append(drawdown_rule(max(peak, now), savings, now, risk.max_drawdown_pct))
-            day = datetime.combine(dt(t).date(), time(0), tzinfo=timezone.utc)
-            day_ms = int(day.timestamp() * 1000)
-            since = bisect.bisect_left(snap_t, day_ms - 2 * DAY_MS)  # the rows live reads
-            # of those, the only ones the daily base can be: the last at or before 00:00, the
-            # first after it and the first after the lift
-            picks = {bisect.bisect_right(snap_t, day_ms) - 1, bisect.bisect_left(snap_t, day_ms)}
+            day = t - t % DAY_MS
+            # the rows live reads (since two days before 00:00), and of those only the ones
+            # the daily base can be: the last at or before 00:00, the first after it and the
+            # first after the lift
+            since = bisect.bisect_left(snap_t, day - 2 * DAY_MS)
+            picks = {bisect.bisect_right(snap_t, day) - 1, bisect.bisect_left(snap_t, day)}
             if lift is not None:
                 picks.add(bisect.bisect_left(snap_t, lift))
-            rows = [(dt(snap_t[i]), snap_v[i], savings)
+            rows = [(snap_t[i], snap_v[i], savings)
                     for i in sorted(picks) if since <= i < len(snap_t)]  # fmt: skip
-            base = daily_base(rows, day, None if lift is None else dt(lift))
+            base = daily_base(rows, day, lift)
             if base is not None:
                 found.append(daily_loss_rule(base[1], savings, now, risk.daily_loss_pct))
         tripped = sorted((f for f in found if f is not None), key=lambda f: ORDER.index(f.breaker))
@@ -242,16 +263,15 @@ def scan(
             until = t + cooldown if cooldown > 0 else math.inf
             lift = t
             trips.append(GlobalHalt(t, until, first.breaker, first.message))
+            if math.isinf(until):
+                break  # halted for the rest of the run: nothing more can trip
         # the next time anything can happen: a crash minute, a check or snapshot, the lift
-        i = int(np.searchsorted(crash_at, t, side="right"))
+        i = int(crash_at.searchsorted(t, side="right"))
         due = [x for x in (next_snap, next_check if until is None else None, until)
                if x is not None and x > t]  # fmt: skip
         if i < crash_at.shape[0]:
             due.append(int(crash_at[i]))
-        nxt = min(due, default=math.inf)
-        if math.isinf(nxt):
-            break
-        t = int(nxt)
+        t = int(min(due, default=end_ms))
     return tuple(trips)
 
 

@@ -309,12 +309,13 @@ def drawdown_trip(engine: Engine, value: PortfolioValue, settings: Any) -> Trip 
 
 
 def daily_base(
-    rows: list[tuple[datetime, Any, Any]], day: datetime, lift: datetime | None
-) -> tuple[datetime, Any, Any] | None:
-    """The daily-loss base among snapshot ``rows`` (oldest first) for the day starting at
-    ``day``: the last one at or before 00:00 UTC (else the day's first), or the first one after
-    a lift of the global halt later that day (None: nothing yet)."""
-    base: tuple[datetime, Any, Any] | None = None
+    rows: list[tuple[Any, Any, Any]], day: Any, lift: Any | None
+) -> tuple[Any, Any, Any] | None:
+    """The daily-loss base among snapshot ``rows`` (time, value, savings; oldest first) for the
+    day starting at ``day``: the last one at or before 00:00 UTC (else the day's first), or the
+    first one after a lift of the global halt later that day (None: nothing yet). Times are
+    datetimes here, ms in the backtester's model: only their order matters."""
+    base: tuple[Any, Any, Any] | None = None
     for row in rows:
         if row[0] <= day:
             base = row
