@@ -222,27 +222,26 @@ class BacktestResult:
         return sorted(pauses + [h.record() for h in self.halts], key=lambda r: r["time"])
 
     def stopped_notes(self) -> list[str]:
-        """Every breaker trip and "bot stopped trading" of the run, as lines for the user."""
+        """Every breaker trip and "bot stopped trading" of the run, as lines for the user,
+        oldest first."""
         from jiritsu.clock import from_ms
 
         def when(ms: float) -> str:
             return f"{from_ms(int(ms)):%Y-%m-%d %H:%M}"
 
-        notes = []
+        notes: list[tuple[float, str]] = []
         for t, until in self.pauses:
-            if until == float("inf"):
-                notes.append(
-                    f"{self.bot}: loss-streak breaker at {when(t)}: stopped trading for good"
-                )
-            else:
-                notes.append(
-                    f"{self.bot}: loss-streak breaker at {when(t)}: paused until {when(until)}"
-                )
+            how = (
+                "stopped trading for good"
+                if until == float("inf")
+                else f"paused until {when(until)}"
+            )
+            notes.append((t, f"{self.bot}: loss-streak breaker at {when(t)}: {how}"))
         for h in self.halts:
             end = "for the rest of the run" if h.until == float("inf") else f"until {when(h.until)}"
-            notes.append(f"portfolio {h.breaker} breaker at {when(h.time)}: every bot halted "
-                         f"{end} ({h.message})")  # fmt: skip
-        return notes
+            notes.append((h.time, f"portfolio {h.breaker} breaker at {when(h.time)}: every bot "
+                                  f"halted {end} ({h.message})"))  # fmt: skip
+        return [text for _t, text in sorted(notes, key=lambda n: n[0])]
 
     def trades(self) -> list[dict[str, Any]]:
         """The fill list as plain records (time, side, qty, price, fee, kind, pnl)."""
