@@ -498,6 +498,44 @@ def test_take_profit_from_order_and_zero_cancels(fake):
     assert len(fake.positions("main")) == 1  # no stop any more, the rally did not close it
 
 
+def test_execution_list_lag_is_opt_in_and_hides_only_the_list(fake):
+    """With a lag, a fill is missed by the account's next N execution-list requests (another
+    account's requests do not count) and by any before the delay has passed, while the order,
+    the wallet and the position show it at once; without one, it is listed at once, and lifting
+    a lag lists what it held back."""
+    s, other = session(fake), session(fake, SUB1)
+
+    def listed() -> list[str]:
+        return [e["orderLinkId"] for e in s.get_executions(category="spot")["result"]["list"]]
+
+    buy = {"category": "spot", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Market"}
+    s.place_order(**buy, qty="100", orderLinkId="now")
+    assert listed() == ["now"]  # the default: no lag
+    fake.lag_executions(queries=2)
+    s.place_order(**buy, qty="100", orderLinkId="lagged")
+    (order,) = s.get_order_history(category="spot", orderLinkId="lagged")["result"]["list"]
+    assert order["orderStatus"] == "Filled"
+    assert fake.balance("main", "BTC") > 2 * Decimal("0.0024")  # both buys are held
+    other.get_executions(category="spot")  # another account's request: not counted
+    assert [listed(), listed(), listed()] == [["now"], ["now"], ["lagged", "now"]]
+    fake.lag_executions(ms=300)
+    market(s, "BTCUSDT", "Buy", "0.001", orderLinkId="delayed")
+    assert [p.size for p in fake.positions("main")] == [Decimal("0.001")]
+    linear = {"category": "linear", "orderLinkId": "delayed"}
+    assert s.get_executions(**linear)["result"]["list"] == []
+    time.sleep(0.35)
+    assert [e["orderLinkId"] for e in s.get_executions(**linear)["result"]["list"]] == ["delayed"]
+    market(s, "BTCUSDT", "Buy", "0.001", orderLinkId="later")
+    fake.lag_executions(queries=100)
+    assert listed() == ["lagged", "now"]  # what was listed stays listed
+    linear["orderLinkId"] = "later"
+    assert s.get_executions(**linear)["result"]["list"] == []  # under the new lag
+    fake.lag_executions()
+    assert len(s.get_executions(**linear)["result"]["list"]) == 1
+    with pytest.raises(ValueError, match="cannot be negative"):
+        fake.lag_executions(queries=-1)
+
+
 def test_execution_pagination_with_cursor(fake):
     s = session(fake)
     for i in range(5):

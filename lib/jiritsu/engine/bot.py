@@ -9,6 +9,12 @@ A step at time ``t`` (ms):
    bot); when settling may have moved the position, read fills and position again; read the
    active split-entry plan (:mod:`jiritsu.engine.plans`). The result is the kernel's state
    record, so a decision never misses an order this step resent.
+
+   Bybit's execution list can lag behind a fill that the order, the position and the wallet
+   already show, and a spot position is the book of recorded fills. So a step that resent a
+   lost order, or that knows of a fill it has not recorded (an order row filled beyond its
+   recorded fills, or a spot holding beyond the book), enters nothing new: it may still exit,
+   and a later step records the fill and decides on it.
 2. :func:`~jiritsu.strategy.kernel.manage`: protective exits, due legs, plan timeout, TP/SL.
 3. At the close of a bar of the bot's timeframe (at most once per bar, and at most half a bar
    late): the strategy's signal, the :class:`~jiritsu.advisors.base.MarketSnapshot`, the advisor
@@ -123,6 +129,7 @@ class LiveState:
     open_rows: int  # order rows still open
     position_side: int
     position_qty: Decimal
+    unbooked: Decimal = Decimal(0)  # spot: the holding beyond the book (fills not yet listed)
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,7 @@ class _Held:
     avg: Decimal
     tp: float = 0.0  # linear: the exchange-side TP/SL of the position
     sl: float = 0.0
+    unbooked: Decimal = Decimal(0)  # spot: the exchange's holding beyond the book's qty
 
 
 @dataclass
@@ -199,6 +207,7 @@ class BotRunner:
         self._newest_fill: datetime | None = None
         self._book: BookPosition | None = None
         self._refused = 0  # orders refused in the current step
+        self._resent = False  # the current step resent a lost order
         self.halted = False  # as of the latest step: a halted bot resends no lost entry leg
         self._failures: int | None = None  # failures in a row (None: ask the database)
 
@@ -341,7 +350,7 @@ class BotRunner:
                 self.ctx.journal.submit(self.name, bot.category, request)
             except OrderRejected as exc:
                 self._order_error(request.client_order_id, exc, t)
-            moved = True
+            moved = self._resent = True
         with self.ctx.engine.connect() as conn:
             still_open = conn.execute(
                 sa.select(sa.func.count()).where(
@@ -384,7 +393,7 @@ class BotRunner:
                 Decimal(0),
             )
             qty = min(book.qty, held) if book.side > 0 else Decimal(0)
-            return count, _Held(book.side if qty > 0 else 0, qty, book.avg)
+            return count, _Held(book.side if qty > 0 else 0, qty, book.avg, unbooked=held - qty)
         for p in self.ctx.exchange.positions(self.name, "linear", bot.symbol):
             if p.side and p.size > 0:
                 tp, sl = float(p.take_profit or 0), float(p.stop_loss or 0)
@@ -447,7 +456,7 @@ class BotRunner:
             st[K.S_PLAN_FILLED] = plan.filled_mask
             if not position_open or plan.side == side:
                 st[K.S_PLAN_ATR] = plan.atr
-        live = LiveState(st, plan, book, open_rows, side, qty)
+        live = LiveState(st, plan, book, open_rows, side, qty, held.unbooked)
         return live, count
 
     # --- the step ------------------------------------------------------------------------
@@ -456,6 +465,7 @@ class BotRunner:
         """One step at ``t`` (see the module docstring). ``fresh`` forces a full sync."""
         report = StepReport(self.name, t, halted=halted)
         self._refused = 0
+        self._resent = False
         self.halted = halted
         try:
             self._step(t, halted, decide, fresh, report)
@@ -499,7 +509,7 @@ class BotRunner:
         else:
             live = self._cached
             live = LiveState(live.state.copy(), live.plan, live.book, live.open_rows,
-                             live.position_side, live.position_qty)  # fmt: skip
+                             live.position_side, live.position_qty, live.unbooked)  # fmt: skip
         st = live.state
         minute = self.ctx.feed.minute_bars(self.bot.symbol, self.bot.category, t, 1)
         bar = minute[-1] if minute else None
@@ -648,9 +658,18 @@ class BotRunner:
             action = 1 if decision.action == "BUY" else -1
         confidence = float(decision.confidence or 0.0)
         available = 0.0
+        held_back: str | None = None
         if action and K.action_allowed(mask, action) and self._may_enter(st, action):
-            bal = self.ctx.exchange.balance(self.name, self.inst.quote_coin)
-            available = float(bal.available)
+            held_back = self._unbooked_fill(t, live, last)
+            if held_back is None:
+                bal = self.ctx.exchange.balance(self.name, self.inst.quote_coin)
+                available = float(bal.available)
+            else:  # no room for a new entry (sized on nothing); an exit still goes
+                record_event(
+                    self.ctx.engine, "WARNING", EventType.ORDER,
+                    f"no new entry in this step: {held_back}; a later step records the fill",
+                    None, bot=self.name, now=from_ms(t),
+                )  # fmt: skip
         out = K.new_out()
         K.decide(
             float(t), float(close_ms), action, confidence, float(bars.close[bars.k]),
@@ -666,6 +685,8 @@ class BotRunner:
             from jiritsu.advisors.record import record_decision
 
             view = self._engine_view(out, action, confidence, mask, plan, available)
+            if held_back is not None and out[K.O_IGNORED] == K.IGN_NO_SIZE:
+                view["why_not"] = f"fill pending: {held_back}"
             assert snapshot is not None
             decision_id = record_decision(
                 self.ctx.engine, self.name, snapshot, decision, engine_view=view, now=from_ms(t)
@@ -689,6 +710,42 @@ class BotRunner:
                 summary = dict(row.input_summary or {})
                 summary["engine"] = jsonable(view)
                 row.input_summary = summary
+
+    def _unbooked_fill(self, t: int, live: LiveState, last: float) -> str | None:
+        """Why the exchange may hold a fill of this bot that the state does not (None: none
+        known): an order resent in this step, a spot holding beyond the book (more than dust),
+        or an order row filled beyond its recorded fills (rows of the fill lookback)."""
+        import sqlalchemy as sa
+
+        from jiritsu.db.models import Execution, Order
+
+        if self._resent:
+            return "a lost order was resent in this step"
+        price = Decimal(repr(last)) if last > 0 else live.book.avg
+        if live.unbooked > 0 and tradeable(live.unbooked, price, self.inst) > 0:
+            return f"{live.unbooked} {self.inst.base_coin} held beyond the recorded fills"
+        since = from_ms(t) - FILL_LOOKBACK
+        with self.ctx.engine.connect() as conn:
+            recent = conn.execute(
+                sa.select(Order.client_order_id, Order.filled_qty).where(
+                    Order.bot == self.name, Order.created_at >= since
+                )
+            ).all()
+            filled = [(cid, qty) for cid, qty in recent if qty and qty > 0]
+            if not filled:
+                return None
+            booked: dict[str | None, Decimal] = {}
+            for cid, qty in conn.execute(
+                sa.select(Execution.client_order_id, Execution.qty).where(
+                    Execution.client_order_id.in_([cid for cid, _ in filled])
+                )
+            ):
+                booked[cid] = booked.get(cid, Decimal(0)) + qty
+        for cid, qty in filled:
+            recorded = booked.get(cid, Decimal(0))
+            if qty > recorded:
+                return f"order {cid} filled {qty}, {recorded} of it recorded"
+        return None
 
     def _may_enter(self, st: np.ndarray, action: int) -> bool:
         side = K.effective_side(st, self.params)

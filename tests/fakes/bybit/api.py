@@ -848,8 +848,8 @@ def executions(ex: Exchange, acct: Account | None, p: Params) -> dict:
     lo, hi = time_window(p_int(p, "startTime", lo=0), p_int(p, "endTime", lo=0), ex.now())
     mine = [
         e
-        for e in reversed(ex.executions)
-        if e.account == a.name and e.category == category and lo <= e.exec_time <= hi
+        for e in reversed(ex.listed_executions(a.name))
+        if e.category == category and lo <= e.exec_time <= hi
     ]
     if order_id:
         mine = [e for e in mine if e.order_id == order_id]

@@ -18,6 +18,8 @@ Matching model (documented so tests can reason about it):
   stop loss and the take profit, the stop loss wins. The closing fill is at the trigger price, or
   at the row open if the row gapped through it. A position opened on a row is first checked on
   the next row.
+- Off by default, :attr:`Exchange.listing_lag` delays a fill's appearance in the execution list
+  (as Bybit's can lag right after a fill) while orders, positions and wallets show it at once.
 """
 
 from __future__ import annotations
@@ -167,6 +169,22 @@ class Execution:
     create_type: str
     seq: int
     exec_type: str = "Trade"
+    # the account's execution-list requests before the fill, and its wall time (ms): what
+    # ListingLag measures from
+    queries_before: int = 0
+    wall_ms: int = 0
+    listed: bool = False  # once listed, always listed
+
+
+@dataclass
+class ListingLag:
+    """How long a fill stays out of ``/v5/execution/list``: the account's next ``queries``
+    execution-list requests miss it, and so does any request before ``ms`` of wall time have
+    passed since the fill. Zero (the default) lists every fill at once; a changed lag applies
+    to every fill not listed yet (lifting it lets the list catch up)."""
+
+    queries: int = 0
+    ms: int = 0
 
 
 @dataclass
@@ -402,6 +420,8 @@ class Exchange:
         self._pinned: int | None = None
         self._processed: dict[str, int] = {}
         self._seq = itertools.count(1)
+        self.listing_lag = ListingLag()
+        self._execution_queries: dict[str, int] = {}  # per account
 
     # ------------------------------------------------------------------ clock and prices
     def now(self) -> int:
@@ -424,6 +444,17 @@ class Exchange:
 
     def next_seq(self) -> int:
         return next(self._seq)
+
+    def listed_executions(self, account: str) -> list[Execution]:
+        """The account's fills an execution-list request sees now (counts the request)."""
+        queries = self._execution_queries.get(account, 0) + 1
+        self._execution_queries[account] = queries
+        wall = int(time.time() * 1000)
+        lag = self.listing_lag
+        for e in self.executions:
+            if e.account == account and not e.listed:
+                e.listed = queries - e.queries_before > lag.queries and wall - e.wall_ms >= lag.ms
+        return [e for e in self.executions if e.account == account and e.listed]
 
     def sync(self) -> None:
         """Let the market catch up with the clock: process every row that became current."""
@@ -896,6 +927,8 @@ class Exchange:
             closed_size=closed,
             create_type=order.create_type,
             seq=self.next_seq(),
+            queries_before=self._execution_queries.get(acct.name, 0),
+            wall_ms=int(time.time() * 1000),
         )
         self.executions.append(execution)
         if inst.category == "linear" and not order.reduce_only and not order.stop_order_type:

@@ -33,6 +33,7 @@ from .engine import (
     Exchange,
     Execution,
     Instrument,
+    ListingLag,
     Order,
     Position,
     Transfer,
@@ -391,6 +392,17 @@ class FakeBybit:
     def fee_rates(self) -> dict[str, tuple[Decimal, Decimal]]:
         """Per category ``(taker, maker)``."""
         return self.exchange.fee_rates
+
+    def lag_executions(self, queries: int = 0, ms: int = 0) -> None:
+        """Realistic lag of the execution list after a fill (off: both 0, the default): a fill
+        is missed by its account's next ``queries`` ``/v5/execution/list`` requests and by any
+        before ``ms`` of wall time have passed; orders, positions and wallet balances show the
+        fill at once, as Bybit's do. A new lag applies to every fill not listed yet:
+        ``lag_executions()`` lets the list catch up."""
+        if queries < 0 or ms < 0:
+            raise ValueError("an execution-list lag cannot be negative")
+        with self.exchange.lock:
+            self.exchange.listing_lag = ListingLag(queries, ms)
 
     def server_time_ms(self) -> int:
         return int(time.time() * 1000) + self.skew_ms
