@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from jiritsu.strategy import driver
 from jiritsu.strategy import kernel as K
 from jiritsu.strategy import params as P
 
@@ -73,7 +74,7 @@ def test_skipping_quiet_steps_changes_nothing(
     for seed, params in enumerate(variants(params_a, params_b)):
         skipped = run(params.copy(), tf_min, seed)
         with monkeypatch.context() as m:
-            m.setattr(K, "quiet", lambda state, acct, params: False)  # step every minute
+            m.setattr(driver, "quiet", lambda state, acct, params: False)  # step every minute
             stepped = run(params.copy(), tf_min, seed)
         assert skipped[1].shape[0] > 4, "the case must trade"
         for got, want in zip(skipped, stepped, strict=True):

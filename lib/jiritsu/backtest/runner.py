@@ -1,4 +1,4 @@
-"""Run a bot's real strategy over stored 1-minute candles: :func:`jiritsu.strategy.kernel.simulate`.
+"""Run a bot's real strategy over stored 1-minute candles: :func:`jiritsu.strategy.driver.simulate`.
 
 The backtester owns no trading logic. It builds the kernel's inputs
 (:class:`jiritsu.strategy.inputs.SimInputs`: the bot's timeframe resampled with polars, its
@@ -73,9 +73,9 @@ def ensure_cache_dir(data_dir: Path | None) -> None:
 
 def kernels() -> Any:
     """The compiled strategy kernel (disk-cached)."""
-    from jiritsu.strategy import kernel
+    from jiritsu.strategy.jit import compiled
 
-    return kernel.compiled(cache=True)
+    return compiled(cache=True)
 
 
 @dataclass
@@ -152,9 +152,9 @@ class CandleArrays:
 def closing_mask(fills: np.ndarray) -> np.ndarray:
     """Fills that close a trade: exit orders (leg -1; the kernel logs market exits with kind 0),
     exchange TP/SL (kind 2/3), or anything that realised a PnL."""
-    from jiritsu.strategy import kernel as K
+    from jiritsu.strategy import book as B
 
-    return (fills[:, K.F_LEG] < 0) | (fills[:, K.F_KIND] > 0) | (fills[:, K.F_PNL] != 0.0)
+    return (fills[:, B.F_LEG] < 0) | (fills[:, B.F_KIND] > 0) | (fills[:, B.F_PNL] != 0.0)
 
 
 def fill_kind(row: np.ndarray) -> str:
@@ -296,23 +296,23 @@ def _exposure(
     once rounded down to the step -- is flat. (Counting gross buys against net sells left the
     fee dust looking like a position that never closed.) Whole arrays at once: a grid's runs
     have thousands of fills each."""
-    from jiritsu.strategy import kernel as K
+    from jiritsu.strategy import book as B
 
     span = end_ms - start_ms
     if span <= 0 or fills.shape[0] == 0:
         return 0.0
-    price = fills[:, K.F_PRICE]
-    qty = fills[:, K.F_QTY].copy()
+    price = fills[:, B.F_PRICE]
+    qty = fills[:, B.F_QTY].copy()
     if spot:
-        buys = (fills[:, K.F_SIDE] > 0) & (price > 0)
-        qty[buys] -= fills[buys, K.F_FEE] / price[buys]
-    held = np.abs(np.cumsum(fills[:, K.F_SIDE] * qty))  # sequential, as a running total
+        buys = (fills[:, B.F_SIDE] > 0) & (price > 0)
+        qty[buys] -= fills[buys, B.F_FEE] / price[buys]
+    held = np.abs(np.cumsum(fills[:, B.F_SIDE] * qty))  # sequential, as a running total
     if qty_step > 0:
         held = np.floor(held / qty_step + 1e-9) * qty_step  # sizing.floor_to_step
     is_open = (held > 0) & (held >= min_qty) & (held * price >= max(min_notional, 1e-9))
     was_open = np.concatenate(([False], is_open[:-1]))
-    opened = fills[is_open & ~was_open, K.F_TS]
-    closed = fills[~is_open & was_open, K.F_TS]
+    opened = fills[is_open & ~was_open, B.F_TS]
+    closed = fills[~is_open & was_open, B.F_TS]
     if opened.shape[0] > closed.shape[0]:  # still open at the end
         closed = np.append(closed, end_ms)
     covered = np.clip(np.minimum(closed, end_ms) - np.maximum(opened, start_ms), 0.0, None)
@@ -321,9 +321,9 @@ def _exposure(
 
 def pauses(acts: np.ndarray) -> list[tuple[int, float]]:
     """(time ms, paused until ms; inf: for good) of every loss-streak pause in an action log."""
-    from jiritsu.strategy import kernel as K
+    from jiritsu.strategy import driver as D
 
-    rows = acts[acts[:, 1] == K.ACT_PAUSE]
+    rows = acts[acts[:, 1] == D.ACT_PAUSE]
     return [(int(r[0]), float(r[6])) for r in rows]
 
 
@@ -348,7 +348,8 @@ def simulate_arrays(
     """The compiled kernel's ``simulate`` with log buffers grown until everything fits:
     (fills, action count, final account, equity at each bar's close, loss-streak pauses);
     ``halts``: the portfolio's global halts (None: never halted)."""
-    from jiritsu.strategy import kernel as K
+    from jiritsu.strategy import book as B
+    from jiritsu.strategy import driver as D
 
     k = kernels()
     args = [f64(a) for a in (ts, o, h, low, c, vol, tf_close_ms, tf_close, tf_atr)]
@@ -360,11 +361,11 @@ def simulate_arrays(
     decisions = int(np.count_nonzero(sig))
     rows_a, rows_f = INITIAL_ROWS + 3 * decisions, INITIAL_ROWS + 2 * decisions
     while True:
-        acts = np.zeros((rows_a, K.NACT), dtype=np.float64)
-        fills = np.zeros((rows_f, K.NFILL), dtype=np.float64)
+        acts = np.zeros((rows_a, D.NACT), dtype=np.float64)
+        fills = np.zeros((rows_f, B.NFILL), dtype=np.float64)
         na, nf, _state, acct = k.simulate(
             *args, sig, conf, params, float(initial_equity), float(start_ms), float(end_ms),
-            acts, fills, equity, K.no_halts() if halts is None else f64(halts),
+            acts, fills, equity, D.no_halts() if halts is None else f64(halts),
         )  # fmt: skip
         if na <= rows_a and nf <= rows_f:
             return fills[:nf].copy(), na, acct, equity, pauses(acts[:na])
@@ -461,7 +462,7 @@ def run_bot(
     the portfolio's global halts to run under (the kernel's input; None: never halted; to find
     them, :meth:`jiritsu.backtest.portfolio.Portfolio.run`).
     """
-    from jiritsu.strategy import kernel as K
+    from jiritsu.strategy import book as B
 
     bot = settings.bot(bot_name)
     first, last = data.span()
@@ -482,7 +483,7 @@ def run_bot(
     eq = equity[i0:i1]  # this run's own array: a view, not a copy
     closing = fills[closing_mask(fills)]
     metrics = compute_metrics(
-        ts, eq, closing[:, K.F_PNL], float(acct[K.A_FEES]),
+        ts, eq, closing[:, B.F_PNL], float(acct[B.A_FEES]),
         _exposure(fills, lo, hi, *_dust(params)),
         bar_minutes=1.0, initial_equity=float(initial_equity),
     )  # fmt: skip
@@ -519,7 +520,7 @@ def segment_metrics(result: BacktestResult, start_ms: int, end_ms: int) -> Metri
     """Metrics of the part of a run in ``[start_ms, end_ms)``: the state (open positions) carries
     in from before, as it would in a live bot; the starting equity is the equity at the close of
     the bar before the segment."""
-    from jiritsu.strategy import kernel as K
+    from jiritsu.strategy import book as B
 
     i0 = int(np.searchsorted(result.ts, start_ms))
     i1 = int(np.searchsorted(result.ts, end_ms))
@@ -527,12 +528,12 @@ def segment_metrics(result: BacktestResult, start_ms: int, end_ms: int) -> Metri
     eq = result.equity[i0:i1]
     start_eq = float(result.equity[i0 - 1]) if i0 > 0 else result.metrics.initial_equity
     f = result.fills
-    inside = f[(f[:, K.F_TS] >= start_ms) & (f[:, K.F_TS] < end_ms)]
+    inside = f[(f[:, B.F_TS] >= start_ms) & (f[:, B.F_TS] < end_ms)]
     closing = inside[closing_mask(inside)]
-    before = f[f[:, K.F_TS] < end_ms]
+    before = f[f[:, B.F_TS] < end_ms]
     exposure = _exposure(before, start_ms, end_ms, *result.dust)
     return compute_metrics(
-        ts, eq, closing[:, K.F_PNL], float(inside[:, K.F_FEE].sum()), exposure,
+        ts, eq, closing[:, B.F_PNL], float(inside[:, B.F_FEE].sum()), exposure,
         bar_minutes=1.0, initial_equity=start_eq,
     )  # fmt: skip
 

@@ -15,10 +15,10 @@ A step at time ``t`` (ms):
    lost order, or that knows of a fill it has not recorded (an order row filled beyond its
    recorded fills, or a spot holding beyond the book), enters nothing new: it may still exit,
    and a later step records the fill and decides on it.
-2. :func:`~jiritsu.strategy.kernel.manage`: protective exits, due legs, plan timeout, TP/SL.
+2. :func:`~jiritsu.strategy.step.manage`: protective exits, due legs, plan timeout, TP/SL.
 3. At the close of a bar of the bot's timeframe (at most once per bar, and at most half a bar
    late): the strategy's signal, the :class:`~jiritsu.advisors.base.MarketSnapshot`, the advisor
-   (not called while halted), the ``decisions`` row, then :func:`~jiritsu.strategy.kernel.decide`.
+   (not called while halted), the ``decisions`` row, then :func:`~jiritsu.strategy.step.decide`.
 4. The orders go out through the :class:`~jiritsu.exchange.journal.OrderJournal` (written to
    ``orders`` before sending) in the kernel's order: cancel legs, exit, due legs, TP/SL, entry.
 
@@ -52,7 +52,7 @@ from jiritsu.exchange.errors import ExchangeError, ExchangeUnavailable, OrderRej
 from jiritsu.exchange.ids import client_order_id
 from jiritsu.exchange.journal import RESUMABLE, apply_state
 from jiritsu.exchange.types import CATEGORIES, OrderRequest, Side, one_of
-from jiritsu.strategy import kernel as K
+from jiritsu.strategy import step as K
 from jiritsu.strategy.contract import ACTION_NAMES, checked_signals
 from jiritsu.strategy.exits import EXIT_REASON_NAMES
 from jiritsu.strategy.params import (

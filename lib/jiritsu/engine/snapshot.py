@@ -2,7 +2,7 @@
 
 Built from the bot's CLOSED bars (the same arrays the strategy kernel reads), the position, the
 news sentiment average and the strategy's own signal and indicators; ``allowed_actions`` comes
-from the kernel's risk gate (:func:`jiritsu.strategy.kernel.allowed_mask`). ATR, RSI and ADX/DI
+from the kernel's risk gate (:func:`jiritsu.strategy.step.allowed_mask`). ATR, RSI and ADX/DI
 (period 14) are context for Gemini.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from jiritsu.advisors.base import Action, MarketSnapshot
 from jiritsu.clock import from_ms
-from jiritsu.strategy import kernel as K
+from jiritsu.strategy import step as K
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -6,7 +6,7 @@ strategy")::
     from jiritsu.strategy import Bars, Strategy, StrategyParams, checked_signals
 
 The kernel below is plain functions over floats, ints and float64 arrays (numba-compatible; this
-package never imports numba itself). :func:`jiritsu.strategy.kernel.compiled` returns the jitted
+package never imports numba itself). :func:`jiritsu.strategy.jit.compiled` returns the jitted
 set. Backtest/live divergence is the classic way a strategy that "worked" loses money, so the
 live engine (:mod:`jiritsu.engine`) and the backtester call the SAME functions:
 
@@ -21,7 +21,10 @@ module                    what
 :mod:`.split`             split-entry legs by time / by price, deadline
 :mod:`.tpsl`              TP/SL levels from the average entry and ATR; who enforces them
 :mod:`.exits`             opposite signal, maximum holding time, loss streak
-:mod:`.kernel`            ``manage`` + ``decide`` (the step), ``simulate`` (the driver)
+:mod:`.step`              ``manage`` + ``decide``: the bot step, live and backtest alike
+:mod:`.book`              the paper exchange's order book and account as arrays (the twin)
+:mod:`.driver`            ``simulate``: a bot over 1-minute bars, stepped as the trade loop
+:mod:`.jit`               ``compiled()``: their numba versions (:mod:`.kernel`: all in one)
 :mod:`.inputs`            candles -> the kernel's arrays (``prepare``), and ``run``
 ========================  ===============================================================
 

@@ -1,7 +1,7 @@
 """Exit conditions besides TP/SL (see :mod:`jiritsu.strategy.tpsl`): an opposite signal and the
 optional maximum holding time; and the per-bot loss streak that pauses a bot.
 
-Numba-compatible (see :mod:`jiritsu.strategy.kernel`).
+Numba-compatible (see :mod:`jiritsu.strategy.step`).
 
 - Opposite signal: a SELL while long (or a BUY while short) closes the whole position with a
   market order at the decision time (reduce-only on linear; on spot it sells the holding, rounded

@@ -1,7 +1,7 @@
 """Build the kernel's input arrays from 1-minute candles, and run a bot over them.
 
 :func:`prepare` is the ONE way to turn candles and a bot's settings into what
-:func:`jiritsu.strategy.kernel.simulate` reads -- the same resampling and indicator functions the
+:func:`jiritsu.strategy.driver.simulate` reads -- the same resampling and indicator functions the
 live :class:`~jiritsu.market.data.MarketData` uses -- and :func:`run` calls it. A backtest, a
 tuning grid (change ``inputs.params`` or rebuild from ``settings.with_params(...)``) and the
 parity test all go through here.
@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jiritsu.strategy import kernel as K
+from jiritsu.strategy import book, driver
+from jiritsu.strategy.jit import compiled as compiled_kernel
 from jiritsu.strategy.params import P_ATR_PERIOD, P_TF_MS, P_VOL_FACTOR, build_params
 
 if TYPE_CHECKING:
@@ -60,8 +61,8 @@ def strategy_signals(strategy: Strategy, params: Any, bars: Bars) -> tuple[np.nd
 
 @dataclass(frozen=True)
 class SimResult:
-    acts: np.ndarray  # kernel.NACT columns
-    fills: np.ndarray  # kernel.F_* columns
+    acts: np.ndarray  # driver.NACT columns
+    fills: np.ndarray  # book.F_* columns
     equity: np.ndarray  # per 1-minute bar (empty when not asked for)
     state: np.ndarray
     account: np.ndarray
@@ -85,7 +86,9 @@ def _build(
     if params[P_VOL_FACTOR] > 0:
         from jiritsu.sim.fills import VOL_WINDOW
 
-        vol = K.slippage_vol(ts, bars.ts, bars.high, bars.low, bars.close, float(tf_ms), VOL_WINDOW)
+        vol = driver.slippage_vol(
+            ts, bars.ts, bars.high, bars.low, bars.close, float(tf_ms), VOL_WINDOW
+        )
     return SimInputs(
         ts=ts,
         open=np.ascontiguousarray(m["open"], dtype=np.float64),
@@ -129,20 +132,20 @@ def run(
     capacity: int = 100_000,
     halts: np.ndarray | None = None,
 ) -> SimResult:
-    """:func:`jiritsu.strategy.kernel.simulate` over ``[start_ms, end_ms)`` (steps at the
+    """:func:`jiritsu.strategy.driver.simulate` over ``[start_ms, end_ms)`` (steps at the
     1-minute bar opens in that range), with output arrays grown until everything fits;
     ``halts``: the portfolio's global halts (see ``simulate``; None: never halted)."""
-    fn = K.compiled().simulate if compiled else K.simulate
+    fn = compiled_kernel().simulate if compiled else driver.simulate
     n = inputs.ts.shape[0]
     while True:
-        acts = np.zeros((capacity, K.NACT))
-        fills = np.zeros((capacity, K.NFILL))
+        acts = np.zeros((capacity, driver.NACT))
+        fills = np.zeros((capacity, book.NFILL))
         equity = np.zeros(n if keep_equity else 0)
         na, nf, state, account = fn(
             inputs.ts, inputs.open, inputs.high, inputs.low, inputs.close, inputs.vol,
             inputs.tf_close_ms, inputs.tf_close, inputs.tf_atr, inputs.sig, inputs.conf,
             inputs.params, float(equity0), float(start_ms), float(end_ms), acts, fills, equity,
-            K.no_halts() if halts is None else halts,
+            driver.no_halts() if halts is None else halts,
         )  # fmt: skip
         if na <= capacity and nf <= capacity:
             return SimResult(acts[:na], fills[:nf], equity, state, account)

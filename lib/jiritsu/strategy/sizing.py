@@ -1,6 +1,6 @@
 """Position sizing: a lot or a risked fraction of equity, x a volatility multiplier, capped.
 
-Numba-compatible float functions (see :mod:`jiritsu.strategy.kernel`).
+Numba-compatible float functions (see :mod:`jiritsu.strategy.step`).
 
 Two modes (``sub_bots.sizing``):
 

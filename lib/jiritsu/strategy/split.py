@@ -1,6 +1,6 @@
 """Split entries: an entry's quantity divided into legs, sent by time or spaced by price.
 
-Numba-compatible float functions (see :mod:`jiritsu.strategy.kernel`). A *plan* starts at the
+Numba-compatible float functions (see :mod:`jiritsu.strategy.step`). A *plan* starts at the
 decision time ``t0`` (the close of the decision bar) with a reference price ``ref`` (that bar's
 close). With ``split_entry.enabled = false`` (or ``count = 1``) the plan has one leg.
 

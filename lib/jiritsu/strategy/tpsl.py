@@ -1,6 +1,6 @@
 """Take profit / stop loss: levels from the average entry and ATR, and who enforces them.
 
-Numba-compatible float functions (see :mod:`jiritsu.strategy.kernel`).
+Numba-compatible float functions (see :mod:`jiritsu.strategy.step`).
 
 Levels. For a position of side ``s`` (+1 long, -1 short) with average entry ``avg`` and the ATR
 ``atr`` of the entry's decision bar (ATR over ``dynamic_sizing.atr_period`` on the bot's
