@@ -2,9 +2,10 @@
 
 For each of the 25 two-week windows of the real 2018 candles (../shared/data) and each default
 bot: `trade-loop --replay` (the live code on the paper exchange) against the kernel the
-backtester runs, over the same candles, global breakers off, the loss-streak breaker on with a
-two-hour cool-down. A window counts as identical for a bot when every fill agrees in time, side,
-quantity, price and fee (to 1e-8). Prints one line per window and the totals per bot.
+backtester runs, over the same candles, with the settings of tests/engine/real_parity.py (the
+shipped bots, global breakers off, the loss-streak breaker on with a two-hour cool-down). A
+window counts as identical for a bot when every fill agrees in time, side, quantity, price and
+fee (to 1e-8). Prints one line per window and the totals per bot.
 Figures, not a test: a full run takes about half an hour on one core.
 """
 
@@ -19,8 +20,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.engine.real_parity lives in the checkout
-
-ENV = {"JIRITSU_RISK__COOLDOWN_MINUTES": "120"}
 
 
 def main() -> int:
@@ -44,7 +43,7 @@ def main() -> int:
     for i in wanted:
         data = Path(tempfile.mkdtemp(prefix="jiritsu-parity-")) / "data"
         os.environ["JIRITSU_GENERAL__DATA_DIR"] = str(data)
-        result = run_window(data, window_start(i), ENV)
+        result = run_window(data, window_start(i))
         cells = []
         for bot in result.replay:
             first = result.differs(bot)

@@ -4,8 +4,10 @@
 A window is replayed with ``trade-loop --replay`` (the live code on the paper exchange, SQLite in
 a fresh data directory) and run through the kernel (:func:`jiritsu.strategy.inputs.run`, what the
 backtester runs) over the same stored candles; each bot's fills are compared as
-(time, side, quantity, price, fee). The global breakers are off (they are the portfolio's); the
-per-bot loss-streak breaker is on in both.
+(time, side, quantity, price, fee). The bots are the shipped ones as configured (risk sizing,
+not the fixed lots the other engine tests pin). The global breakers are off (they are the
+portfolio's); the per-bot loss-streak breaker is on in both, with a two-hour cool-down instead
+of the shipped day so that a window holds many pauses and lifts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ DAY = 86_400_000
 WINDOW_DAYS = 14
 WARMUP_DAYS = 7  # candles stored before the window: the indicators' warm-up (same in both)
 YEAR_2018 = int(datetime(2018, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+
+ENV = {  # over load()'s quiet global breakers and fixed lots
+    "JIRITSU_RISK__LOSS_STREAK_COOLDOWN_MINUTES": "120",
+    **{f"JIRITSU_SUB_BOTS__{i}__SIZING": "risk" for i in range(3)},
+}
 
 Fill = tuple[int, int, str, str, str]  # exec ms, side (+1/-1), qty, price, fee (quote, 8 dp)
 
@@ -92,7 +99,8 @@ def _kernel_fills(result: Any) -> list[Fill]:
 def run_window(
     data_dir: Path, start: int, env: dict[str, str] | None = None, days: int = WINDOW_DAYS
 ) -> WindowResult:
-    """Replay ``[start, start + days]`` and run the kernel over the same candles."""
+    """Replay ``[start, start + days]`` and run the kernel over the same candles (``env``
+    over :data:`ENV`)."""
     import polars as pl
 
     from jiritsu.db.engine import make_engine
@@ -105,7 +113,7 @@ def run_window(
     candles = year.filter(
         (pl.col("ts") >= start - WARMUP_DAYS * DAY) & (pl.col("ts") <= end + 60_000)
     )
-    loaded = load(data_dir, env)
+    loaded = load(data_dir, {**ENV, **(env or {})})
     store_candles(loaded, candles)
     result = run_loop(loaded, LoopOptions(replay=(start, end), install_signals=False))
     assert result.exit_code == 0

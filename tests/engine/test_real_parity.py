@@ -19,7 +19,6 @@ import pytest
 from tests.engine.conftest import only_bot
 from tests.engine.real_parity import DAY, WINDOW_DAYS, candles_2018, run_window, window_start
 
-ENV = {"JIRITSU_RISK__COOLDOWN_MINUTES": "120"}
 GAPPY_WINDOWS = [5, 13, 22]
 HOUR = 3_600_000
 
@@ -32,7 +31,7 @@ def test_replay_and_backtest_fill_identically_on_real_data(isolated_env: Path, w
         (pl.col("ts") >= start) & (pl.col("ts") < start + WINDOW_DAYS * DAY)
     )["ts"]
     assert int((ts.diff() > 60_000).sum()) >= 15, "the window must hold real gaps"
-    result = run_window(isolated_env, start, ENV)
+    result = run_window(isolated_env, start)
     fills = sum(len(live) for live in result.replay.values())
     assert fills >= 50, "the bots hardly traded: the comparison would prove little"
     for bot, live in result.replay.items():
@@ -42,12 +41,13 @@ def test_replay_and_backtest_fill_identically_on_real_data(isolated_env: Path, w
 def test_a_stop_at_the_minute_a_pause_ends_counts_toward_the_next_streak(
     isolated_env: Path,
 ) -> None:
-    # SubBot-C from 2018-11-11 03:00: five losses pause it at 14:05 for a day; at 11-12 14:05,
-    # the minute the pause ends, it goes short and is stopped in that same bar. The trade loop
-    # did not count that loss (only trades after the lift) and paused again at 20:30 where the
-    # backtest paused at 20:25: one more short in replay from there on
+    # SubBot-C from 2018-11-11 03:00 with the shipped day-long cool-down: five losses pause it
+    # at 14:05; at 11-12 14:05, the minute the pause ends, it goes short and is stopped in that
+    # same bar. The trade loop did not count that loss (only trades after the lift) and paused
+    # again at 20:30 where the backtest paused at 20:25: one more short in replay from there on
     start = window_start(22) + 6 * DAY + 3 * HOUR
-    result = run_window(isolated_env, start, {**ENV, **only_bot("SubBot-C")}, days=2)
+    day_long = {"JIRITSU_RISK__LOSS_STREAK_COOLDOWN_MINUTES": "1440", **only_bot("SubBot-C")}
+    result = run_window(isolated_env, start, day_long, days=2)
     live = result.replay["SubBot-C"]
     assert len(live) >= 20
     assert live == result.kernel["SubBot-C"], f"first difference at {result.differs('SubBot-C')}"
