@@ -30,6 +30,7 @@ def day_ms(day: date) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # about 35 s of CPU a window; a loaded machine stretches it past 300
 @pytest.mark.parametrize("first_day", GAPPY_WINDOWS, ids=str)
 def test_replay_and_backtest_fill_identically_on_real_data(
     isolated_env: Path, first_day: date
