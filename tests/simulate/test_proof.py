@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,13 @@ def fills(db: Path, before: int | None = None) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in rows]
 
 
-@pytest.mark.parametrize("days", ["2019-02-04..2019-02-05", "2019-02-18..2019-02-19"])
+@pytest.mark.parametrize(
+    "days",
+    [
+        "2019-02-04..2019-02-05",
+        "2019-02-18..2019-02-19",
+    ],
+)
 def test_jobs_off_gives_exactly_the_fills_of_the_replay(
     days: str, real_slice: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,7 +94,9 @@ def test_jobs_off_gives_exactly_the_fills_of_the_replay(
     run = run_simulation(loaded, opts)
     assert run.exit_code == 0
     simulated = fills(tmp_path / "sim" / "jiritsu.db")
-    assert len({r[0] for r in replayed}) >= 2  # (SubBot-A trades hourly: not every window)
+    two_weeks = hi - lo >= 14 * 86_400_000
+    # (SubBot-A trades hourly: not every day)
+    assert len({r[0] for r in replayed}) >= (3 if two_weeks else 2)
     assert simulated == replayed
 
 
@@ -246,3 +254,87 @@ def test_the_ledger_balances_and_transfers_obey_the_live_rules(two_runs: Any) ->
         if kind == "profit_save"
     )
     assert max(weeks.values(), default=0) <= 1  # at most one saving per bot and weekly window
+
+
+def test_a_gemini_bot_replays_its_recorded_decisions_and_the_stored_news(
+    real_slice: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SubBot-C (hybrid) answers the bar it recorded live with that decision and every other
+    bar with its rule, and the report counts both; the news items stored in the user's
+    database reach the snapshots only from their publication time."""
+    from jiritsu.db.models import Decision as Row
+    from jiritsu.db.models import SentimentScore
+
+    loaded = source(tmp_path / "src", real_slice, monkeypatch)
+    bar = datetime(2019, 2, 4, 6, 0, tzinfo=timezone.utc)
+    published = datetime(2019, 2, 4, 12, 0, tzinfo=timezone.utc)
+    with open_database(loaded) as engine, engine.begin() as conn:
+        conn.execute(
+            sa.insert(Row),
+            [{"bot": "SubBot-C", "created_at": bar, "bar_ts": bar, "symbol": "BTCUSDT",
+              "provider": "hybrid", "model": "gemini-2.5-flash", "action": "BUY",
+              "outcome": "ok", "confidence": 0.9, "reason": "recorded: accumulation"}],
+        )  # fmt: skip
+        conn.execute(
+            sa.insert(SentimentScore),
+            [{"timestamp": t, "fetched_at": t, "source": "test", "item_key": key,
+              "keyword": "bitcoin", "score": score, "headline": key}
+             for t, key, score in ((bar - timedelta(hours=2), "before", 0.5),
+                                   (published, "midday", -0.5))],
+        )  # fmt: skip
+    lo, hi = window("2019-02-04..2019-02-05")
+    opts = SimOptions(lo, hi, tmp_path / "sim", tune=False, rebalance=False, save_profit=False)
+    run = run_simulation(loaded, opts)
+    assert run.exit_code == 0
+    note = run.advisors["SubBot-C"]
+    assert note.startswith("hybrid advisor: 1 recorded decision(s) replayed, ")
+    assert int(note.split(", ")[1].split()[0]) > 100  # the other 5-minute bars: the rule
+    engine = make_engine(f"sqlite:///{tmp_path / 'sim' / 'jiritsu.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(Row.bar_ts, Row.provider, Row.action, Row.reason, Row.input_summary)
+            .where(Row.bot == "SubBot-C").order_by(Row.bar_ts)
+        ).all()  # fmt: skip
+    engine.dispose()
+    replayed = [r for r in rows if r.bar_ts == bar]
+    assert [(r.provider, r.action, r.reason) for r in replayed] == [
+        ("hybrid", "BUY", "recorded: accumulation")
+    ]
+    assert replayed[0].input_summary["engine"]["action"] == "BUY"
+    assert {r.provider for r in rows if r.bar_ts != bar} == {"rules"}
+    items = (bar - timedelta(hours=2), published)
+    day = timedelta(hours=24)
+    for r in rows:  # decided at the bar's close: the items of the 24 hours up to then
+        at = r.bar_ts + timedelta(minutes=5)
+        assert r.input_summary["sentiment_count"] == sum(at - day < i <= at for i in items), at
+    assert {r.input_summary["sentiment_count"] for r in rows} == {0, 1, 2}
+
+
+def test_the_jobs_after_a_tuning_run_on_what_it_applied(
+    real_slice: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live, every timer job loads the configuration afresh (the tuned overlay included); in a
+    simulation the jobs after a tuning must see what it applied, or the next tuning starts from
+    the untuned parameters again."""
+    import jiritsu.usecases.master as usecases
+
+    loaded = source(tmp_path / "src", real_slice, monkeypatch, **CHEAP_TUNING)
+    seen: list[dict[str, float]] = []
+    rebalance = usecases.rebalance
+
+    def spy(rt: Any) -> Any:
+        seen.append({b.name: b.strategy_params.sl_ratio for b in rt.settings.sub_bots})
+        return rebalance(rt)
+
+    monkeypatch.setattr(usecases, "rebalance", spy)
+    lo = int(datetime(2019, 2, 1, tzinfo=timezone.utc).timestamp() * 1000)
+    run = run_simulation(loaded, SimOptions(lo, lo + 4 * 3_600_000 + 60_000, tmp_path / "sim"))
+    applied = {t["bot"]: t["changes"] for t in run.tunings if t["applied"]}
+    assert applied, "the Feb 1 tuning applies something"
+    assert len(seen) == 2  # 00:00 before the tuning at 01:00, 04:00 after it
+    for bot, changes in applied.items():
+        if "strategy_params.sl_ratio" in " ".join(changes):
+            key = next(k for k in changes if k.endswith("sl_ratio"))
+            assert seen[0][bot] == changes[key][0]
+            assert seen[1][bot] == changes[key][1]
+    assert seen[1] != seen[0]

@@ -20,8 +20,10 @@ so ``jiritsu status`` and ``jiritsu dashboard serve`` work on it afterwards (poi
 ``JIRITSU_GENERAL__DATA_DIR`` at it). The run leaves a ``simulated-clock`` heartbeat: this
 database ran on simulated time up to the end.
 
-Advisors: Gemini knows the history, so asking it about old candles would be lookahead. Every
-``gemini``/``hybrid`` bot runs its rule in a simulation, and the result says so.
+Advisors: Gemini knows the history, so asking it about old candles would be lookahead. A
+``gemini``/``hybrid`` bot answers each bar with the decision it recorded live for that bar in the
+configured database, where there is one, and with its rule otherwise; the result counts both.
+Stored news items are copied with their timestamps (:mod:`jiritsu.simulate.recorded`).
 """
 
 from __future__ import annotations
@@ -32,18 +34,21 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jiritsu.clock import from_ms, to_ms
 from jiritsu.engine.loop import LoopOptions, TradeLoop
 from jiritsu.errors import Halted, UsageError
+from jiritsu.simulate.recorded import advisor_note
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from jiritsu.advisors.base import Decision
     from jiritsu.config import LoadedConfig
+    from jiritsu.simulate.recorded import RecordedAdvisor
 
 log = logging.getLogger("jiritsu.simulate")
 
@@ -231,11 +236,41 @@ class Schedule:
 class SimLoop(TradeLoop):
     """The trade loop of a replay that also wakes for, and runs, the timer jobs."""
 
-    def __init__(self, load: Callable[[], LoadedConfig], options: LoopOptions, run: SimRun):
-        super().__init__(load, options)
+    def __init__(
+        self,
+        load: Callable[[], LoadedConfig],
+        options: LoopOptions,
+        run: SimRun,
+        recorded: dict[str, dict[datetime, Decision]] | None = None,
+    ) -> None:
         self.run_info = run
         self.schedule: Schedule | None = None
         self._halt_told = ""
+        self.recorded = recorded or {}
+        self.advisors: dict[str, RecordedAdvisor] = {}  # kept across reloads (their counts)
+        super().__init__(load, options)
+
+    def _reload(self, t: int, why: str) -> None:
+        """As the loop's, and the jobs' runtime carries the reloaded configuration too: live,
+        each timer job is a process that loads the configuration (the tuned overlay included)
+        afresh; here the next tuning must start from the parameters the last one applied."""
+        super()._reload(t, why)
+        if self.runtime is not None:
+            self.runtime.loaded = self.loaded
+
+    def _make_runners(self) -> None:
+        """The loop's runners, a Gemini-backed bot's advisor answering from its recording."""
+        from jiritsu.simulate.recorded import RecordedAdvisor
+
+        super()._make_runners()
+        for name, recorded in self.recorded.items():
+            runner = self.runners.get(name)
+            if runner is None or runner.advisor is self.advisors.get(name):
+                continue
+            advisor = self.advisors.setdefault(name, RecordedAdvisor(recorded, runner.advisor))
+            advisor.rule = runner.advisor
+            advisor.provider = runner.advisor.provider
+            runner.advisor = advisor
 
     def _next_wake(self, t: int) -> int:
         wake = super()._next_wake(t)
@@ -349,20 +384,22 @@ def run_simulation(loaded: LoadedConfig, options: SimOptions) -> SimRun:
     _fresh_dir(data_dir)
     sim_loaded = load()
     run = SimRun(options, sim_loaded)
-    for bot in loaded.settings.enabled_bots:
-        if bot.advisor != "rules":
-            run.advisors[bot.name] = f"{bot.advisor} advisor simulated by its rule (no lookahead)"
+    gemini = {b.name: b.advisor for b in loaded.settings.enabled_bots if b.advisor != "rules"}
     settings = sim_loaded.settings
     lo = options.start_ms - history_days(settings, options.tune) * DAY_MS
     with open_database(sim_loaded) as engine:
         copy_candles(loaded, engine, settings, lo, options.end_ms)
+        recorded = _copy_records(loaded, engine, list(gemini), options)
     run.setup_seconds = time.monotonic() - started
     loop = SimLoop(
         load,
         LoopOptions(replay=(options.start_ms, options.end_ms), install_signals=False),
         run,
+        recorded,
     )
     result = loop.run()
+    for name, configured in gemini.items():
+        run.advisors[name] = advisor_note(configured, loop.advisors.get(name))
     run.exit_code = result.exit_code
     run.loop_seconds = result.wall_seconds
     end = result.end_ms or options.end_ms
@@ -371,6 +408,23 @@ def run_simulation(loaded: LoadedConfig, options: SimOptions) -> SimRun:
         mark_simulated(engine, from_ms(end), "simulate", now=from_ms(end))
     run.wall_seconds = time.monotonic() - started
     return run
+
+
+def _copy_records(
+    source: LoadedConfig, engine: Engine, bots: list[str], options: SimOptions
+) -> dict[str, dict[datetime, Decision]]:
+    """The decisions ``bots`` recorded live in the period, read from the configured database,
+    whose news items are copied into the simulation's."""
+    from jiritsu.db.engine import connect_configured
+    from jiritsu.simulate.recorded import copy_sentiment, load_recorded
+
+    hours = source.settings.news_sentiment.moving_average_period_hours
+    src = connect_configured(source)
+    try:
+        copy_sentiment(src, engine, options.start_ms, options.end_ms, hours)
+        return load_recorded(src, bots, options.start_ms, options.end_ms) if bots else {}
+    finally:
+        src.dispose()
 
 
 def _final_snapshot(loaded: LoadedConfig, t: int) -> None:
