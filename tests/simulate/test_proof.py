@@ -29,6 +29,9 @@ from jiritsu.simulate.summary import summarize
 from tests.conftest import REPO
 
 REAL = REPO.parent / "shared" / "data" / "bitfinex_BTCUSD_1m_2019.csv.gz"
+# a replay and a simulation of two weeks each: 11-12 min per window on the 2-core machine at a
+# load of 20-30, so an hour's timeout
+TWO_WEEKS = [pytest.mark.slow, pytest.mark.timeout(3600)]
 CHEAP_TUNING = {
     "JIRITSU_OPTIMIZER__BACKTEST_PERIOD_MONTHS": "1",
     "JIRITSU_OPTIMIZER__WORKERS": "1",
@@ -80,6 +83,9 @@ def fills(db: Path, before: int | None = None) -> list[tuple[Any, ...]]:
     [
         "2019-02-04..2019-02-05",
         "2019-02-18..2019-02-19",
+        # the proof: two-week windows, every bot trading
+        pytest.param("2019-01-14..2019-01-28", marks=TWO_WEEKS),
+        pytest.param("2019-02-11..2019-02-25", marks=TWO_WEEKS),
     ],
 )
 def test_jobs_off_gives_exactly_the_fills_of_the_replay(
