@@ -47,6 +47,34 @@ def test_ema_cross_is_the_former_rule_bar_for_bar(fast: int, slow: int, atr: int
     assert (action != 0).sum() > 10  # the walk does cross
 
 
+def test_ema_cross_ties_and_holes_are_the_former_rule() -> None:
+    """EMAs that meet exactly and NaN holes in them (fed through the bars' indicator memo): a
+    cross needs fast <= slow (equality included) on the bar before, and both EMAs defined."""
+    n = 400
+    rng = np.random.default_rng(3)
+    slow = np.round(100 + rng.normal(0, 1, n), 0)  # whole numbers: many exact ties
+    fast = np.round(100 + rng.normal(0, 1, n), 0)
+    fast[:20], slow[:50] = np.nan, np.nan  # the warm-up
+    fast[200:203], slow[300] = np.nan, np.nan  # holes
+    close = 100 + rng.normal(0, 1, n)
+    bars = Bars(ts=np.arange(n) * 60_000.0, open=close, high=close + 1, low=close - 1,
+                close=close, volume=np.ones(n))  # fmt: skip
+    bars.memo(("ema", 5), lambda: fast)
+    bars.memo(("ema", 30), lambda: slow)
+    action, _ = EmaCross().signals(bars, EmaCross.Params(fast_period=5, slow_period=30))
+    want = [0]
+    for f0, s0, f1, s1 in zip(fast[:-1], slow[:-1], fast[1:], slow[1:], strict=True):
+        if any(math.isnan(x) for x in (f0, s0, f1, s1)):
+            want.append(0)
+        else:
+            want.append(1 if f0 <= s0 and f1 > s1 else -1 if f0 >= s0 and f1 < s1 else 0)
+    assert action.tolist() == want
+    ties = (fast[:-1] == slow[:-1]) & (np.asarray(want[1:]) != 0)
+    assert ties.sum() > 5  # ties really open crosses here
+    assert -1 in want
+    assert 1 in want
+
+
 def test_rsi_reversion_zones_and_confidence() -> None:
     bars = walk(2000, seed=9)
     params = RsiReversion.Params(rsi_period=14, rsi_lower=25, rsi_upper=75)

@@ -53,11 +53,13 @@ class EmaCross(Strategy):
         confidence = np.zeros(n, dtype=np.float64)
         if n < 2:
             return action, confidence
-        above = fast > slow  # NaN compares False ...
-        below = fast < slow
-        defined = ~np.isnan(fast[:-1]) & ~np.isnan(slow[:-1])  # ... and the warm-up never crosses
-        action[1:][defined & ~above[:-1] & above[1:]] = BUY  # fast[i-1] <= slow[i-1], now above
-        action[1:][defined & ~below[:-1] & below[1:]] = SELL
+        # a comparison with NaN is False, so the warm-up and any hole never cross
+        up = fast[:-1] <= slow[:-1]  # fast[i-1] <= slow[i-1] ...
+        up &= fast[1:] > slow[1:]  # ... and now above
+        down = fast[:-1] >= slow[:-1]
+        down &= fast[1:] < slow[1:]
+        # BUY - SELL as 1/0 bytes (the two never hold at once): one pass, no masked writes
+        np.subtract(up.view(np.int8), down.view(np.int8), out=action[1:])
         # confidence only where it fires: crosses are rare, the bars many
         i = np.flatnonzero(action)
         side = action[i].astype(np.float64)
