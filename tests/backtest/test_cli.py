@@ -119,7 +119,7 @@ def test_backtest_shows_the_portfolio_halts_and_what_it_assumed(
 ) -> None:
     # a 0.6 % move within the hour is a "crash" here: the synthetic market has several
     monkeypatch.setenv("JIRITSU_RISK__CRASH_MOVE_PCT", "0.006")
-    monkeypatch.setenv("JIRITSU_RISK__COOLDOWN_MINUTES", "90")
+    monkeypatch.setenv("JIRITSU_RISK__CRASH_COOLDOWN_MINUTES", "90")
     runner = CliRunner()
     _synth(runner)
     png = tmp_path / "eq.png"

@@ -32,7 +32,11 @@ def test_inputs_are_those_of_prepare(bot: str) -> None:
 
 
 def test_replay_and_backtest_make_the_same_trades(isolated_env: Path) -> None:
-    env = {"JIRITSU_SUB_BOTS__SUBBOT_A__TIMEFRAME": "15", "JIRITSU_RISK__COOLDOWN_MINUTES": "120"}
+    env = {
+        "JIRITSU_SUB_BOTS__SUBBOT_A__TIMEFRAME": "15",
+        "JIRITSU_RISK__COOLDOWN_MINUTES": "120",
+        "JIRITSU_RISK__CRASH_COOLDOWN_MINUTES": "120",
+    }
     loaded = load(isolated_env, env)
     candles = synth_candles(days=6, seed=42)
     store_candles(loaded, candles)

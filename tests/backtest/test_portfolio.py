@@ -117,7 +117,7 @@ def test_crash_trips_at_the_minute_it_happens_and_again_at_its_lift() -> None:
     close[hit:] *= 0.91
     frame = index.frame.with_columns(pl.Series("close", close))
     a = curve([(10 * 60 + 17, 4000.0)])
-    trips = scan(settings(crash_move_pct=0.08, max_drawdown_pct=0.05, cooldown_minutes=30),
+    trips = scan(settings(crash_move_pct=0.08, max_drawdown_pct=0.05, crash_cooldown_minutes=30),
                  CandleArrays("BTCUSDT", frame), [a], T0, T0 + DAY)  # fmt: skip
     # 10:18 crash (not a bot's bar close: the loop wakes for it), halted to 10:48; the move
     # is still > 8 % then: again, to 11:18. From 11:18 the window no longer reaches back
@@ -127,6 +127,31 @@ def test_crash_trips_at_the_minute_it_happens_and_again_at_its_lift() -> None:
         (T0 + 10 * HOUR + 18 * MIN, "crash"), (T0 + 10 * HOUR + 48 * MIN, "crash"),
     ]  # fmt: skip
     assert "BTCUSDT moved -9.00% in 60 minutes" in trips[0].message
+
+
+def test_a_crash_lifts_after_its_own_cooldown_while_a_drawdown_waits_for_resume() -> None:
+    """The defaults: a crash halt lifts itself after risk.crash_cooldown_minutes (a burst of
+    volatility passes), drawdown keeps cooldown_minutes = 0 (only a resume lifts it)."""
+    defaults = RiskSettings()
+    assert defaults.cooldown_minutes == 0
+    assert defaults.crash_cooldown_minutes > 0
+    index = flat_index()
+    close = index.close.copy()
+    hit = int(np.searchsorted(index.ts, T0 + 10 * HOUR + 17 * MIN))
+    close[hit : hit + 30] *= 1.10  # a 30-minute spike up, then back
+    frame = index.frame.with_columns(pl.Series("close", close))
+    cool = defaults.crash_cooldown_minutes * MIN
+    # the equity falls 20 % a day later: drawdown, halted for the rest of the run
+    a = curve([(34 * 60 + 30, 4000.0)])
+    spiky = CandleArrays("BTCUSDT", frame)
+    trips = scan(settings(crash_move_pct=0.08, max_drawdown_pct=0.05), spiky, [a], T0, T0 + 3 * DAY)
+    # the spike trips at 10:18 and lifts itself after the cool-down (the spike and its fall
+    # back are out of the window by then); the drawdown trips at the next hourly check after
+    # the fall (11:00 on day 2) and never lifts
+    assert [(t.time, t.until, t.breaker) for t in trips] == [
+        (T0 + 10 * HOUR + 18 * MIN, T0 + 10 * HOUR + 18 * MIN + cool, "crash"),
+        (T0 + DAY + 11 * HOUR, math.inf, "drawdown"),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("cooldown", [0, 45])

@@ -80,6 +80,12 @@ def test_crash_on_the_index_symbol(paper_factory: Any, discord: FakeDiscord) -> 
     assert trip_all(paper, discord, [trip, trip]) == [True, False]  # halted: no second alert
     assert_tripped(paper, discord, controls.GLOBAL, "CRITICAL", "crash")
     assert risk.crash_trip(paper.ctx.feed, paper.loaded.settings, T0 + 60 * MIN) is None
+    # a crash lifts itself after its own cool-down (the shipped default), not cooldown_minutes
+    state = controls.state(paper.engine, controls.GLOBAL, now=from_ms(NOW))
+    cool = paper.loaded.settings.risk.crash_cooldown_minutes
+    assert cool > 0
+    assert paper.loaded.settings.risk.cooldown_minutes == 0
+    assert state.cooldown_until == from_ms(NOW + cool * MIN)
 
 
 def test_drawdown_from_the_peak_snapshot(paper_factory: Any, discord: FakeDiscord) -> None:
@@ -97,6 +103,8 @@ def test_drawdown_from_the_peak_snapshot(paper_factory: Any, discord: FakeDiscor
     assert trip.details["drawdown"] == pytest.approx(2000 / 12000)
     trip_all(paper, discord, [trip])
     assert_tripped(paper, discord, controls.GLOBAL, "CRITICAL", "drawdown")
+    # drawdown keeps cooldown_minutes (0: only a resume lifts it)
+    assert controls.state(paper.engine, controls.GLOBAL, now=from_ms(NOW)).cooldown_until is None
 
 
 def test_money_moved_to_savings_is_not_a_drawdown(paper_factory: Any) -> None:

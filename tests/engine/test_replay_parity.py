@@ -25,6 +25,7 @@ DAY = 86_400_000
 ENV = {
     "JIRITSU_SUB_BOTS__SUBBOT_A__TIMEFRAME": "15",  # more spot round trips in a short replay
     "JIRITSU_RISK__COOLDOWN_MINUTES": "120",
+    "JIRITSU_RISK__CRASH_COOLDOWN_MINUTES": "120",
 }
 
 

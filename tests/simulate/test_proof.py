@@ -126,7 +126,7 @@ def test_skipping_quiet_minutes_changes_nothing(
         # a crash breaker that trips in the window (0.5 % in an hour) and lifts after 60 min
         loaded = source(tmp_path / str(skip), real_slice, monkeypatch,
                         JIRITSU_RISK__CRASH_MOVE_PCT="0.005",
-                        JIRITSU_RISK__COOLDOWN_MINUTES="60")  # fmt: skip
+                        JIRITSU_RISK__CRASH_COOLDOWN_MINUTES="60")  # fmt: skip
         opts = LoopOptions(replay=parse_replay(days), install_signals=False, skip_quiet=skip)
         results.append(run_loop(loaded, opts))
         dbs.append(tmp_path / str(skip) / "jiritsu.db")

@@ -39,7 +39,7 @@ def test_tune_names_the_portfolio_halts(
     isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("JIRITSU_RISK__CRASH_MOVE_PCT", "0.006")  # several in the synthetic days
-    monkeypatch.setenv("JIRITSU_RISK__COOLDOWN_MINUTES", "90")
+    monkeypatch.setenv("JIRITSU_RISK__CRASH_COOLDOWN_MINUTES", "90")
     for bot in dry_run(monkeypatch)["bots"]:
         notes = bot["breaker_trips"]["current"]
         assert any(n.startswith("portfolio crash breaker at") for n in notes), bot["bot"]

@@ -17,8 +17,9 @@ What is modelled, step for step like a replay:
   :func:`~jiritsu.engine.risk.crash_rule`, :func:`~jiritsu.engine.risk.drawdown_rule`,
   :func:`~jiritsu.engine.risk.daily_loss_rule`, the daily base of
   :func:`~jiritsu.engine.risk.daily_base`, the order :data:`~jiritsu.engine.risk.ORDER`).
-- **A trip** halts every bot from that minute for ``risk.cooldown_minutes`` (0: for the rest of
-  the run, as only ``jiritsu resume`` lifts it live). Halted, a bot makes no new entry and its
+- **A trip** halts every bot from that minute for its breaker's cool-down
+  (:func:`~jiritsu.engine.risk.cooldown_minutes`; 0: for the rest of the run, as only
+  ``jiritsu resume`` lifts it live). Halted, a bot makes no new entry and its
   split entry is cancelled; open positions keep their TP/SL and exits (the kernel's ``halts``).
 
 Because drawdown and daily loss watch the combined equity, the bots are coupled: every bot is
@@ -194,6 +195,7 @@ def scan(
     from jiritsu.engine.loop import REPLAY_BREAKER_EVERY_MS, SNAPSHOT_EVERY_MS, next_on_grid
     from jiritsu.engine.risk import (
         ORDER,
+        cooldown_minutes,
         crash_rule,
         daily_base,
         daily_loss_rule,
@@ -208,7 +210,6 @@ def scan(
     with np.errstate(invalid="ignore"):
         crashing = np.abs(moves) > risk.crash_move_pct
     crash_at = index.ts[crashing].astype(np.int64) + MINUTE_MS
-    cooldown = risk.cooldown_minutes * MINUTE_MS
 
     snap_t: list[int] = []  # the snapshots: times and values, oldest first
     snap_v: list[float] = []
@@ -260,6 +261,7 @@ def scan(
         tripped = sorted((f for f in found if f is not None), key=lambda f: ORDER.index(f.breaker))
         if tripped:
             first = tripped[0]
+            cooldown = cooldown_minutes(first.breaker, risk) * MINUTE_MS
             until = t + cooldown if cooldown > 0 else math.inf
             lift = t
             trips.append(GlobalHalt(t, until, first.breaker, first.message))

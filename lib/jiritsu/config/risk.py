@@ -15,4 +15,5 @@ class RiskSettings(Model):
     max_consecutive_losses: Int = Field(default=5, ge=1)
     exchange_failure_limit: Int = Field(default=5, ge=1)
     cooldown_minutes: Int = Field(default=0, ge=0)
+    crash_cooldown_minutes: Int = Field(default=240, ge=0)
     loss_streak_cooldown_minutes: Int = Field(default=1440, ge=0)

@@ -333,7 +333,7 @@ _DOCS_TEXT = """
 
 # ----------------------------------------------------------------------------- safety
 @risk.max_drawdown_pct
-# Circuit breakers; each halts trading until `jiritsu resume` (or cooldown_minutes pass).
+# Circuit breakers; each halts trading until `jiritsu resume` or its cool-down below passes.
 # Drawdown of total equity from its peak, as a fraction.
 @risk.daily_loss_pct
 # Loss since 00:00 UTC, as a fraction of the day's starting equity.
@@ -344,7 +344,12 @@ _DOCS_TEXT = """
 @risk.exchange_failure_limit
 # Per bot: this many exchange failures in a row (failed steps, refused orders) halts the bot.
 @risk.cooldown_minutes
-# 0: only `jiritsu resume` lifts a halt; otherwise halts lift themselves after this long.
+# Drawdown and daily loss: 0 means only `jiritsu resume` lifts the halt (a loss that size wants
+# a human look); otherwise they lift themselves after this long.
+@risk.crash_cooldown_minutes
+# A crash halt lifts itself after this long (0: until `jiritsu resume`). A move beyond
+# crash_move_pct is a burst of volatility, up or down; with no cool-down the first one (2018-01-11
+# in 2018, a rally on 2019-04-02 in 2019) stopped the whole system for the rest of the year.
 @risk.loss_streak_cooldown_minutes
 # The loss-streak breaker pauses the bot for this long (0: until `jiritsu resume`). A streak of
 # losses is usually the market, not a fault: a day off, then the bot tries again.

@@ -764,8 +764,10 @@ class TradeLoop:
         return glob
 
     def _tripped(self, t: int, trip: Trip) -> None:
+        from jiritsu.engine.risk import cooldown_minutes
+
         self.tripped.append(trip)
-        cooldown = self.settings.risk.cooldown_minutes
+        cooldown = cooldown_minutes(trip.breaker, self.settings.risk)
         if trip.scope == GLOBAL and cooldown > 0:
             self._lift_at = t + cooldown * MINUTE_MS
         who = "" if trip.scope == GLOBAL else f" {trip.scope}"

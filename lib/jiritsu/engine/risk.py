@@ -269,6 +269,17 @@ def daily_loss_rule(base: Any, base_savings: Any, value: Any, limit: float) -> T
     )
 
 
+def cooldown_minutes(breaker: str, risk: Any) -> int:
+    """How long a trip of ``breaker`` halts (0: until ``jiritsu resume``). One answer for the
+    trade loop, the tick and the backtester: a crash is a burst of volatility that passes, a
+    loss streak is usually the market; drawdown and daily loss wait for ``cooldown_minutes``."""
+    if breaker == "loss_streak":
+        return int(risk.loss_streak_cooldown_minutes)
+    if breaker == "crash":
+        return int(risk.crash_cooldown_minutes)
+    return int(risk.cooldown_minutes)
+
+
 def crash_moves(ts: np.ndarray, close: np.ndarray, window_minutes: int) -> np.ndarray:
     """For each 1-minute bar taken as the newest: ``close / close_then - 1`` where
     ``close_then`` is the close of the newest bar at least ``window_minutes`` older among the
@@ -461,12 +472,7 @@ def apply_trip(
     was already halted."""
     from jiritsu import controls
 
-    risk = settings.risk
-    cooldown = (
-        risk.loss_streak_cooldown_minutes
-        if trip.breaker == "loss_streak"
-        else risk.cooldown_minutes
-    )
+    cooldown = cooldown_minutes(trip.breaker, settings.risk)
     reason = f"circuit breaker {trip.breaker}: {trip.message}"
     if not controls.halt(engine, trip.scope, reason, by="breaker", cooldown_minutes=cooldown,
                          now=now):  # fmt: skip
