@@ -118,6 +118,27 @@ def _job(engine: Any, settings: Any) -> tuple[GridJob, list[dict[str, Any]]]:
     return job, expand(settings.param_grid())
 
 
+@pytest.mark.timeout(240)
+def test_forked_workers_with_the_portfolio_finish_and_agree(
+    stored: Any, isolated_env: Path
+) -> None:
+    """The monthly tuning's grid: the bot beside the rest of the portfolio (its breakers), run by
+    forked workers after this process used polars. The workers resampled the other bots' bars
+    themselves and hung for ever (polars' thread pool does not survive a fork: the demo's
+    simulation stopped at its first tuning)."""
+    from jiritsu.backtest.portfolio import load_portfolio
+
+    settings = make_settings(isolated_env)
+    job, cands = _job(stored, settings)
+    portfolio = load_portfolio(market(stored, settings), settings, job.bot, job.start_ms,
+                               job.end_ms, job.data)  # fmt: skip
+    job = replace(job, portfolio=portfolio)
+    two = run_grid(job, cands[:6], workers=2)
+    one = run_grid(job, cands[:6], workers=1)
+    assert [c.params for c in two] == cands[:6]
+    assert two == one
+
+
 def test_results_do_not_depend_on_workers_or_dask(stored: Any, isolated_env: Path) -> None:
     from distributed import LocalCluster
 

@@ -134,6 +134,12 @@ class Portfolio:
                 found = trips[:same]
         raise JiritsuError(f"portfolio breakers did not settle in {MAX_ROUNDS} rounds")
 
+    def prewarm(self) -> None:
+        """Resample every member's bars in this process. A grid forks its workers, and polars'
+        thread pool does not survive a fork: a worker that resampled would hang for ever."""
+        for name, data in self.members.items():
+            data.bars(self.settings.bot(name).timeframe)
+
     def _moves(self) -> np.ndarray:
         """The index's crash moves (the same for every round and candidate)."""
         window = self.settings.risk.crash_window_minutes

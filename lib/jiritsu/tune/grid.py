@@ -207,7 +207,8 @@ def prewarm(job: GridJob, candidates: Sequence[Mapping[str, Any]]) -> None:
     them) of every set of strategy parameters that several candidates share, and every ATR
     period, so forked workers inherit them instead of each redoing the work. A set only one
     candidate uses is left to the worker that runs it: computing it here would only serialise
-    work the workers do in parallel."""
+    work the workers do in parallel. Every resampling happens here (polars, which does it, is
+    not fork-safe), the portfolio's other bots included."""
     from collections import Counter
 
     from jiritsu.backtest.runner import kernels
@@ -217,6 +218,8 @@ def prewarm(job: GridJob, candidates: Sequence[Mapping[str, Any]]) -> None:
     from jiritsu.strategy.registry import resolve
 
     kernels()
+    if job.portfolio is not None:
+        job.portfolio.prewarm()
     uses: Counter[tuple[Any, ...]] = Counter()
     first: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
     for params in candidates:
