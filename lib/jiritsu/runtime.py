@@ -161,7 +161,8 @@ def build_runtime(
     else:
         from jiritsu.exchange.paper import PaperExchange
 
-        exchange = PaperExchange(db, paper_config(settings), market, clock)
+        own = mode in OFFLINE_MODES  # a replay's ledger: no other process writes it
+        exchange = PaperExchange(db, paper_config(settings), market, clock, own_ledger=own)
     notifier = None
     if notify:
         from jiritsu.notify import notifier_from_config

@@ -88,14 +88,11 @@ def portfolio_value(exchange: Exchange, settings: Any) -> PortfolioValue:
     from jiritsu.exchange.types import MAIN
 
     quote = settings.paper.quote_coin
-    bots: dict[str, Decimal] = {}
-    available: dict[str, Decimal] = {}
-    for bot in settings.enabled_bots:
-        bal = exchange.balance(bot.name, quote)
-        bots[bot.name] = bal.equity
-        available[bot.name] = bal.available
-    savings = exchange.balance(MAIN, quote).equity
-    return PortfolioValue(bots, available, savings)
+    names = [bot.name for bot in settings.enabled_bots]
+    read = exchange.balances([*names, MAIN], quote)
+    bots = {name: read[name].equity for name in names}
+    available = {name: read[name].available for name in names}
+    return PortfolioValue(bots, available, read[MAIN].equity)
 
 
 # --- snapshots ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ ask that instead of comparing names.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -71,6 +72,11 @@ class Exchange(ABC):
 
     @abstractmethod
     def balance(self, account: str, coin: str = "USDT") -> Balance: ...
+
+    def balances(self, accounts: Sequence[str], coin: str = "USDT") -> dict[str, Balance]:
+        """:meth:`balance` of each of ``accounts``, asked in their order (an implementation that
+        can read them together, the paper exchange, does so in one transaction)."""
+        return {account: self.balance(account, coin) for account in accounts}
 
     @abstractmethod
     def place_order(self, account: str, category: Category, request: OrderRequest) -> OrderState:

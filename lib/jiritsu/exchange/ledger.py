@@ -14,8 +14,9 @@ replay of the same orders over the same candles writes identical rows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING
@@ -322,12 +323,18 @@ def transfer_row(session: Session, transfer_id: str) -> PaperTransfer | None:
 # --- rows as exchange types ---------------------------------------------------------------
 
 
-def used_margin(session: Session, account: str) -> Decimal:
-    """Margin held by the account's linear positions: size x entry price / leverage."""
+def margin_of(positions: Iterable[PaperPosition]) -> Decimal:
+    """Margin held by the linear ones of open ``positions``: size x entry price / leverage."""
     total = ZERO
-    for row in market_rows(session, account, "linear"):
-        total += q8(row.size * row.avg_price / Decimal(row.leverage))
+    for row in positions:
+        if row.category == "linear":
+            total += q8(row.size * row.avg_price / Decimal(row.leverage))
     return total
+
+
+def used_margin(session: Session, account: str) -> Decimal:
+    """Margin held by the account's linear positions."""
+    return margin_of(market_rows(session, account, "linear"))
 
 
 def reserved(session: Session, account: str) -> Decimal:
@@ -339,6 +346,42 @@ def available(session: Session, account: str, quote: str) -> Decimal:
     """What the account may still commit: wallet - used margin - reservations."""
     wallet = wallet_balance(session, account, "UNIFIED", quote)
     return wallet - used_margin(session, account) - reserved(session, account)
+
+
+@dataclass
+class Books:
+    """One account's wallets, open positions (by id) and open orders, read together."""
+
+    wallets: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (wallet, coin)
+    positions: list[PaperPosition] = field(default_factory=list)
+    orders: list[PaperOrder] = field(default_factory=list)
+
+    def wallet(self, wallet: str, coin: str) -> Decimal:
+        return self.wallets.get((wallet, coin), ZERO)
+
+    def available(self, quote: str) -> Decimal:
+        """As :func:`available`: wallet - used margin - reservations."""
+        held = sum((o.reserved for o in self.orders), ZERO)
+        return self.wallet("UNIFIED", quote) - margin_of(self.positions) - held
+
+
+def books(session: Session, accounts: Iterable[str]) -> dict[str, Books]:
+    """The books of ``accounts`` in three queries whatever their number (a portfolio
+    valuation reads every account at once)."""
+    names = sorted(set(accounts))
+    found = {name: Books() for name in names}
+    for row in session.scalars(sa.select(PaperAccount).where(PaperAccount.account.in_(names))):
+        found[row.account].wallets[(row.wallet, row.coin)] = row.balance
+    query = sa.select(PaperPosition).where(PaperPosition.account.in_(names))
+    for pos in session.scalars(query.order_by(PaperPosition.id)):
+        if pos.size > 0:  # (money is text on SQLite: compared in Python, as market_rows does)
+            found[pos.account].positions.append(pos)
+    query = sa.select(PaperOrder).where(
+        PaperOrder.status.in_(PAPER_OPEN_ORDER_STATUSES), PaperOrder.account.in_(names)
+    )
+    for order in session.scalars(query.order_by(PaperOrder.accepted_ms, PaperOrder.id)):
+        found[order.account].orders.append(order)
+    return found
 
 
 def close_order(row: PaperOrder, status: str, reason: str | None, now_ms: int) -> None:

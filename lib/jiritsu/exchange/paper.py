@@ -50,7 +50,7 @@ Accounting (all Decimal, quantized to 1e-8):
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
@@ -157,6 +157,7 @@ class PaperExchange(Exchange):
         clock: Clock,
         *,
         instruments: Mapping[tuple[str, str], Instrument] | None = None,
+        own_ledger: bool = False,
     ) -> None:
         self.engine = engine
         self.config = config
@@ -169,6 +170,12 @@ class PaperExchange(Exchange):
         self._instruments: dict[tuple[str, str], Instrument] = dict(instruments or {})
         self._matcher = Matcher(config, source, self.instrument)
         self._seeded = False
+        # A replay's or simulation's ledger is its own (no other process writes it, its bars
+        # are stored): after a committed catch-up at clock time t, another at t works nothing
+        # (every bar closed by t is worked; what is placed or guarded at t waits for bars
+        # opening at t or later), so it is skipped.
+        self._own_ledger = own_ledger
+        self._caught_up: int | None = None
 
     # --- transactions ---------------------------------------------------------------------
 
@@ -182,17 +189,23 @@ class PaperExchange(Exchange):
         if prepare is not None:
             prepare(sorted(self.config.symbols), self.clock.now_ms())
 
+        synced: list[int] = []
+
         def attempt() -> T:
+            synced.clear()
             with ledger.locked_session(self.engine) as session:
                 now = self.clock.now_ms()
                 if not self._seeded:
                     self._seed(session, now)
-                if sync:
+                if sync and not (self._own_ledger and self._caught_up == now):
                     self._matcher.catch_up(session, now)
+                    synced.append(now)
                 return fn(session, now)
 
         result = retry_db(attempt, what="paper ledger")
         self._seeded = True
+        if synced:  # committed: the fills it booked stand
+            self._caught_up = synced[0]
         return result
 
     def _seed_balances(self) -> dict[tuple[str, str, str], Decimal]:
@@ -232,7 +245,10 @@ class PaperExchange(Exchange):
         def fn(session: Session, _now: int) -> int:
             return self._matcher.catch_up(session, target)
 
-        return self._run(fn, sync=False)
+        fills = self._run(fn, sync=False)
+        if target == clock_now:
+            self._caught_up = target
+        return fills
 
     def advance_to(self, when: datetime | int) -> int:
         """Move a SimClock to ``when`` and :meth:`step`; returns the number of fills."""
@@ -307,33 +323,45 @@ class PaperExchange(Exchange):
     def balance(self, account: str, coin: str = "USDT") -> Balance:
         """A bot's UNIFIED wallet (see the module docstring); for MAIN, its FUND wallet (the
         saved profit), as :class:`~jiritsu.exchange.bybit.BybitExchange` reports it."""
+        return self.balances([account], coin)[account]
 
-        def fn(session: Session, now: int) -> Balance:
-            self._require_account(session, account)
-            if account == MAIN:
-                fund = ledger.wallet_balance(session, MAIN, "FUND", coin)
-                return Balance(MAIN, coin, fund, fund, fund)
-            if coin != self.quote:
-                return self._coin_balance(session, account, coin)
-            wallet = ledger.wallet_balance(session, account, "UNIFIED", self.quote)
-            upl = ZERO
-            equity = wallet
-            for row in ledger.market_rows(session, account):
-                pnl = self._unrealised(row, now)
-                upl += pnl
-                equity += pnl
-                if row.category == "spot":
-                    equity += q8(row.size * row.avg_price)  # cost + pnl = market value
-            return Balance(
-                account=account,
-                coin=coin,
-                equity=equity,
-                wallet_balance=wallet,
-                available=ledger.available(session, account, self.quote),
-                unrealised_pnl=upl,
-            )
+    def balances(self, accounts: Sequence[str], coin: str = "USDT") -> dict[str, Balance]:
+        """:meth:`balance` of every one of ``accounts``, read in one transaction (one catch-up,
+        one lock, three queries: a portfolio valuation at every snapshot)."""
+
+        def fn(session: Session, now: int) -> dict[str, Balance]:
+            found = ledger.books(session, accounts)
+            return {a: self._balance(session, a, coin, found[a], now) for a in accounts}
 
         return self._run(fn)
+
+    def _balance(
+        self, session: Session, account: str, coin: str, books: ledger.Books, now: int
+    ) -> Balance:
+        if ("UNIFIED", self.quote) not in books.wallets:
+            raise NotFound(f"no paper account {account!r}")
+        if account == MAIN:
+            fund = books.wallet("FUND", coin)
+            return Balance(MAIN, coin, fund, fund, fund)
+        if coin != self.quote:
+            return self._coin_balance(session, account, coin)
+        wallet = books.wallet("UNIFIED", self.quote)
+        upl = ZERO
+        equity = wallet
+        for row in books.positions:
+            pnl = self._unrealised(row, now)
+            upl += pnl
+            equity += pnl
+            if row.category == "spot":
+                equity += q8(row.size * row.avg_price)  # cost + pnl = market value
+        return Balance(
+            account=account,
+            coin=coin,
+            equity=equity,
+            wallet_balance=wallet,
+            available=books.available(self.quote),
+            unrealised_pnl=upl,
+        )
 
     def _coin_balance(self, session: Session, account: str, coin: str) -> Balance:
         """A non-quote coin: spot holdings of it plus any UNIFIED wallet of that coin."""

@@ -94,12 +94,13 @@ def _take(
     from jiritsu.master.transfers import quote_coin
 
     coin = quote_coin(settings)
+    names = [b.name for b in settings.enabled_bots]
+    read = exchange.balances([*names, MAIN], coin)
     bots = tuple(
-        BotBalance(b.name, Decimal(bal.equity), Decimal(bal.available))
-        for b in settings.enabled_bots
-        for bal in (exchange.balance(b.name, coin),)
+        BotBalance(name, Decimal(read[name].equity), Decimal(read[name].available))
+        for name in names
     )
-    saved = Decimal(exchange.balance(MAIN, coin).equity)
+    saved = Decimal(read[MAIN].equity)
     total = sum((b.equity for b in bots), Decimal(0))
     if phase is None:
         phase = latest_phase(engine, settings.master_bot.index_symbol)
