@@ -13,6 +13,7 @@ so gaps do not distort it.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -131,10 +132,44 @@ def _returns_after(start: float, eq: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return r, np.empty(n)
 
 
+def least_to_peak(start: float, eq: np.ndarray) -> float:
+    """The least ``eq[i] / max(start, eq[0..i])`` of a curve after ``start`` > 0 (NaN if the
+    curve holds a NaN): one pass, compiled for long curves (:func:`_compiled`), where numpy's
+    running maximum alone takes 3 ms over a year of minutes."""
+    peak = start
+    least = math.inf
+    for i in range(eq.shape[0]):
+        x = eq[i]
+        if x > peak:
+            peak = x
+        ratio = x / peak
+        if ratio != ratio:
+            return ratio
+        if ratio < least:
+            least = ratio
+    return least
+
+
+COMPILED_FROM = 5_000  # curves at least this long go through the compiled loop
+
+
+@functools.cache
+def _compiled() -> Any:
+    """:func:`least_to_peak` compiled by numba (disk-cached); imported only for long curves."""
+    import numba
+
+    return numba.njit(cache=True)(least_to_peak)
+
+
 def _drawdown_after(start: float, eq: np.ndarray, scratch: np.ndarray) -> float:
     """``max_drawdown`` of ``[start, *eq]`` (the same float), using ``scratch`` for the peaks."""
     if eq.shape[0] == 0 or not start > 0.0:
         return max_drawdown(np.concatenate(([start], eq)))
+    if eq.shape[0] >= COMPILED_FROM:
+        # the same divisions and the same least value, in one pass
+        least = _compiled()(float(start), eq)
+        if math.isfinite(least):
+            return max(0.0, 1.0 - least)
     peak = np.maximum.accumulate(eq, out=scratch)
     np.maximum(peak, start, out=peak)
     if not math.isfinite(peak[-1]):

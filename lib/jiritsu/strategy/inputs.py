@@ -37,7 +37,7 @@ class SimInputs:
     tf_close_ms: np.ndarray  # ... and close times (open + timeframe)
     tf_close: np.ndarray
     tf_atr: np.ndarray
-    sig: np.ndarray  # the strategy's action per timeframe bar (float64: -1, 0, 1)
+    sig: np.ndarray  # the strategy's action per timeframe bar (int8: -1, 0, 1)
     conf: np.ndarray
     params: np.ndarray
 
@@ -48,15 +48,22 @@ class SimInputs:
 
 
 def strategy_signals(strategy: Strategy, params: Any, bars: Bars) -> tuple[np.ndarray, np.ndarray]:
-    """The strategy's (action, confidence) per bar as the kernel reads them (float64 both),
-    checked against the contract and computed once per (strategy, params) for ``bars``."""
+    """The strategy's (action, confidence) per bar as the kernel reads them (int8 actions,
+    float64 confidences, both C-contiguous and writable: one compiled signature), checked
+    against the contract and computed once per (strategy, params) for ``bars``."""
     from jiritsu.strategy.contract import checked_signals
 
-    def as_float() -> tuple[np.ndarray, np.ndarray]:
+    def for_kernel() -> tuple[np.ndarray, np.ndarray]:
         action, confidence = checked_signals(strategy, bars, params)
-        return action.astype(np.float64), confidence
+        return kernel_actions(action), np.require(confidence, np.float64, ["C", "W"])
 
-    return bars.memo(("kernel signals", type(strategy), params), as_float)
+    return bars.memo(("kernel signals", type(strategy), params), for_kernel)
+
+
+def kernel_actions(action: Any) -> np.ndarray:
+    """Actions as the kernel reads them: int8 (-1, 0, 1), C-contiguous, writable (a copy only
+    when ``action`` is not that already)."""
+    return np.require(action, np.int8, ["C", "W"])
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,24 @@ def _init_worker(job: GridJob | None) -> None:
     global _JOB
     if job is not None:
         _JOB = job
+    _keep_freed_memory()
+
+
+def _keep_freed_memory() -> None:
+    """Let a worker's C allocator keep the memory a candidate freed for the next one (glibc).
+    Every candidate allocates the same few 4 MB arrays (a year of minutes: equity, returns,
+    confidences...); by default glibc hands them back to the system when freed, and the next
+    candidate faults every page in again (7,000 page faults, a fifth of its time). A worker
+    ends with its grid, so what it keeps is given back then."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc: leave the allocator as it is
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    mallopt(m_mmap_threshold, 32 << 20)  # blocks up to 32 MB from the heap (glibc's maximum)
+    mallopt(m_trim_threshold, 512 << 20)  # and the heap's free top kept up to 512 MB
 
 
 def _run_chunk(items: list[tuple[int, dict[str, Any]]]) -> list[Candidate]:
