@@ -91,15 +91,25 @@ def _ratios(
     if n < 1:
         return 0.0, 0.0
     mean = float(np.mean(returns))
+    dev = np.subtract(returns, mean, out=scratch)
+    sq_dev = float(np.multiply(dev, dev, out=dev).sum())
+    down = np.minimum(returns, 0.0, out=dev)
+    sq_down = float(np.multiply(down, down, out=down).sum())
+    return _annualised(mean, sq_dev, sq_down, n, periods)
+
+
+def _annualised(
+    mean: float, sq_dev: float, sq_down: float, n: int, periods: float
+) -> tuple[float, float]:
+    """(Sharpe, Sortino) from the mean return and the sums of squared deviations from it and of
+    squared losses over ``n`` returns."""
     scale = math.sqrt(periods)
-    scratch = np.subtract(returns, mean, out=scratch)
     shp = 0.0
     if n >= 2:
-        sd = math.sqrt(float(np.multiply(scratch, scratch, out=scratch).sum()) / (n - 1))
+        sd = math.sqrt(sq_dev / (n - 1))
         if sd > 1e-15:
             shp = mean / sd * scale
-    down = np.minimum(returns, 0.0, out=scratch)
-    dd = math.sqrt(float(np.multiply(down, down, out=down).sum()) / n)
+    dd = math.sqrt(sq_down / n)
     srt = mean / dd * scale if dd > 1e-15 else 0.0
     return shp, srt
 
@@ -132,10 +142,40 @@ def _returns_after(start: float, eq: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return r, np.empty(n)
 
 
+# Long curves (a year of minutes) go through three compiled passes instead of a dozen numpy ones
+# (numpy's running maximum alone took 3 ms a year): the same divisions, subtractions and products
+# element by element, and numpy's own sums of the same arrays, so the very same floats.
+COMPILED_FROM = 5_000
+
+
+def returns_after(start: float, eq: np.ndarray, r: np.ndarray) -> bool:
+    """Fill ``r`` with the bar returns of ``[start, *eq]`` and say True, when ``start`` and every
+    point but the last are > 0 (False, ``r`` half written, otherwise: :func:`bar_returns`)."""
+    prev = start
+    for i in range(eq.shape[0]):
+        if not prev > 0.0:
+            return False
+        x = eq[i]
+        r[i] = x / prev - 1.0
+        prev = x
+    return True
+
+
+def squares(r: np.ndarray, mean: float, dev: np.ndarray) -> None:
+    """``dev[i] = (r[i] - mean) ** 2`` and, in place, ``r[i] = min(r[i], 0) ** 2``: what the
+    variance and the downside deviation sum."""
+    for i in range(r.shape[0]):
+        x = r[i]
+        d = x - mean
+        dev[i] = d * d
+        if x > 0.0:  # np.minimum(x, 0.0), NaN kept
+            x = 0.0
+        r[i] = x * x
+
+
 def least_to_peak(start: float, eq: np.ndarray) -> float:
     """The least ``eq[i] / max(start, eq[0..i])`` of a curve after ``start`` > 0 (NaN if the
-    curve holds a NaN): one pass, compiled for long curves (:func:`_compiled`), where numpy's
-    running maximum alone takes 3 ms over a year of minutes."""
+    curve holds a NaN)."""
     peak = start
     least = math.inf
     for i in range(eq.shape[0]):
@@ -150,26 +190,42 @@ def least_to_peak(start: float, eq: np.ndarray) -> float:
     return least
 
 
-COMPILED_FROM = 5_000  # curves at least this long go through the compiled loop
-
-
 @functools.cache
 def _compiled() -> Any:
-    """:func:`least_to_peak` compiled by numba (disk-cached); imported only for long curves."""
+    """:func:`returns_after`, :func:`squares` and :func:`least_to_peak` compiled by numba
+    (disk-cached; numba is imported for long curves only)."""
+    from types import SimpleNamespace
+
     import numba
 
-    return numba.njit(cache=True)(least_to_peak)
+    fns = (returns_after, squares, least_to_peak)
+    return SimpleNamespace(**{fn.__name__: numba.njit(cache=True)(fn) for fn in fns})
+
+
+def _compiled_after(
+    start: float, eq: np.ndarray, periods: float
+) -> tuple[float, float, float] | None:
+    """(Sharpe, Sortino, drawdown) of ``[start, *eq]`` from the compiled passes, or None for a
+    curve that needs the general path (a point <= 0, NaN or infinite)."""
+    fast = _compiled()
+    n = eq.shape[0]
+    r = np.empty(n)
+    if not fast.returns_after(start, eq, r):
+        return None
+    least = fast.least_to_peak(start, eq)
+    if not math.isfinite(least):
+        return None
+    mean = float(np.mean(r))
+    dev = np.empty(n)
+    fast.squares(r, mean, dev)
+    shp, srt = _annualised(mean, float(dev.sum()), float(r.sum()), n, periods)
+    return shp, srt, max(0.0, 1.0 - least)
 
 
 def _drawdown_after(start: float, eq: np.ndarray, scratch: np.ndarray) -> float:
     """``max_drawdown`` of ``[start, *eq]`` (the same float), using ``scratch`` for the peaks."""
     if eq.shape[0] == 0 or not start > 0.0:
         return max_drawdown(np.concatenate(([start], eq)))
-    if eq.shape[0] >= COMPILED_FROM:
-        # the same divisions and the same least value, in one pass
-        least = _compiled()(float(start), eq)
-        if math.isfinite(least):
-            return max(0.0, 1.0 - least)
     peak = np.maximum.accumulate(eq, out=scratch)
     np.maximum(peak, start, out=peak)
     if not math.isfinite(peak[-1]):
@@ -212,9 +268,15 @@ def compute_metrics(
         shp, srt = _ratios(r, periods_per_year(bar_minutes))
         mdd = max_drawdown(eq)
     else:
-        r, scratch = _returns_after(start, eq)
-        shp, srt = _ratios(r, periods_per_year(bar_minutes), scratch)
-        mdd = _drawdown_after(start, eq, scratch)
+        fast = None
+        if eq.shape[0] >= COMPILED_FROM and start > 0.0:
+            fast = _compiled_after(start, eq, periods_per_year(bar_minutes))
+        if fast is not None:
+            shp, srt, mdd = fast
+        else:
+            r, scratch = _returns_after(start, eq)
+            shp, srt = _ratios(r, periods_per_year(bar_minutes), scratch)
+            mdd = _drawdown_after(start, eq, scratch)
     elapsed = 0.0
     if ts.size:
         # from the first bar's open to the last bar's close
