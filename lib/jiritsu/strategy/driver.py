@@ -373,8 +373,7 @@ def run_steps(
             tv = t
             if j > 0 and ts[j - 1] + BAR_MS < tv and ts[j - 1] + BAR_MS > prev_t:
                 tv = ts[j - 1] + BAR_MS
-            while kv < ntf and tf_close_ms[kv] <= prev_t:
-                kv += 1
+            kv = first_after(tf_close_ms, kv, prev_t)
             if kv < ntf and tf_close_ms[kv] < tv:
                 tv = tf_close_ms[kv]
             if tv >= t:
@@ -468,32 +467,59 @@ def skip_quiet(
     until = tf_close_ms[kk] if kk < ntf else math.inf
     if end_ms < until:
         until = end_ms
+    # the bars passed over, each with its equity: the wallet plus the unchanged position
     last = j
-    while last + 1 < n and ts[last + 1] < until:
-        last += 1
+    wallet = acct[A_WALLET]
+    qty = state[S_QTY]
+    side = state[S_SIDE]
+    avg = state[S_AVG]
+    if not keep_equity:
+        while last + 1 < n and ts[last + 1] < until:
+            last += 1
+    elif side == 0.0:
+        while last + 1 < n and ts[last + 1] < until:
+            last += 1
+            equity[last] = wallet
+    elif spot:
+        while last + 1 < n and ts[last + 1] < until:
+            last += 1
+            equity[last] = wallet + qty * c[last]
+    else:
+        while last + 1 < n and ts[last + 1] < until:
+            last += 1
+            equity[last] = wallet + qty * (c[last] - avg) * side
     if last == j:
         return j, k
-    if keep_equity:
-        wallet = acct[A_WALLET]
-        qty = state[S_QTY]
-        if state[S_SIDE] == 0.0:
-            for i in range(j + 1, last + 1):
-                equity[i] = wallet
-        elif spot:
-            for i in range(j + 1, last + 1):
-                equity[i] = wallet + qty * c[i]
-        else:
-            side = state[S_SIDE]
-            avg = state[S_AVG]
-            for i in range(j + 1, last + 1):
-                equity[i] = wallet + qty * (c[i] - avg) * side
-    t = ts[last]
     seen = k
-    while k < ntf and tf_close_ms[k] <= t:
-        k += 1
+    k = first_after(tf_close_ms, k, ts[last])
     if k > seen and tf_close_ms[k - 1] > state[S_LAST_DECIDED]:
         state[S_LAST_DECIDED] = tf_close_ms[k - 1]
     return last, k
+
+
+def first_after(a: np.ndarray, lo: int, x: float) -> int:
+    """The first index from ``lo`` on of the ascending ``a`` whose value is > ``x`` (``len(a)``
+    if none), by galloping: a step or two when it is near, a binary search where a scan would
+    walk a year of bars."""
+    n = a.shape[0]
+    if lo >= n or a[lo] > x:
+        return lo
+    step = 1
+    hi = lo + 1
+    while hi < n and a[hi] <= x:  # a[lo] <= x throughout
+        lo = hi
+        step *= 2
+        hi = lo + step
+    if hi > n:
+        hi = n
+    lo += 1
+    while lo < hi:  # the answer is in [lo, hi]: a[hi] > x, or hi == n
+        mid = (lo + hi) // 2
+        if a[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 def no_halts() -> np.ndarray:

@@ -31,7 +31,8 @@ JIT_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
         "sim_settle", "sim_work_bar", "sim_cancel_legs",
     )),
     ("jiritsu.strategy.driver", (
-        "log_act", "loss_streak_pause", "sim_execute", "sim_step", "quiet", "skip_quiet",
+        "log_act", "loss_streak_pause", "sim_execute", "sim_step", "quiet", "first_after",
+        "skip_quiet",
         "run_steps", "simulate", "slippage_vol",
     )),
 )  # fmt: skip
