@@ -144,6 +144,7 @@ class MarketData:
         self.bar_ms = self.source.bar_ms  # the paper exchange fills on 1-minute bars
         self._frames: dict[str, pl.DataFrame] = {}
         self._minutes: dict[str, dict[str, np.ndarray]] = {}
+        self._series: dict[tuple[str, str], tuple[pl.DataFrame, np.ndarray]] = {}  # _held's
         # the indicator cache: (symbol, timeframe) -> (bar arrays, Bars with their memo)
         self._bots: dict[tuple[str, str], tuple[dict[str, np.ndarray], Bars]] = {}
         self._loaded = False
@@ -217,15 +218,21 @@ class MarketData:
     ) -> pl.DataFrame:
         """The stored bars of ``interval`` with ``start_ms <= ts < end_ms`` that have closed by
         the clock (a backtest or tuning inside a simulation never sees its future). Without a
-        store: the 1-minute bars :meth:`add` gave it."""
+        store: the 1-minute bars :meth:`add` gave it. Holding the whole history
+        (:attr:`holds_history`), a slice of the series read once."""
         import polars as pl
 
-        from jiritsu.market.frames import interval_ms
+        from jiritsu.market.frames import interval_ms, normalize_interval
         from jiritsu.market.symbols import normalize_symbol
 
         symbol = normalize_symbol(symbol)
         closed_by = self.clock.now_ms() - interval_ms(interval) + 1  # ts + length <= now
         end = closed_by if end_ms is None else min(int(end_ms), closed_by)
+        if self.holds_history:
+            frame, ts = self._held(symbol, normalize_interval(interval))
+            lo = 0 if start_ms is None else int(np.searchsorted(ts, int(start_ms), side="left"))
+            hi = int(np.searchsorted(ts, end, side="left"))
+            return frame.slice(lo, max(hi - lo, 0))
         if self.store is not None:
             return self.store.load(symbol, interval, start_ms, end)
         frame = self._frames.get(symbol) if interval == "1" else None
@@ -240,9 +247,40 @@ class MarketData:
 
     def newest_stored_ts(self, symbol: str, intervals: Iterable[str], before_ms: int) -> int | None:
         """The open of the newest stored bar of any of ``intervals`` before ``before_ms``."""
+        if self.holds_history:
+            from jiritsu.market.frames import normalize_interval
+            from jiritsu.market.symbols import normalize_symbol
+
+            found = []
+            for interval in intervals:
+                ts = self._held(normalize_symbol(symbol), normalize_interval(interval))[1]
+                i = int(np.searchsorted(ts, int(before_ms), side="left"))
+                if i > 0:
+                    found.append(int(ts[i - 1]))
+            return max(found, default=None)
         if self.store is None:
             return None
         return self.store.newest_ts(symbol, intervals, before_ms)
+
+    @property
+    def holds_history(self) -> bool:
+        """Offline with every stored bar loaded (a replay, a simulation): nothing tops the store
+        up under it, so each stored series is read once and the history questions
+        (:meth:`stored`, :meth:`newest_stored_ts`) are answered from memory -- the same bars,
+        without a read of the store (and its cache check) per question."""
+        return self._loaded and self.store is not None and self.client is None and self.days is None
+
+    def _held(self, symbol: str, interval: str) -> tuple[pl.DataFrame, np.ndarray]:
+        """A stored series and its bar opens, read from the store on first use."""
+        if interval == "1" and symbol in self._frames:
+            return self._frames[symbol], self._minutes[symbol]["ts"]
+        found = self._series.get((symbol, interval))
+        if found is None:
+            assert self.store is not None
+            frame = self.store.load(symbol, interval)
+            found = (frame, _arrays(frame)["ts"])
+            self._series[(symbol, interval)] = found
+        return found
 
     def top_up(self, symbol: str, interval: str, *, days: float) -> int:
         """Live only: store the last ``days`` of ``interval`` bars from the client (resumable;
