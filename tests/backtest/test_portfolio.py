@@ -5,6 +5,7 @@ in :mod:`jiritsu.engine.risk`, its schedule in :mod:`jiritsu.engine.loop`)."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,26 @@ def test_daily_loss_after_a_lift_is_measured_from_the_lift() -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("skip_quiet", [True, False])
+def test_a_lift_in_the_first_hour_is_the_days_base(skip_quiet: bool) -> None:
+    # a 10-minute crash at 22:30 halts from 22:31 to 00:11; A climbed to 5600 at 00:05, so the
+    # day's base is the lift's 10600, not midnight's 10000: at 5100 from 02:30 the day lost
+    # 4.7 % (a gain from midnight), and the 03:00 check trips the 3 % limit
+    index = flat_index()
+    close = index.close.copy()
+    hit = int(np.searchsorted(index.ts, T0 + 22 * HOUR + 30 * MIN))
+    close[hit : hit + 10] *= 0.91
+    frame = index.frame.with_columns(pl.Series("close", close))
+    a = curve([(24 * 60 + 5, 5600.0), (26 * 60 + 30, 5100.0)])
+    trips = scan(settings(crash_move_pct=0.08, crash_cooldown_minutes=100, daily_loss_pct=0.03,
+                          cooldown_minutes=60), CandleArrays("BTCUSDT", frame), [a, curve([])],
+                 T0, T0 + 2 * DAY, skip_quiet=skip_quiet)  # fmt: skip
+    assert [(t.time, t.breaker) for t in trips] == [
+        (T0 + 22 * HOUR + 31 * MIN, "crash"), (T0 + DAY + 3 * HOUR, "daily_loss"),
+    ]  # fmt: skip
+    assert "today's loss 4.72% of 10600.00" in trips[1].message
+
+
 def test_crash_trips_at_the_minute_it_happens_and_again_at_its_lift() -> None:
     index = flat_index()
     close = index.close.copy()
@@ -183,3 +204,56 @@ def test_the_rounds_settle_on_the_halts_the_bots_trade_under() -> None:
     assert rounds == 2
     assert runs[0].shape == (0, 2)
     assert mine.equity[-1] == 4700.0  # the 03:30 loss never happened
+
+
+def _wander(rng: np.random.Generator, ts: np.ndarray, start: float, jumps: float) -> np.ndarray:
+    """A random walk with rare jumps (falls mostly) at the given minutes."""
+    steps = rng.normal(0.0, 0.0008, ts.shape[0])
+    hit = rng.random(ts.shape[0]) < jumps
+    steps[hit] += rng.choice([-0.07, -0.04, -0.02, 0.05], hit.sum())
+    return start * np.exp(np.cumsum(steps))
+
+
+def _holes(rng: np.random.Generator, ts: np.ndarray) -> np.ndarray:
+    """Minutes with a few gaps of up to two hours, as real candles have."""
+    keep = np.ones(ts.shape[0], dtype=bool)
+    for at in rng.integers(0, ts.shape[0], 6):
+        keep[at : at + rng.integers(1, 120)] = False
+    return ts[keep]
+
+
+def _scenario(seed: int) -> tuple[Any, ...]:
+    """Ten days of a random index (crashes, gaps) and one to three bots' random equity, with
+    random limits and cool-downs, starting off the hour grid."""
+    rng = np.random.default_rng(seed)
+    days = 10
+    start = T0 + int(rng.integers(0, 600)) * MIN
+    minutes = np.arange(T0 - DAY, T0 + (days + 1) * DAY, MIN, dtype=np.int64)
+    index_ts = _holes(rng, minutes)
+    close = _wander(rng, index_ts, 40000.0, 0.0004)
+    frame = pl.DataFrame({"ts": index_ts, "open": close, "high": close, "low": close,
+                          "close": close, "volume": np.ones(index_ts.shape[0])})  # fmt: skip
+    curves = []
+    for _ in range(int(rng.integers(1, 4))):
+        ts = _holes(rng, minutes)
+        curves.append(Curve(ts, _wander(rng, ts, 3000.0, 0.0003), _Metrics(3000.0)))
+    risk = {
+        "crash_move_pct": float(rng.choice([0.03, 0.06, 0.5, 0.5])),
+        "max_drawdown_pct": float(rng.choice([0.04, 0.08, 0.15, 0.5])),
+        "daily_loss_pct": float(rng.choice([0.01, 0.02, 0.03, 0.05])),
+        "cooldown_minutes": int(rng.choice([0, 45, 150, 1440])),
+        "crash_cooldown_minutes": int(rng.choice([20, 240])),
+    }
+    return settings(**risk), CandleArrays("BTCUSDT", frame), curves, start, T0 + days * DAY
+
+
+def test_passing_over_quiet_hours_finds_exactly_the_trips_of_stepping_through_them() -> None:
+    seen: Counter[str] = Counter()
+    for seed in range(60):
+        args = _scenario(seed)
+        stepped = scan(*args, skip_quiet=False)
+        assert scan(*args) == stepped, seed  # times, cool-downs, breakers and messages
+        seen.update(t.breaker for t in stepped)
+        seen.update("lifted" if math.isfinite(t.until) else "for good" for t in stepped)
+    # the scenarios meet every breaker, halts that lift and halts for good
+    assert all(seen[k] >= 3 for k in ("crash", "drawdown", "daily_loss", "lifted", "for good"))

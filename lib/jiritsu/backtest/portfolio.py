@@ -194,10 +194,14 @@ def scan(
     start_ms: int,
     end_ms: int,
     moves: np.ndarray | None = None,
+    *,
+    skip_quiet: bool = True,
 ) -> tuple[GlobalHalt, ...]:
     """The global breakers' trips over ``[start_ms, end_ms)`` given the bots' runs (their
     equity at each bar close): the trade loop's schedule and rules, see the module docstring.
-    ``moves``: the index's :func:`~jiritsu.engine.risk.crash_moves`, when already computed."""
+    ``moves``: the index's :func:`~jiritsu.engine.risk.crash_moves`, when already computed.
+    ``skip_quiet``: pass over the hours where nothing can trip (:func:`_quiet`; False steps
+    through every snapshot and check, the same trips a few times slower)."""
     from jiritsu.engine.loop import REPLAY_BREAKER_EVERY_MS, SNAPSHOT_EVERY_MS, next_on_grid
     from jiritsu.engine.risk import (
         ORDER,
@@ -277,10 +281,88 @@ def scan(
         i = int(crash_at.searchsorted(t, side="right"))
         due = [x for x in (next_snap, next_check if until is None else None, until)
                if x is not None and x > t]  # fmt: skip
-        if i < crash_at.shape[0]:
-            due.append(int(crash_at[i]))
-        t = int(min(due, default=end_ms))
+        crash = min(int(crash_at[i]), end_ms) if i < crash_at.shape[0] else end_ms
+        t = min(int(min(due, default=end_ms)), crash)
+        if skip_quiet and until is None and t < crash:
+            # Unhalted, the hours to the next crash minute are only snapshots and checks:
+            # pass over those at which neither equity rule can trip at once.
+            quiet = _quiet(value, snap_t, snap_v, peak, lift, next_snap, next_check, crash, risk)
+            if quiet is not None:
+                t, snaps, values, next_snap, next_check = quiet
+                snap_t.extend(snaps)
+                snap_v.extend(values)
+                if values:
+                    peak = max(peak, max(values))
     return tuple(trips)
+
+
+_MARGIN = 1e-9  # a loss this close to its limit is left to the rules themselves
+
+
+def _quiet(
+    value: _Value,
+    snap_t: list[int],
+    snap_v: list[float],
+    peak: float,
+    lift: int | None,
+    next_snap: int,
+    next_check: int,
+    horizon: int,
+    risk: Any,
+) -> tuple[int, list[int], list[float], int, int] | None:
+    """The stretch of :func:`scan`'s loop from its next snapshot or check up to ``horizon``
+    (the next crash minute or the end) that cannot trip, all at once: the drawdown and daily
+    loss of every check in it, with the snapshots before each, computed as the loop would (the
+    same peak since the lift, the same daily base rows, the same float operations) over arrays.
+    Returns (the first check at which a rule may trip, else ``horizon``; the snapshots' times
+    and values before it; the loop's next snapshot and check times), None when the arrays hold
+    a NaN (the loop then steps as before). Losses within :data:`_MARGIN` of their limit count
+    as trips here, so the loop's own rules decide every trip."""
+    from jiritsu.engine.loop import REPLAY_BREAKER_EVERY_MS, SNAPSHOT_EVERY_MS, next_on_grid
+
+    snaps = np.arange(next_snap, horizon, SNAPSHOT_EVERY_MS, dtype=np.int64)
+    checks = np.arange(next_check, horizon, REPLAY_BREAKER_EVERY_MS, dtype=np.int64)
+    vals = value._many(snaps)
+    now = value._many(checks)
+    if np.isnan(vals).any() or np.isnan(now).any():
+        return None
+    savings = value.savings
+    # drawdown: the highest snapshot since the lift (those at the check included), or now
+    high = np.full(checks.shape[0], peak)
+    if vals.shape[0]:
+        k = np.searchsorted(snaps, checks, side="right") - 1  # the snapshots by each check
+        runmax = np.maximum.accumulate(vals)
+        high = np.where(k >= 0, np.maximum(runmax[np.maximum(k, 0)], peak), high)
+    high = np.maximum(high, now)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        capital = high - savings
+        drawdown = (high - now) / capital
+        safe = (capital <= 0) | (drawdown <= risk.max_drawdown_pct - _MARGIN)
+        # daily loss: the base daily_base picks among the snapshots up to each check
+        times = np.concatenate([np.asarray(snap_t, dtype=np.int64), snaps])
+        values = np.concatenate([np.asarray(snap_v, dtype=np.float64), vals])
+        day = checks - checks % DAY_MS
+        since = np.searchsorted(times, day - 2 * DAY_MS, side="left")
+        held = np.searchsorted(times, checks, side="right")  # snapshots taken by the check
+        last = np.searchsorted(times, day, side="right") - 1  # the last at or before 00:00
+        first = np.searchsorted(times, day, side="left")  # the first after it
+        base = np.where(last >= since, last, np.where(first < held, first, -1))
+        if lift is not None:
+            after = int(np.searchsorted(times, lift, side="left"))  # the first after the lift
+            base = np.where(lift > day, np.where(after < held, after, -1), base)
+        base_v = values[np.maximum(base, 0)]
+        capital = base_v - savings
+        loss = (base_v - now) / capital
+        safe &= (base < 0) | (capital <= 0) | (loss <= risk.daily_loss_pct - _MARGIN)
+    unsafe = np.flatnonzero(~safe)
+    stop = int(checks[unsafe[0]]) if unsafe.shape[0] else horizon
+    n = int(np.searchsorted(snaps, stop, side="left"))
+    m = int(np.searchsorted(checks, stop, side="left"))
+    if n:
+        next_snap = next_on_grid(int(snaps[n - 1]), SNAPSHOT_EVERY_MS)
+    if m:
+        next_check = next_on_grid(int(checks[m - 1]), REPLAY_BREAKER_EVERY_MS)
+    return stop, snaps[:n].tolist(), vals[:n].tolist(), next_snap, next_check
 
 
 def load_portfolio(
