@@ -257,3 +257,36 @@ def test_passing_over_quiet_hours_finds_exactly_the_trips_of_stepping_through_th
         seen.update("lifted" if math.isfinite(t.until) else "for good" for t in stepped)
     # the scenarios meet every breaker, halts that lift and halts for good
     assert all(seen[k] >= 3 for k in ("crash", "drawdown", "daily_loss", "lifted", "for good"))
+
+
+class _Unguessed(Portfolio):
+    """The rounds as they were: the first assumes no halt at all."""
+
+    def _crash_halts(self, start_ms: int, end_ms: int) -> tuple[Any, ...]:
+        return ()
+
+
+def test_the_crash_halts_as_first_guess_end_at_the_same_halts_in_fewer_rounds() -> None:
+    rounds = Counter()
+    for seed in range(30):
+        config, index, curves, start, end = _scenario(seed)
+        calm = 0.1 if seed % 2 else 1.0  # odd seeds: a calm bot, mostly crash halts alone
+        walk = np.diff(curves[0].equity, prepend=curves[0].equity[0]) * calm
+        ts = curves[0].ts
+
+        def run(halts: np.ndarray, ts: np.ndarray = ts, walk: np.ndarray = walk) -> Any:
+            """A bot that stands still while halted (its equity depends on the halts)."""
+            steps = walk.copy()
+            for a, b in halts:
+                steps[(ts >= a) & (ts < b)] = 0.0
+            return Curve(ts, 3000.0 + np.cumsum(steps), _Metrics(3000.0))
+
+        members = {"SubBot-A": index}
+        guessed = Portfolio(config, members, index).halts("SubBot-A", run, start, end)
+        plain = _Unguessed(config, members, index).halts("SubBot-A", run, start, end)
+        assert guessed[0] == plain[0], seed
+        assert np.array_equal(guessed[1].equity, plain[1].equity)
+        assert guessed[2] <= plain[2]
+        rounds[(plain[2], guessed[2])] += 1
+    assert rounds[(2, 1)] >= 3  # crash halts only: settled in the first round
+    assert sum(n for (a, b), n in rounds.items() if b > 1) >= 3  # equity trips too

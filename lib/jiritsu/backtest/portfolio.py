@@ -63,10 +63,13 @@ class Portfolio:
     index: CandleArrays
     _runs: dict[tuple[Any, ...], BacktestResult] = field(default_factory=dict, repr=False)
     _crash: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # per window
+    _guess: dict[tuple[int, int], tuple[GlobalHalt, ...]] = field(
+        default_factory=dict, repr=False
+    )  # the crash halts alone, per period
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_runs"], state["_crash"] = {}, {}  # each grid worker keeps its own
+        state["_runs"], state["_crash"], state["_guess"] = {}, {}, {}  # each worker its own
         return state
 
     def assumption(self, bot: str) -> str:
@@ -109,8 +112,14 @@ class Portfolio:
     ) -> tuple[tuple[GlobalHalt, ...], BacktestResult, int]:
         """The global halts over ``[start_ms, end_ms)`` with ``bot`` run by ``run(halts)`` (its
         settings may be a candidate's) and the other members as configured; returns (halts,
-        ``bot``'s run under them, rounds)."""
-        found: tuple[GlobalHalt, ...] = ()
+        ``bot``'s run under them, rounds).
+
+        The first round assumes the crash halts alone (the index's, as if no equity rule ever
+        tripped): in most periods they are the answer, found in one round instead of two. Any
+        first guess ends at the same halts, the only ones that reproduce themselves: the scan
+        is right up to the first time it differs from the guess, so two answers that differed
+        would have to differ before their first difference."""
+        found = self._crash_halts(start_ms, end_ms)
         settled = 0  # how many of the first trips are known to be right
         for rounds in range(1, MAX_ROUNDS + 1):
             mine = run(halts_array(found))
@@ -139,6 +148,15 @@ class Portfolio:
         thread pool does not survive a fork: a worker that resampled would hang for ever."""
         for name, data in self.members.items():
             data.bars(self.settings.bot(name).timeframe)
+
+    def _crash_halts(self, start_ms: int, end_ms: int) -> tuple[GlobalHalt, ...]:
+        """The crash breaker's trips over the period when nothing else trips (no equity: the
+        equity rules have nothing at risk)."""
+        key = (start_ms, end_ms)
+        if key not in self._guess:
+            self._guess[key] = scan(self.settings, self.index, [], start_ms, end_ms,
+                                    self._moves())  # fmt: skip
+        return self._guess[key]
 
     def _moves(self) -> np.ndarray:
         """The index's crash moves (the same for every round and candidate)."""
@@ -172,6 +190,17 @@ class _Value:
         self.every = SNAPSHOT_EVERY_MS
         self.first = -(-start // self.every) * self.every
         self.grid = self._many(np.arange(self.first, end, self.every, dtype=np.int64))
+
+    def on_grid(self, start: int, end: int, every: int) -> tuple[np.ndarray, np.ndarray]:
+        """The times of a grid of ``every`` from ``start`` (on it) to ``end`` and the values
+        there (:meth:`at` of each), those of the snapshot grid read from it."""
+        times = np.arange(start, end, every, dtype=np.int64)
+        i = (start - self.first) // self.every
+        if every == self.every and start % every == 0 and i >= 0:
+            held = self.grid[i : i + times.shape[0]]
+            if held.shape[0] == times.shape[0]:
+                return times, held
+        return times, self._many(times)
 
     def _many(self, times: np.ndarray) -> np.ndarray:
         total = np.full(times.shape[0], self.savings)
@@ -320,10 +349,8 @@ def _quiet(
     as trips here, so the loop's own rules decide every trip."""
     from jiritsu.engine.loop import REPLAY_BREAKER_EVERY_MS, SNAPSHOT_EVERY_MS, next_on_grid
 
-    snaps = np.arange(next_snap, horizon, SNAPSHOT_EVERY_MS, dtype=np.int64)
-    checks = np.arange(next_check, horizon, REPLAY_BREAKER_EVERY_MS, dtype=np.int64)
-    vals = value._many(snaps)
-    now = value._many(checks)
+    snaps, vals = value.on_grid(next_snap, horizon, SNAPSHOT_EVERY_MS)
+    checks, now = value.on_grid(next_check, horizon, REPLAY_BREAKER_EVERY_MS)
     if np.isnan(vals).any() or np.isnan(now).any():
         return None
     savings = value.savings
