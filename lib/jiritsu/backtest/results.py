@@ -43,6 +43,8 @@ def save_run(
     max_points: int = MAX_POINTS,
 ) -> int:
     """Store one run and its (thinned) equity curve; returns the run id."""
+    import sqlalchemy as sa
+
     from jiritsu.db.engine import session_scope
     from jiritsu.db.models import BacktestEquity, BacktestRun
 
@@ -77,9 +79,13 @@ def save_run(
         session.add(run)
         session.flush()
         run_id = int(run.id)
-        session.add_all(
-            BacktestEquity(run_id=run_id, ts=_dt(t), equity=float(e))
-            for t, e in zip(ts.tolist(), eq.tolist(), strict=True)
+        # one executemany of plain rows: 2,000 ORM objects cost ~0.2 s to flush
+        session.execute(
+            sa.insert(BacktestEquity),
+            [
+                {"run_id": run_id, "ts": _dt(t), "equity": float(e)}
+                for t, e in zip(ts.tolist(), eq.tolist(), strict=True)
+            ],
         )
     return run_id
 

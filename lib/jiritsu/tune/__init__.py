@@ -111,7 +111,7 @@ def tune_bot(
     from jiritsu.backtest.portfolio import load_portfolio
     from jiritsu.backtest.runner import bot_values, load_data
     from jiritsu.tune import walkforward as wf
-    from jiritsu.tune.grid import GridJob, expand, run_candidate, run_grid
+    from jiritsu.tune.grid import GridJob, expand, run_grid, scored
 
     opt = settings.optimizer
     data, earliest, end = load_data(market, settings, bot, None, end_ms)
@@ -128,7 +128,9 @@ def tune_bot(
         progress=progress,
     )  # fmt: skip
     current = {k: v for k, v in bot_values(settings, bot).items() if k in grid}
-    cur_run = run_candidate(job, -1, {})
+    # the current parameters' run: scored as a candidate, and the one the dashboard shows
+    cur_result = portfolio.run(settings, bot, data, start, end)
+    cur_run = scored(job, -1, {}, cur_result)
     cur_eval = wf.evaluate(cur_run, opt.target_metric, opt.min_trades)
     evals = [wf.evaluate(c, opt.target_metric, opt.min_trades) for c in found]
     best = wf.pick(evals)
@@ -140,7 +142,7 @@ def tune_bot(
         candidates=len(evals), eligible=sum(e.eligible for e in evals),
         grid=[e.as_dict() for e in evals], fold_winners=winners, period=(start, end),
     )  # fmt: skip
-    out.runs["current"] = portfolio.run(settings, bot, data, start, end)
+    out.runs["current"] = cur_result
     if best is not None:
         out.runs["best"] = portfolio.run(settings.with_params(best.params), bot, data, start, end)
     if best is None or best.out_of_sample is None:

@@ -21,7 +21,7 @@ from jiritsu.errors import UsageError
 if TYPE_CHECKING:
     from jiritsu.backtest.metrics import Metrics
     from jiritsu.backtest.portfolio import Portfolio
-    from jiritsu.backtest.runner import CandleArrays
+    from jiritsu.backtest.runner import BacktestResult, CandleArrays
     from jiritsu.config.settings import Settings
 
 SECTIONS: tuple[tuple[str, ...], ...] = ((), ("strategy_params",), ("dynamic_sizing",),
@@ -186,7 +186,7 @@ class GridJob:
 
 def run_candidate(job: GridJob, index: int, params: Mapping[str, Any]) -> Candidate:
     """Backtest one grid point (a bad combination is reported, not raised)."""
-    from jiritsu.backtest.runner import run_bot, segment_metrics
+    from jiritsu.backtest.runner import run_bot
     from jiritsu.errors import ConfigError
 
     try:
@@ -197,6 +197,15 @@ def run_candidate(job: GridJob, index: int, params: Mapping[str, Any]) -> Candid
         result = job.portfolio.run(settings, job.bot, job.data, job.start_ms, job.end_ms)
     else:
         result = run_bot(settings, job.bot, job.data, job.start_ms, job.end_ms)
+    return scored(job, index, params, result)
+
+
+def scored(
+    job: GridJob, index: int, params: Mapping[str, Any], result: BacktestResult
+) -> Candidate:
+    """A grid point's outcome from its run: the metrics over the period and each segment."""
+    from jiritsu.backtest.runner import segment_metrics
+
     b = job.boundaries
     segs = tuple(segment_metrics(result, b[i], b[i + 1]) for i in range(len(b) - 1))
     return Candidate(index, dict(params), result.metrics, segs)
