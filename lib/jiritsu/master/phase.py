@@ -388,6 +388,10 @@ def _load_source(
         reach = int(frame["ts"][-1]) + interval_ms(interval)
         return (closed >= need, reach, closed)
 
+    held = [item for item in candidates if item[1].height]
+    if len(held) <= 1:  # nothing to weigh (an empty series never wins over one with bars)
+        best = held[0] if held else candidates[0]
+        return best[1], best[0]
     best = candidates[0]
     for item in candidates[1:]:
         if rank(item) > rank(best):
