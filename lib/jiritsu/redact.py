@@ -54,7 +54,10 @@ def redact(text: str) -> str:
 
 
 def redact_obj(obj: Any) -> Any:
-    """Redact strings inside nested dicts/lists (event details, notification fields)."""
+    """Redact strings inside nested dicts/lists (event details, notification fields); with no
+    secret registered there is nothing to mask and ``obj`` itself is returned."""
+    if _pattern is None:
+        return obj
     if isinstance(obj, str):
         return redact(obj)
     if isinstance(obj, dict):

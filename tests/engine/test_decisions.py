@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from jiritsu.advisors.base import Decision
-from jiritsu.advisors.record import record_decision
+from jiritsu.advisors.record import DecisionBatch, decision_row, record_decision
 from jiritsu.advisors.rules import RulesAdvisor
 from jiritsu.engine.snapshot import build_snapshot, ohlcv_summary, profile_of
 from jiritsu.strategy import kernel as K
-from tests.engine.conftest import frame
+from tests.engine.conftest import MIN, frame, only_bot
 from tests.engine.test_tick import DECIDE, FALL, QUIET, RSI_BOT, paper_b
 
 
@@ -81,3 +82,52 @@ def test_the_snapshot_offers_only_what_the_risk_gate_allows(paper_factory: Any) 
     state = K.new_state()
     state[K.S_SIDE], state[K.S_QTY], state[K.S_AVG] = 1.0, 0.003, 40000.0
     assert K.allowed_mask(state, runner.params, False) == K.ALLOW_SELL
+
+
+def test_a_batch_writes_held_rows_first_with_the_ids_one_at_a_time_gives(
+    paper_factory: Any,
+) -> None:
+    """A replay holds back the rows no order refers to; a row that needs its id (an entry or
+    an exit) is written after them, so every row has the id it would have had alone."""
+    paper = paper_b(paper_factory)
+    bot = paper.loaded.settings.bot("SubBot-B")
+    bars = paper.ctx.feed.bot_bars(bot, paper.runner("SubBot-B").params, DECIDE)
+    snap = build_snapshot(bot, bars, position={}, allowed=("BUY", "HOLD"), rule_signal=None)
+    hold = Decision(None, 0.0, "nothing", "rules", outcome="skipped")
+    batch = DecisionBatch(paper.engine, size=3)
+    when = [datetime(2024, 1, 1, 0, m, tzinfo=timezone.utc) for m in range(6)]
+    for i in (0, 1):
+        batch.add(decision_row("SubBot-B", snap, hold, now=when[i]))
+    assert paper.rows("select count(*) from decisions")[0][0] == 0  # held back
+    buy = Decision("BUY", 1.0, "entry", "rules")
+    assert record_decision(paper.engine, "SubBot-B", snap, buy, now=when[2], batch=batch) == 3
+    for i in (3, 4, 5):  # the third row fills the batch: written
+        batch.add(decision_row("SubBot-B", snap, hold, now=when[i]))
+    assert batch.rows == []
+    rows = paper.rows("select id, created_at, action from decisions order by id")
+    assert [(r[0], r[2]) for r in rows] == [(1, None), (2, None), (3, "BUY"), (4, None),
+                                            (5, None), (6, None)]  # fmt: skip
+    assert [str(r[1])[:16] for r in rows] == [f"2024-01-01 00:0{m}" for m in range(6)]
+
+
+def test_a_replay_loop_records_the_decisions_a_live_loop_would(
+    paper_factory: Any, tmp_path: Path
+) -> None:
+    """Decision rows of a replay (batched) and of the same steps each written at once."""
+    tables = []
+    for batched in (False, True):
+        env = only_bot("SubBot-B", **RSI_BOT)
+        env["JIRITSU_DATABASE__DB_URL"] = f"sqlite:///{tmp_path / f'{batched}.db'}"
+        paper = paper_factory(frame(FALL + QUIET), DECIDE, env)
+        if batched:
+            paper.ctx.decisions = DecisionBatch(paper.engine, size=2)
+        runner = paper.runner("SubBot-B")
+        for k in range(12):  # the entry, its legs, holds
+            paper.at(DECIDE + k * MIN)
+            runner.step(DECIDE + k * MIN, halted=False, decide=True)
+        if paper.ctx.decisions is not None:
+            paper.ctx.decisions.flush()
+        tables.append(paper.rows("select id, bar_ts, action, input_summary from decisions"))
+    assert tables[0] == tables[1]
+    assert len(tables[0]) == 12
+    assert sum('"acted": true' in row[3] for row in tables[0]) == 1  # the entry

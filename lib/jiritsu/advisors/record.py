@@ -22,11 +22,18 @@ if TYPE_CHECKING:
     from jiritsu.advisors.base import Decision, MarketSnapshot
 
 _PROVIDERS = ("rules", "gemini", "hybrid")
+_INF, _NEG_INF = float("inf"), float("-inf")
 
 
 def jsonable(value: Any) -> Any:
     """A JSON-able copy of ``value`` (dataclasses, Decimal, datetimes, numpy scalars; NaN and
     infinities become null, which JSON has no spelling for)."""
+    # the scalars first: a decision's snapshot is mostly numbers (none is a dataclass, a
+    # mapping or a sequence, so the order of the checks changes no result)
+    if isinstance(value, float):
+        return value if value == value and value not in (_INF, _NEG_INF) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
@@ -37,10 +44,6 @@ def jsonable(value: Any) -> Any:
         return str(value)
     if isinstance(value, (datetime, date)):
         return value.isoformat()
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
     if hasattr(value, "item"):  # numpy scalars
         return jsonable(value.item())
     return str(value)
@@ -52,22 +55,45 @@ def snapshot_summary(snapshot: MarketSnapshot) -> dict[str, Any]:
     return data
 
 
-def record_decision(
-    engine: Engine,
+class DecisionBatch:
+    """Decision rows held back and written together, in their order, so they get the ids one
+    row at a time would have given them: for a replay or a simulation, whose database is its
+    own and can be run again (a crash loses the rows not yet written, and no order: a decision
+    that leads to one is written at once, after the rows before it). The owner flushes before
+    anything reads decisions and at the end; a live loop writes every row at once."""
+
+    def __init__(self, engine: Engine, size: int = 500) -> None:
+        self.engine = engine
+        self.size = size
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the held rows in one transaction (kept for the next try if it fails)."""
+        import sqlalchemy as sa
+
+        from jiritsu.db.models import Decision as DecisionRow
+
+        if not self.rows:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(DecisionRow), self.rows)
+        self.rows.clear()
+
+
+def decision_row(
     bot: str,
     snapshot: MarketSnapshot,
     decision: Decision,
     *,
     engine_view: Mapping[str, Any] | None = None,
     now: datetime,
-) -> int:
-    """Write the decision's row and return its id. ``engine_view`` (what the engine did with
-    the answer) is stored under ``input_summary["engine"]``; ``now`` is the step's time (a
-    replay's simulated clock)."""
-    import sqlalchemy as sa
-
-    from jiritsu.db.models import Decision as DecisionRow
-
+) -> dict[str, Any]:
+    """The ``decisions`` row of an answer (see :func:`record_decision`)."""
     summary = snapshot_summary(snapshot)
     if engine_view is not None:
         summary["engine"] = jsonable(dict(engine_view))
@@ -75,7 +101,7 @@ def record_decision(
     if decision.prompt_tokens is not None or decision.output_tokens is not None:
         tokens = (decision.prompt_tokens or 0) + (decision.output_tokens or 0)
     provider = decision.provider if decision.provider in _PROVIDERS else "rules"
-    row = dict(
+    return dict(
         bot=bot,
         created_at=now,
         bar_ts=snapshot.bar_ts,
@@ -94,6 +120,28 @@ def record_decision(
         total_tokens=tokens,
         error=redact(decision.error) if decision.error else None,
     )
+
+
+def record_decision(
+    engine: Engine,
+    bot: str,
+    snapshot: MarketSnapshot,
+    decision: Decision,
+    *,
+    engine_view: Mapping[str, Any] | None = None,
+    now: datetime,
+    batch: DecisionBatch | None = None,
+) -> int:
+    """Write the decision's row and return its id. ``engine_view`` (what the engine did with
+    the answer) is stored under ``input_summary["engine"]``; ``now`` is the step's time (a
+    replay's simulated clock). The rows a ``batch`` holds are written first."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Decision as DecisionRow
+
+    row = decision_row(bot, snapshot, decision, engine_view=engine_view, now=now)
+    if batch is not None:
+        batch.flush()
     # one plain INSERT (a bot writes one at every bar it decides: no ORM unit of work)
     with engine.begin() as conn:
         key = conn.execute(sa.insert(DecisionRow), row).inserted_primary_key

@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from jiritsu.advisors.base import Advisor, Decision
+    from jiritsu.advisors.record import DecisionBatch
     from jiritsu.config import LoadedConfig
     from jiritsu.engine.snapshot import SentimentCache
     from jiritsu.exchange.base import Exchange
@@ -110,6 +111,8 @@ class EngineContext:
     environment: str
     sentiment: SentimentCache | None = None
     probe_changes: bool = False  # paper: the loop tells the bots when fills happened
+    # a replay's decision rows that no order refers to, written together (None: each at once)
+    decisions: DecisionBatch | None = None
     # Called at a decision step right before deciding; True: the bot is halted now (the
     # loss-streak breaker tripped). The kernel's backtest driver does the same.
     before_decide: Callable[[BotRunner, int], bool] | None = None
@@ -579,6 +582,8 @@ class BotRunner:
 
         from jiritsu.db.models import Decision as Row
 
+        if self.ctx.decisions is not None:
+            self.ctx.decisions.flush()
         with Session(self.ctx.engine) as session:
             return session.scalars(
                 sa.select(Row)
@@ -682,15 +687,22 @@ class BotRunner:
         if out[K.O_ENTER] != 0:
             plan = self._new_plan(out, t, bars.bar_ts, decision.reason)
         if existing is None:
-            from jiritsu.advisors.record import record_decision
+            from jiritsu.advisors.record import decision_row, record_decision
 
             view = self._engine_view(out, action, confidence, mask, plan, available)
             if held_back is not None and out[K.O_IGNORED] == K.IGN_NO_SIZE:
                 view["why_not"] = f"fill pending: {held_back}"
             assert snapshot is not None
-            decision_id = record_decision(
-                self.ctx.engine, self.name, snapshot, decision, engine_view=view, now=from_ms(t)
-            )
+            batch = self.ctx.decisions
+            if batch is not None and plan is None and not out[K.O_EXIT_QTY] > 0:
+                # no order of this step carries the decision's id: it may wait in the batch
+                batch.add(decision_row(self.name, snapshot, decision, engine_view=view,
+                                       now=from_ms(t)))  # fmt: skip
+            else:
+                decision_id = record_decision(
+                    self.ctx.engine, self.name, snapshot, decision, engine_view=view,
+                    now=from_ms(t), batch=batch,
+                )  # fmt: skip
         elif plan is not None and decision_id is not None:
             self._store_plan(decision_id, self._engine_view(out, action, confidence, mask, plan,
                                                             available))  # fmt: skip

@@ -309,6 +309,7 @@ class TradeLoop:
         return build_runtime(self.loaded, mode, clock, symbols=self._symbols())
 
     def _context(self, rt: Runtime) -> EngineContext:
+        from jiritsu.advisors.record import DecisionBatch
         from jiritsu.engine.bot import EngineContext
         from jiritsu.engine.snapshot import SentimentCache
 
@@ -323,6 +324,7 @@ class TradeLoop:
             environment=rt.environment,
             sentiment=SentimentCache(rt.db, news.moving_average_period_hours, news.enabled),
             probe_changes=rt.simulated,
+            decisions=DecisionBatch(rt.db) if self.replay else None,
         )
 
     def _make_runners(self) -> None:
@@ -449,6 +451,7 @@ class TradeLoop:
                 break
             t = t_next
         sdnotify.stopping()
+        self.flush_decisions()
         self._final_sync(t)
         record_event(
             engine, "INFO", EventType.SHUTDOWN,
@@ -458,6 +461,11 @@ class TradeLoop:
         )  # fmt: skip
         self._beat(t, force=True, stopped=True)
         return int(ExitCode.OK)
+
+    def flush_decisions(self) -> None:
+        """Write the decision rows a replay holds back (before anything reads them)."""
+        if self.ctx is not None and self.ctx.decisions is not None:
+            self.ctx.decisions.flush()
 
     def _final_sync(self, t: int) -> None:
         """Record the fills and order states the last step caused (before exiting or a periodic

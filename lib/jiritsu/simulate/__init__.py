@@ -286,6 +286,7 @@ class SimLoop(TradeLoop):
         for trip in self.result.trips[trips:]:
             log.info("%s circuit breaker: %s", _when(t), trip[17:])
         for job in self.schedule.due(t):
+            self.flush_decisions()  # a job may read them (a tuning's recorded answers)
             at = self.schedule.next[job]
             started = time.monotonic()
             try:
