@@ -8,6 +8,7 @@ time), and every change is stamped with it.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from jiritsu.db.models import Control
 
 GLOBAL = "global"
+# Halt-state changes this process made, per database engine (see :func:`writes`).
+_WRITES: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,17 @@ def _row(session: Session, scope: str) -> Control | None:
     from jiritsu.db.models import Control
 
     return session.scalars(sa.select(Control).where(Control.scope == scope)).one_or_none()
+
+
+def writes(engine: Engine) -> int:
+    """How many halt-state changes this process has made through ``engine``: a reader whose
+    database no other process writes (a simulation's) reads the states again only when it
+    moved."""
+    return _WRITES.get(engine, 0)
+
+
+def _wrote(engine: Engine) -> None:
+    _WRITES[engine] = _WRITES.get(engine, 0) + 1
 
 
 def _stamp(row: Control, now: datetime) -> None:
@@ -85,6 +99,7 @@ def halt(
         row.halted_by = by
         row.cooldown_until = now + timedelta(minutes=cooldown_minutes) if cooldown_minutes else None
         _stamp(row, now)
+    _wrote(engine)
     return True
 
 
@@ -100,6 +115,7 @@ def resume(engine: Engine, scope: str, *, now: datetime) -> bool:
         row.resumed_at = now
         row.cooldown_until = None
         _stamp(row, now)
+    _wrote(engine)
     return True
 
 
@@ -107,13 +123,18 @@ def state(engine: Engine, scope: str, *, now: datetime) -> HaltState:
     """The halt state of ``scope``; a halt whose cool-down has elapsed is lifted here."""
     from jiritsu.db.engine import session_scope
 
+    lifted = False
     with session_scope(engine) as session:
         row = _row(session, scope)
         if row is not None and row.halted and row.cooldown_until and row.cooldown_until <= now:
             row.halted = False
             row.resumed_at = now
             _stamp(row, now)
-        return _state(row, scope)
+            lifted = True
+        found = _state(row, scope)
+    if lifted:
+        _wrote(engine)
+    return found
 
 
 def halted(engine: Engine, bot: str | None = None, *, now: datetime) -> HaltState:

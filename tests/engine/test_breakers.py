@@ -77,6 +77,13 @@ def test_crash_on_the_index_symbol(paper_factory: Any, discord: FakeDiscord) -> 
     assert trip.scope == controls.GLOBAL
     # newest bar (119) closes 36700; the bar 60 minutes before it (59) closed 40000
     assert trip.details["move"] == pytest.approx(36700 / 40000 - 1)
+    assert trip.details["to"] == 36700.0
+    # the arrays it reads are the bars a step sees
+    window = paper.ctx.feed.minute_window("BTCUSDT", NOW, 62)
+    bars = paper.ctx.feed.minute_bars("BTCUSDT", "linear", NOW, 62)
+    assert window["ts"].tolist() == [b.ts for b in bars]
+    assert window["close"].tolist() == [b.close for b in bars]
+    assert len(bars) == 62
     assert trip_all(paper, discord, [trip, trip]) == [True, False]  # halted: no second alert
     assert_tripped(paper, discord, controls.GLOBAL, "CRITICAL", "crash")
     assert risk.crash_trip(paper.ctx.feed, paper.loaded.settings, T0 + 60 * MIN) is None
@@ -261,3 +268,23 @@ def test_exchange_failures_pause_one_bot(paper_factory: Any, discord: FakeDiscor
         session.execute(sa.text("delete from system_events"))  # only the trip's event below
     trip_all(paper, discord, [trip])
     assert_tripped(paper, discord, "SubBot-C", "ERROR", "exchange_failures")
+
+
+def test_halt_state_changes_are_counted_per_database(paper_factory: Any) -> None:
+    """A simulation reads the halt states again only after this process changed one: every
+    change (a halt, a resume, a cool-down lifted on reading) is counted, a plain read is not."""
+    paper = paper_factory(frame(flat(40000.0, 120)), NOW)
+    engine = paper.engine
+    seen = [controls.writes(engine)]
+    assert controls.halt(engine, "SubBot-A", "test", cooldown_minutes=5, now=from_ms(NOW))
+    seen.append(controls.writes(engine))
+    assert not controls.halt(engine, "SubBot-A", "again", now=from_ms(NOW))  # already halted
+    controls.all_states(engine)
+    controls.state(engine, "SubBot-A", now=from_ms(NOW + MIN))  # not elapsed: still halted
+    seen.append(controls.writes(engine))
+    assert not controls.state(engine, "SubBot-A", now=from_ms(NOW + 5 * MIN)).halted  # lifted
+    seen.append(controls.writes(engine))
+    assert controls.halt(engine, controls.GLOBAL, "test", now=from_ms(NOW + 6 * MIN))
+    assert controls.resume(engine, controls.GLOBAL, now=from_ms(NOW + 7 * MIN))
+    seen.append(controls.writes(engine))
+    assert [n - seen[0] for n in seen] == [0, 1, 1, 2, 4]

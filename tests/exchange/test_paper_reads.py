@@ -62,10 +62,10 @@ def test_balances_of_every_account_in_one_transaction_as_one_by_one(engine: Engi
     ex, clock = make(engine)
     ex.place_order(A, "spot", market("s-1", "Buy", "2"))  # a spot holding
     ex.place_order(B, "linear", market("l-1", "Buy", "3", take_profit=D(110), stop_loss=D(95)))
-    clock.advance(2 * M)  # both fill at bar 1's open
+    clock.advance(2)  # both fill at bar 1's open
     ex.place_order(B, "linear", limit("l-2", "Buy", "1", "99"))  # funds reserved
     ex.place_order(C, "linear", market("l-3", "Sell", "1"))  # fills at bar 3
-    clock.advance(M)
+    clock.advance()
     accounts = [A, B, C, MAIN]
     one_by_one = {a: ex.balance(a) for a in accounts}
     with statements(engine) as seen:
@@ -82,7 +82,7 @@ def test_balances_of_every_account_in_one_transaction_as_one_by_one(engine: Engi
 def test_a_replay_ledger_is_worked_once_per_clock_time(engine: Engine) -> None:
     ex, clock = make(engine, own_ledger=True)
     ex.place_order(B, "linear", market("l-1", "Buy", "1", take_profit=D(110), stop_loss=D(95)))
-    clock.advance(M)
+    clock.advance()
     assert len(ex.executions(B, "linear")) == 1  # worked bar 1: filled
     with statements(engine) as seen:
         [pos] = ex.positions(B, "linear")
@@ -90,7 +90,7 @@ def test_a_replay_ledger_is_worked_once_per_clock_time(engine: Engine) -> None:
     assert len(locks(seen)) == 2
     assert not catch_ups(seen)
     assert pos.size == D(1)
-    clock.advance(M)  # a new clock time: worked again (the position is guarded)
+    clock.advance()  # a new clock time: worked again (the position is guarded)
     with statements(engine) as seen:
         ex.positions(B, "linear")
     assert catch_ups(seen)
@@ -99,7 +99,7 @@ def test_a_replay_ledger_is_worked_once_per_clock_time(engine: Engine) -> None:
 def test_a_catch_up_rolled_back_with_a_refused_call_is_worked_again(engine: Engine) -> None:
     ex, clock = make(engine, own_ledger=True)
     ex.place_order(B, "linear", market("l-1", "Buy", "1"))
-    clock.advance(M)  # bar 1 closed: the next call fills l-1 ... and is refused
+    clock.advance()  # bar 1 closed: the next call fills l-1 ... and is refused
     try:
         ex.place_order(B, "linear", market("l-2", "Buy", "100"))  # 10,000 > the wallet
     except InsufficientBalance:
@@ -124,10 +124,24 @@ def test_an_own_ledger_fills_as_a_shared_one(engine: Engine) -> None:
         ex.place_order(C, "linear", limit("l-2", "Sell", "1", "101.9"))
         seen = []
         for _ in range(4):
-            clock.advance(M)
+            clock.advance()
             seen.append((ex.positions(B, "linear"), ex.open_orders(C, "linear")))
             seen.append(ex.balances([B, C]))
         seen.append([f.exec_id for a in (B, C) for f in ex.executions(a, "linear")])
         answers.append(seen)
     assert answers[0] == answers[1]
     assert len(answers[0][-1]) == 3  # l-1, its take profit, l-2
+
+
+def test_a_step_names_the_accounts_that_filled(engine: Engine) -> None:
+    """The trade loop re-reads only the bots whose books a step moved."""
+    ex, clock = make(engine, own_ledger=True)
+    ex.place_order(B, "linear", market("l-1", "Buy", "1"))
+    ex.place_order(C, "linear", limit("l-2", "Sell", "1", "102.8"))  # bar 3 trades through
+    assert ex.step_accounts() == {}
+    clock.advance()
+    assert ex.step_accounts() == {B: 1}
+    clock.advance(2)
+    assert ex.step_accounts() == {C: 1}
+    clock.advance()
+    assert ex.step() == 0

@@ -250,6 +250,10 @@ class TradeLoop:
         self._next_market_warning = 0
         self._next_reconcile = 0
         self._bot_locks: dict[str, Any] = {}  # bot -> its held lock (live only)
+        # The database is this run's alone (a simulation's): the halt states are read again
+        # only after this process changed one (see jiritsu.controls.writes).
+        self.private_db = False
+        self._states_read: tuple[int, list[Any]] | None = None
 
     # --- set-up --------------------------------------------------------------------------
 
@@ -634,14 +638,13 @@ class TradeLoop:
     def _no_skip_before(self, t: int) -> int:
         """The earliest time a step must happen whatever the bots want: the end of a halt's
         cool-down; right away after a reload request or when the tuned overlay moved."""
-        from jiritsu import controls
 
         assert self.ctx is not None
         if self.flags.reload.is_set() or self._overlay.moved():
             return t
         ends = [
             to_ms(st.cooldown_until)
-            for st in controls.all_states(self.ctx.engine)
+            for st in self._halt_states()
             if st.halted and st.cooldown_until is not None
         ]
         return min(ends, default=t + DAY_MS)
@@ -699,7 +702,7 @@ class TradeLoop:
         glob = False
         bots: set[str] = set()
         self._lift_at = None
-        for st in controls.all_states(self.ctx.engine):
+        for st in self._halt_states():
             if not st.halted:
                 continue
             if st.cooldown_until is not None and st.cooldown_until <= now:
@@ -721,6 +724,19 @@ class TradeLoop:
             else:
                 bots.add(st.scope)
         return glob, bots
+
+    def _halt_states(self) -> list[Any]:
+        """Every scope's stored halt state (read at every step; see :attr:`private_db`)."""
+        from jiritsu import controls
+
+        assert self.ctx is not None
+        engine = self.ctx.engine
+        if not self.private_db:
+            return controls.all_states(engine)
+        mark = controls.writes(engine)
+        if self._states_read is None or self._states_read[0] != mark:
+            self._states_read = (mark, controls.all_states(engine))
+        return self._states_read[1]
 
     def _valuation(self, t: int, *, snapshot: bool) -> Any:
         """The portfolio's value (recorded as a snapshot when ``snapshot``), read under the
@@ -790,8 +806,9 @@ class TradeLoop:
         exchange = self.exchange
         busy = any(r.has_orders or r.guarded for r in self.runners.values())
         if self.ctx.probe_changes and busy and isinstance(exchange, Simulated):
-            if exchange.step() > 0:
-                for runner in self.runners.values():
+            filled = exchange.step_accounts()
+            for runner in self.runners.values():
+                if runner.name in filled:  # (the others' books did not move)
                     runner.dirty = True
         glob, halted_bots = self._halts(t)
         glob = self._breakers(t, glob)

@@ -349,13 +349,13 @@ def daily_loss_trip(
 def crash_trip(feed: CandleFeed, settings: Any, now_ms: int) -> Trip | None:
     risk = settings.risk
     symbol = settings.master_bot.index_symbol
-    bars = feed.minute_bars(symbol, "linear", now_ms, risk.crash_window_minutes + 2)
-    if len(bars) < 2:
+    bars = feed.minute_window(symbol, now_ms, risk.crash_window_minutes + 2)
+    if not bars or len(bars["ts"]) < 2:
         return None
-    ts = np.array([b.ts for b in bars], dtype=np.int64)
-    close = np.array([b.close for b in bars], dtype=np.float64)
+    ts = np.asarray(bars["ts"], dtype=np.int64)
+    close = np.asarray(bars["close"], dtype=np.float64)
     move = float(crash_moves(ts, close, risk.crash_window_minutes)[-1])
-    return crash_rule(move, settings, {"to": bars[-1].close})
+    return crash_rule(move, settings, {"to": float(close[-1])})
 
 
 def loss_streak(engine: Engine, bot: str) -> int:

@@ -153,3 +153,7 @@ class Simulated(Protocol):
     def step(self, now_ms: int | None = None) -> int:
         """Work every closed bar up to now; returns the number of fills."""
         ...
+
+    def step_accounts(self, now_ms: int | None = None) -> dict[str, int]:
+        """As :meth:`step`; the number of fills per account that had any."""
+        ...

@@ -237,12 +237,16 @@ class PaperExchange(Exchange):
     def step(self, now_ms: int | None = None) -> int:
         """Work every closed bar up to ``now_ms`` (default: the clock's now); return the number
         of fills. ``now_ms`` later than the clock would look into the future: ValueError."""
+        return sum(self.step_accounts(now_ms).values())
+
+    def step_accounts(self, now_ms: int | None = None) -> dict[str, int]:
+        """As :meth:`step`; the number of fills per account that had any."""
         clock_now = self.clock.now_ms()
         if now_ms is not None and now_ms > clock_now:
             raise ValueError(f"step to {now_ms} is after the clock's now {clock_now}")
         target = clock_now if now_ms is None else now_ms
 
-        def fn(session: Session, _now: int) -> int:
+        def fn(session: Session, _now: int) -> dict[str, int]:
             return self._matcher.catch_up(session, target)
 
         fills = self._run(fn, sync=False)

@@ -63,9 +63,9 @@ class Matcher:
         self.vol_factor = float(config.slippage_volatility_factor)
         self.leverage = int(config.leverage)
 
-    def catch_up(self, session: Session, now: int) -> int:
+    def catch_up(self, session: Session, now: int) -> dict[str, int]:
         """Work every closed bar since each active market's cursor, all markets merged in time
-        order (they share wallets); returns the number of fills."""
+        order (they share wallets); returns the number of fills per account that had any."""
         markets: dict[tuple[str, str, str], _Market] = {}
         for order in ledger.open_orders(session):
             key = (order.account, order.category, order.symbol)
@@ -78,7 +78,7 @@ class Matcher:
             if key not in markets and (row.take_profit or row.stop_loss):
                 markets[key] = _Market(row, [])
         if not markets:
-            return 0
+            return {}
 
         events: list[tuple[int, int, tuple[Any, ...]]] = []
         keys = sorted(markets)
@@ -87,13 +87,15 @@ class Matcher:
             frame = self.source.bars_between(worked.symbol, worked.next_bar_ms, now, now_ms=now)
             events.extend((bar[0], index, bar) for bar in frame.iter_rows())
         events.sort(key=lambda e: (e[0], e[1]))
-        count = 0
+        filled: dict[str, int] = {}
         for ts, index, bar in events:
             market = markets[keys[index]]
-            count += self._work_bar(session, market, bar)
+            count = self._work_bar(session, market, bar)
+            if count:
+                filled[market.row.account] = filled.get(market.row.account, 0) + count
             market.row.next_bar_ms = ts + 1
         session.flush()
-        return count
+        return filled
 
     def _vol(self, account: str, symbol: str, bar_ts: int) -> float:
         """ATR / close over the bars of the account's timeframe that closed before ``bar_ts``."""

@@ -98,6 +98,10 @@ class CandleFeed(Protocol):
         """The newest ``count`` 1-minute bars closed by ``t_ms``, oldest first."""
         ...
 
+    def minute_window(self, symbol: str, t_ms: int, count: int) -> dict[str, np.ndarray]:
+        """:meth:`minute_bars` as arrays (ts, open, high, low, close, volume; empty: none)."""
+        ...
+
 
 def _arrays(frame: pl.DataFrame) -> dict[str, np.ndarray]:
     from jiritsu.market.frames import to_numpy
@@ -367,13 +371,19 @@ class MarketData:
         self._ensure()
         return self._minutes.get(symbol)
 
-    def minute_bars(self, symbol: str, category: str, t_ms: int, count: int) -> list[MinuteBar]:
+    def minute_window(self, symbol: str, t_ms: int, count: int) -> dict[str, np.ndarray]:
         self._ensure()
         cols = self._minutes.get(symbol)
         if cols is None:
-            return []
+            return {}
         hi = int(np.searchsorted(cols["ts"], t_ms - MINUTE_MS, side="right"))
         lo = max(0, hi - count)
+        return {k: v[lo:hi] for k, v in cols.items()}
+
+    def minute_bars(self, symbol: str, category: str, t_ms: int, count: int) -> list[MinuteBar]:
+        cols = self.minute_window(symbol, t_ms, count)
+        if not cols:
+            return []
         return [
             MinuteBar(
                 int(cols["ts"][i]),
@@ -382,5 +392,5 @@ class MarketData:
                 float(cols["low"][i]),
                 float(cols["close"][i]),
             )
-            for i in range(lo, hi)
+            for i in range(len(cols["ts"]))
         ]

@@ -249,6 +249,7 @@ class SimLoop(TradeLoop):
         self.recorded = recorded or {}
         self.advisors: dict[str, RecordedAdvisor] = {}  # kept across reloads (their counts)
         super().__init__(load, options)
+        self.private_db = True  # a fresh database of the simulation's own
 
     def _reload(self, t: int, why: str) -> None:
         """As the loop's, and the jobs' runtime carries the reloaded configuration too: live,
