@@ -86,7 +86,9 @@ def _take(
     now: datetime,
     phase: str | None,
 ) -> PortfolioSnapshot:
-    from jiritsu.db.engine import retry_db, session_scope
+    import sqlalchemy as sa
+
+    from jiritsu.db.engine import retry_db
     from jiritsu.db.models import PortfolioBotBalance
     from jiritsu.db.models import PortfolioSnapshot as SnapshotRow
     from jiritsu.exchange.types import MAIN
@@ -106,27 +108,27 @@ def _take(
         phase = latest_phase(engine, settings.master_bot.index_symbol)
     environment = settings.general.environment
 
-    def write() -> int:
-        with session_scope(engine) as session:
-            row = SnapshotRow(
-                timestamp=now,
-                total_balance_usdt=total,
-                profit_saved_balance=saved,
-                phase=phase,
-                environment=environment,
-            )
-            session.add(row)
-            session.flush()
-            for b in bots:
-                session.add(
-                    PortfolioBotBalance(
-                        snapshot_id=row.id,
-                        bot_name=b.bot,
-                        balance=b.equity,
-                        available_balance=b.available,
-                    )
-                )
-            return int(row.id)
+    def write() -> int:  # plain INSERTs (one snapshot an hour in a loop: no unit of work)
+        with engine.begin() as conn:
+            key = conn.execute(
+                sa.insert(SnapshotRow),
+                {
+                    "timestamp": now,
+                    "total_balance_usdt": total,
+                    "profit_saved_balance": saved,
+                    "phase": phase,
+                    "environment": environment,
+                },
+            ).inserted_primary_key
+            assert key is not None  # a single-row INSERT always reports its key
+            row_id = int(key[0])
+            if bots:
+                conn.execute(
+                    sa.insert(PortfolioBotBalance),
+                    [{"snapshot_id": row_id, "bot_name": b.bot, "balance": b.equity,
+                      "available_balance": b.available} for b in bots],
+                )  # fmt: skip
+            return row_id
 
     row_id = retry_db(write, what="writing a portfolio snapshot")
     return PortfolioSnapshot(row_id, now, total, saved, phase, environment, bots)
