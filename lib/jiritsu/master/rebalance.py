@@ -263,8 +263,9 @@ def participants(
 
 
 def measure(exchange: Exchange, bots: list[str], coin: str) -> dict[str, Balance]:
-    """Each bot's balance; any failure aborts (a plan on partial numbers would be wrong)."""
-    return {bot: exchange.balance(bot, coin) for bot in bots}
+    """Each bot's balance, read together (the paper exchange: one transaction); any failure
+    aborts (a plan on partial numbers would be wrong)."""
+    return exchange.balances(bots, coin)
 
 
 def _phase_of(
