@@ -78,6 +78,7 @@ class JobRun:
     t: int
     seconds: float
     outcome: Any = None
+    cpu: float = 0.0  # CPU seconds, the tuner's worker processes included
 
 
 @dataclass
@@ -92,7 +93,18 @@ class SimRun:
     loop_seconds: float = 0.0
     setup_seconds: float = 0.0
     wall_seconds: float = 0.0
+    loop_cpu: float = 0.0  # CPU seconds of the loop (jobs included) and of the set-up
+    setup_cpu: float = 0.0
     exit_code: int = 0
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (a tuning's workers)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def sim_environ(loaded: LoadedConfig, data_dir: Path) -> dict[str, str]:
@@ -289,7 +301,7 @@ class SimLoop(TradeLoop):
         for job in self.schedule.due(t):
             self.flush_decisions()  # a job may read them (a tuning's recorded answers)
             at = self.schedule.next[job]
-            started = time.monotonic()
+            started, cpu = time.monotonic(), cpu_seconds()
             try:
                 outcome = self._job(job, t)
             except Halted as exc:  # the timer exits 4 live; the simulation goes on
@@ -297,7 +309,8 @@ class SimLoop(TradeLoop):
                     log.info("%s jobs skipped while halted: %s", _when(t), exc)
                     self._halt_told = str(exc)
                 outcome = "halted"
-            self.run_info.jobs.append(JobRun(job, t, time.monotonic() - started, outcome))
+            spent = time.monotonic() - started
+            self.run_info.jobs.append(JobRun(job, t, spent, outcome, cpu_seconds() - cpu))
             nxt = self.schedule.following(job, at)
             while nxt <= t:
                 nxt = self.schedule.following(job, nxt)
@@ -373,7 +386,7 @@ def run_simulation(loaded: LoadedConfig, options: SimOptions) -> SimRun:
     from jiritsu.db.migrate import open_database
     from jiritsu.heartbeat import mark_simulated
 
-    started = time.monotonic()
+    started, cpu = time.monotonic(), cpu_seconds()
     if options.end_ms <= options.start_ms:
         raise UsageError("simulate: --to must be after --from")
     data_dir = options.data_dir.resolve()
@@ -393,13 +406,16 @@ def run_simulation(loaded: LoadedConfig, options: SimOptions) -> SimRun:
         copy_candles(loaded, engine, settings, lo, options.end_ms)
         recorded = _copy_records(loaded, engine, list(gemini), options)
     run.setup_seconds = time.monotonic() - started
+    run.setup_cpu = cpu_seconds() - cpu
     loop = SimLoop(
         load,
         LoopOptions(replay=(options.start_ms, options.end_ms), install_signals=False),
         run,
         recorded,
     )
+    cpu = cpu_seconds()
     result = loop.run()
+    run.loop_cpu = cpu_seconds() - cpu
     for name, configured in gemini.items():
         run.advisors[name] = advisor_note(configured, loop.advisors.get(name))
     run.exit_code = result.exit_code

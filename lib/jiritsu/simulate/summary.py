@@ -218,15 +218,21 @@ def summarize(run: SimRun) -> dict[str, Any]:
 
 
 def job_profile(run: SimRun) -> dict[str, dict[str, float]]:
-    """Wall time per job kind (runs, seconds), plus the loop without them and the set-up."""
+    """Wall and CPU time per job kind (runs, seconds, cpu), plus the loop without them and the
+    set-up."""
     prof: dict[str, dict[str, float]] = {}
     for j in run.jobs:
-        p = prof.setdefault(j.job, {"runs": 0, "seconds": 0.0})
+        p = prof.setdefault(j.job, {"runs": 0, "seconds": 0.0, "cpu": 0.0})
         p["runs"] += 1
         p["seconds"] += j.seconds
-    jobs_total = sum(p["seconds"] for p in prof.values())
+        p["cpu"] += j.cpu
+    jobs_wall = sum(p["seconds"] for p in prof.values())
+    jobs_cpu = sum(p["cpu"] for p in prof.values())
     prof["trade loop (bots, breakers, snapshots)"] = {
-        "runs": 1, "seconds": max(run.loop_seconds - jobs_total, 0.0)
+        "runs": 1, "seconds": max(run.loop_seconds - jobs_wall, 0.0),
+        "cpu": max(run.loop_cpu - jobs_cpu, 0.0),
     }  # fmt: skip
-    prof["set-up (fresh database, candle copy)"] = {"runs": 1, "seconds": run.setup_seconds}
+    prof["set-up (fresh database, candle copy)"] = {
+        "runs": 1, "seconds": run.setup_seconds, "cpu": run.setup_cpu
+    }  # fmt: skip
     return prof
