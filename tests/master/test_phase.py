@@ -289,3 +289,51 @@ def test_a_short_run_of_fresh_minutes_does_not_hide_a_complete_hourly_series(
     reading = current_phase(market(engine, cfg), cfg, now=end + timedelta(seconds=30))
     assert reading.close_ts == end - timedelta(hours=1)  # from the hourly series
     assert reading.details["bars"] > 12
+
+
+@pytest.mark.parametrize("indicator", ["EMA_Cross", "ADX"])
+def test_a_replays_readings_from_bars_resampled_once_equal_resampling_each_window(
+    sqlite_engine: Engine, tmp_path: Path, indicator: str
+) -> None:
+    """Holding the whole history (a replay, a simulation), a reading slices the index's bars
+    resampled once: the same reading as resampling its window, or the window is resampled."""
+    from jiritsu.clock import SimClock
+    from jiritsu.market.synth import synth_candles
+    from jiritsu.master.phase import _held_closed_bars
+    from jiritsu.runtime import market_data
+
+    frame = synth_candles(days=8, seed=13)
+    minute = (pl.col("ts") - int(frame["ts"][0])) // M
+    frame = frame.filter(
+        (minute % 61 != 59)  # minutes missing at the ends of hours
+        & ~minute.is_between(3 * 1440 + 300, 3 * 1440 + 700)  # hours without candles
+        & ~minute.is_between(5 * 1440, 5 * 1440 + 95)
+    )
+    _store_candles(sqlite_engine, tmp_path, "BTCUSDT", "1", frame)
+    cfg = settings(tmp_path, master_bot={"market_phase": {
+        "indicator": indicator, "short_period": 5, "long_period": 12}})  # fmt: skip
+    clock = SimClock(int(frame["ts"][0]))
+
+    held = market_data(cfg, sqlite_engine, clock)
+    held.frames()  # a replay loads every stored bar
+    windows = market_data(cfg, sqlite_engine, clock)
+    sliced = resampled = 0
+    for i, hour in enumerate(range(int(frame["ts"][0]), int(frame["ts"][-1]) + 2 * H, H)):
+        now_ms = hour + (17 * M if i % 5 == 0 else 0)  # the jobs' hours, and some minutes
+        clock.advance_to(now_ms)
+        now = from_ms(now_ms)
+        if _held_closed_bars(held, cfg, now) is None:
+            resampled += 1
+        else:
+            sliced += 1
+        try:
+            want: object = current_phase(windows, cfg, now=now)
+        except PhaseUnavailable as exc:
+            want = str(exc)
+        try:
+            got: object = current_phase(held, cfg, now=now)
+        except PhaseUnavailable as exc:
+            got = str(exc)
+        assert got == want, now
+    assert sliced > 100  # windows that start on the hour
+    assert resampled > 10  # after the gaps, windows anchored off the hour

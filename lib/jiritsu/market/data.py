@@ -149,6 +149,7 @@ class MarketData:
         self._frames: dict[str, pl.DataFrame] = {}
         self._minutes: dict[str, dict[str, np.ndarray]] = {}
         self._series: dict[tuple[str, str], tuple[pl.DataFrame, np.ndarray]] = {}  # _held's
+        self._resampled: dict[tuple[str, str], tuple[pl.DataFrame, np.ndarray]] = {}
         # the indicator cache: (symbol, timeframe) -> (bar arrays, Bars with their memo)
         self._bots: dict[tuple[str, str], tuple[dict[str, np.ndarray], Bars]] = {}
         self._loaded = False
@@ -193,6 +194,7 @@ class MarketData:
         if symbol not in self.symbols:
             self.symbols = sorted({*self.symbols, symbol})
         self._bots = {k: v for k, v in self._bots.items() if k[0] != symbol}
+        self._resampled = {k: v for k, v in self._resampled.items() if k[0] != symbol}
 
     def refresh(self, t_ms: int | None = None) -> Exception | None:
         """Top the store up to ``t_ms`` (live only) and (re)load the window; the error of a
@@ -331,18 +333,30 @@ class MarketData:
 
     # --- the feed -------------------------------------------------------------------------
 
-    def series(self, bot: Any) -> tuple[dict[str, np.ndarray], Bars]:
-        """(bar arrays, Bars) of the bot's timeframe over the loaded window."""
+    def resampled(self, symbol: str, timeframe: str) -> tuple[pl.DataFrame, np.ndarray]:
+        """Every 1-minute bar held for ``symbol`` resampled to ``timeframe`` (once per loaded
+        data) and the bars' opens, future ones included: a reader takes the bars closed by its
+        time (each bar is made of its own minutes only, so a bar reveals nothing early)."""
         from jiritsu.market.frames import resample
-        from jiritsu.strategy.contract import Bars
 
         self._ensure()
+        key = (symbol, timeframe)
+        found = self._resampled.get(key)
+        if found is None:
+            frame = self._frames[symbol]
+            bars = frame if timeframe == "1" else resample(frame, timeframe)
+            found = (bars, _arrays(bars)["ts"])
+            self._resampled[key] = found
+        return found
+
+    def series(self, bot: Any) -> tuple[dict[str, np.ndarray], Bars]:
+        """(bar arrays, Bars) of the bot's timeframe over the loaded window."""
+        from jiritsu.strategy.contract import Bars
+
         key = (bot.symbol, bot.timeframe)
         found = self._bots.get(key)
         if found is None:
-            frame = self._frames[bot.symbol]
-            bars = frame if bot.timeframe == "1" else resample(frame, bot.timeframe)
-            cols = _arrays(bars)
+            cols = _arrays(self.resampled(bot.symbol, bot.timeframe)[0])
             found = (cols, Bars.from_columns(cols))
             self._bots[key] = found
         return found

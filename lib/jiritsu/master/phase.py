@@ -295,9 +295,16 @@ def classify(
 ) -> PhaseReading:
     """The phase at ``now`` from the closed bars of ``frame`` (1-minute bars by default, or bars
     of ``source_interval``); raises :class:`PhaseUnavailable` without enough of them."""
+    bars = closed_bars(frame, settings.timeframe, now=now, source_interval=source_interval)
+    return _classify_closed(bars, settings, now=now, symbol=symbol)
+
+
+def _classify_closed(
+    bars: pl.DataFrame, settings: MarketPhaseSettings, *, now: datetime, symbol: str
+) -> PhaseReading:
+    """:func:`classify` of the bars :func:`closed_bars` gave."""
     from jiritsu.market.frames import interval_ms
 
-    bars = closed_bars(frame, settings.timeframe, now=now, source_interval=source_interval)
     need = min_bars(settings)
     if bars.height < need:
         raise PhaseUnavailable(
@@ -404,17 +411,53 @@ def load_index_frame(
 ) -> tuple[pl.DataFrame, str]:
     """The stored bars a live reading at ``now`` reads (the lookback window; nothing at or after
     ``now``) and their interval."""
+    return _load_source(market, settings, _window_start(market, settings, now), _ms(now))
+
+
+def _window_start(market: MarketData, settings: Settings, now: datetime) -> int:
+    """Where a live reading's window starts: the lookback before the newest stored bar (so
+    that candles that stopped arriving still give a (stale) reading instead of none)."""
     from jiritsu.market.frames import interval_ms
 
     mp = settings.master_bot.market_phase
     now_ms = _ms(now)
-    # Anchor the window at the newest stored bar before now, so that candles that stopped
-    # arriving still give a (stale) reading instead of none.
     symbol = settings.master_bot.index_symbol
     newest = market.newest_stored_ts(symbol, (mp.timeframe, "1"), now_ms)
     anchor = now_ms if newest is None else min(now_ms, newest + interval_ms(mp.timeframe))
-    start = anchor - (lookback_bars(mp) + 1) * interval_ms(mp.timeframe)
-    return _load_source(market, settings, start, now_ms)
+    return anchor - (lookback_bars(mp) + 1) * interval_ms(mp.timeframe)
+
+
+def _held_closed_bars(market: MarketData, settings: Settings, now: datetime) -> pl.DataFrame | None:
+    """The closed bars a live reading at ``now`` classifies, sliced from the market's bars of
+    the phase timeframe resampled once, where that is the same as resampling the window's
+    minutes: the market holds the whole history (a replay, a simulation), the window has no
+    stored bars of the timeframe itself (the minutes are its only source) and starts at a bar
+    open (so its first bar is whole). A bar closed by ``now`` and by the window's newest
+    minute (:func:`closed_bars`) holds exactly the minutes it holds in the whole series. None
+    when that does not hold: the reading then resamples its window."""
+    import numpy as np
+
+    from jiritsu.market.frames import bucket_offset_ms, interval_ms
+    from jiritsu.market.symbols import normalize_symbol
+
+    mp = settings.master_bot.market_phase
+    symbol = normalize_symbol(settings.master_bot.index_symbol)
+    if not market.holds_history or mp.timeframe == "1" or symbol not in market.symbols:
+        return None
+    step, now_ms = interval_ms(mp.timeframe), _ms(now)
+    start = _window_start(market, settings, now)
+    if (start - bucket_offset_ms(mp.timeframe)) % step:
+        return None
+    if market.stored(symbol, mp.timeframe, start, now_ms).height:
+        return None
+    minutes = market.stored(symbol, "1", start, now_ms)
+    if minutes.height == 0:
+        return None
+    covered_to = int(minutes["ts"][-1]) + 60_000  # the window's minutes reach this far
+    bars, opens = market.resampled(symbol, mp.timeframe)
+    lo = int(np.searchsorted(opens, start, side="left"))
+    hi = int(np.searchsorted(opens, min(now_ms, covered_to) - step, side="right"))
+    return bars.slice(lo, max(hi - lo, 0))
 
 
 def history(
@@ -465,6 +508,10 @@ def current_phase(
             refresh_index_candles(market, settings)
         except JiritsuError as exc:
             log.warning("could not refresh the index candles (%s); using the stored ones", exc)
+    bars = _held_closed_bars(market, settings, now)
+    if bars is not None:
+        mp = settings.master_bot.market_phase
+        return _classify_closed(bars, mp, now=now, symbol=settings.master_bot.index_symbol)
     frame, source = load_index_frame(market, settings, now=now)
     return classify(
         frame,
