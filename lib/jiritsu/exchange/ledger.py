@@ -372,14 +372,14 @@ def books(session: Session, accounts: Iterable[str]) -> dict[str, Books]:
     found = {name: Books() for name in names}
     for row in session.scalars(sa.select(PaperAccount).where(PaperAccount.account.in_(names))):
         found[row.account].wallets[(row.wallet, row.coin)] = row.balance
-    query = sa.select(PaperPosition).where(PaperPosition.account.in_(names))
-    for pos in session.scalars(query.order_by(PaperPosition.id)):
+    positions = sa.select(PaperPosition).where(PaperPosition.account.in_(names))
+    for pos in session.scalars(positions.order_by(PaperPosition.id)):
         if pos.size > 0:  # (money is text on SQLite: compared in Python, as market_rows does)
             found[pos.account].positions.append(pos)
-    query = sa.select(PaperOrder).where(
+    orders = sa.select(PaperOrder).where(
         PaperOrder.status.in_(PAPER_OPEN_ORDER_STATUSES), PaperOrder.account.in_(names)
     )
-    for order in session.scalars(query.order_by(PaperOrder.accepted_ms, PaperOrder.id)):
+    for order in session.scalars(orders.order_by(PaperOrder.accepted_ms, PaperOrder.id)):
         found[order.account].orders.append(order)
     return found
 

@@ -235,10 +235,10 @@ class MarketData:
         closed_by = self.clock.now_ms() - interval_ms(interval) + 1  # ts + length <= now
         end = closed_by if end_ms is None else min(int(end_ms), closed_by)
         if self.holds_history:
-            frame, ts = self._held(symbol, normalize_interval(interval))
+            held, ts = self._held(symbol, normalize_interval(interval))
             lo = 0 if start_ms is None else int(np.searchsorted(ts, int(start_ms), side="left"))
             hi = int(np.searchsorted(ts, end, side="left"))
-            return frame.slice(lo, max(hi - lo, 0))
+            return held.slice(lo, max(hi - lo, 0))
         if self.store is not None:
             return self.store.load(symbol, interval, start_ms, end)
         frame = self._frames.get(symbol) if interval == "1" else None
