@@ -145,3 +145,32 @@ def test_a_step_names_the_accounts_that_filled(engine: Engine) -> None:
     assert ex.step_accounts() == {C: 1}
     clock.advance()
     assert ex.step() == 0
+
+
+def test_an_accounts_reads_in_one_transaction_as_asked_in_turn(engine: Engine) -> None:
+    """A bot's re-read after a step: its fills since a time, its positions and its open orders
+    of one symbol, the very answers of the three calls, under one lock."""
+    from jiritsu.clock import from_ms
+
+    ex, clock = make(engine, own_ledger=True)
+    ex.place_order(A, "spot", market("s-1", "Buy", "2"))
+    ex.place_order(B, "linear", market("l-1", "Buy", "3", take_profit=D(110), stop_loss=D(95)))
+    clock.advance()
+    ex.place_order(B, "linear", market("l-2", "Sell", "1", reduce_only=True))  # fills at bar 2
+    clock.advance(2)
+    ex.place_order(B, "linear", limit("l-3", "Buy", "1", "99"))  # stays open
+    ex.place_order(A, "spot", limit("s-2", "Sell", "1", "150"))  # stays open
+    since = from_ms(T0 + 2 * M)  # l-1 filled at bar 1: before it
+    for account, category in ((A, "spot"), (B, "linear")):
+        in_turn = (
+            ex.executions(account, category, symbol="BTCUSDT", since=since),
+            ex.positions(account, category, "BTCUSDT"),
+            ex.open_orders(account, category, "BTCUSDT"),
+        )
+        with statements(engine) as seen:
+            reads = ex.account_reads(account, category, "BTCUSDT", since=since)
+        assert (reads.executions, reads.positions, reads.open_orders) == in_turn
+        assert len(locks(seen)) == 1
+        assert reads.positions
+        assert reads.open_orders
+    assert [f.client_order_id for f in in_turn[0]] == ["l-2"]  # B's fills since bar 2

@@ -51,7 +51,7 @@ from jiritsu.exchange.book import BookPosition, tradeable, update_trade_pnl
 from jiritsu.exchange.errors import ExchangeError, ExchangeUnavailable, OrderRejected
 from jiritsu.exchange.ids import client_order_id
 from jiritsu.exchange.journal import RESUMABLE, apply_state
-from jiritsu.exchange.types import CATEGORIES, OrderRequest, Side, one_of
+from jiritsu.exchange.types import CATEGORIES, AccountReads, OrderRequest, Side, one_of
 from jiritsu.strategy import step as K
 from jiritsu.strategy.contract import ACTION_NAMES, checked_signals
 from jiritsu.strategy.exits import EXIT_REASON_NAMES
@@ -254,7 +254,9 @@ class BotRunner:
 
     # --- reading the state ---------------------------------------------------------------
 
-    def _fills(self, t: int) -> tuple[int, set[str]]:
+    def _fills(self, t: int) -> tuple[int, set[str], AccountReads | None]:
+        """Record new fills; returns (how many, their exchange order ids, the account's reads
+        when the exchange reads fills, positions and open orders together)."""
         import sqlalchemy as sa
 
         from jiritsu.db.models import Execution
@@ -268,14 +270,17 @@ class BotRunner:
                     )
                 ).scalar()
         since = (newest - FILL_OVERLAP) if newest else from_ms(t) - FILL_LOOKBACK
-        fills = self.ctx.exchange.executions(
-            self.name, self.bot.category, symbol=self.bot.symbol, since=since
-        )
+        ex, bot = self.ctx.exchange, self.bot
+        reads = ex.account_reads(self.name, bot.category, bot.symbol, since=since)
+        if reads is not None:
+            fills = reads.executions
+        else:
+            fills = ex.executions(self.name, bot.category, symbol=bot.symbol, since=since)
         recorded = self.ctx.journal.record_fills(self.name, fills)
         times = [f.time for f in fills]
         if times:
             self._newest_fill = max([*times, *([newest] if newest else [])])
-        return len(recorded), {r.fill.exchange_order_id for r in recorded}
+        return len(recorded), {r.fill.exchange_order_id for r in recorded}, reads
 
     def _request(self, row: Any) -> OrderRequest:
         return OrderRequest(
@@ -292,12 +297,19 @@ class BotRunner:
         )
 
     def _settle_rows(
-        self, t: int, plan: Plan | None, position_open: bool, *, resend: bool
+        self,
+        t: int,
+        plan: Plan | None,
+        position_open: bool,
+        reads: AccountReads | None,
+        *,
+        resend: bool,
     ) -> tuple[int, bool, bool]:
         """Bring the bot's open order rows up to date: each row is asked about by its client
         id, and one whose answer was lost is resent with that same id when it is still wanted
         (only if ``resend``), else dropped. Returns (how many stay open, whether there were
-        any, whether the exchange may hold fills the position read before did not see)."""
+        any, whether the exchange may hold fills the position read before did not see).
+        ``reads``: the open orders read with the position, when the exchange reads them so."""
         import sqlalchemy as sa
 
         from jiritsu.db.engine import session_scope
@@ -313,11 +325,11 @@ class BotRunner:
             ).all()
             if not rows:
                 return 0, False, False
-            live = {
-                s.client_order_id: s
-                for s in ex.open_orders(self.name, bot.category, bot.symbol)
-                if s.client_order_id
-            }
+            if reads is not None:
+                states = reads.open_orders
+            else:
+                states = ex.open_orders(self.name, bot.category, bot.symbol)
+            live = {s.client_order_id: s for s in states if s.client_order_id}
             lost: list[Any] = []
             moved = False
             for row in rows:
@@ -380,28 +392,35 @@ class BotRunner:
             ).scalar()
         return found is not None
 
-    def _position(self, t: int) -> tuple[int, _Held]:
-        """Record new fills, then read the position; returns (new fills, the position)."""
+    def _position(self, t: int) -> tuple[int, _Held, AccountReads | None]:
+        """Record new fills, then read the position; returns (new fills, the position, the
+        account's reads when the exchange gave fills, positions and open orders together)."""
         bot = self.bot
-        count, touched = self._fills(t)
+        count, touched, reads = self._fills(t)
         if count:
             self.unchecked_fills = True
         if count or self._book is None:
             self._book = update_trade_pnl(self.ctx.engine, self.name, self.inst, touched)
         book = self._book
+        if reads is not None:
+            positions = reads.positions
+        else:
+            positions = self.ctx.exchange.positions(self.name, bot.category, bot.symbol)
         if bot.category == "spot":
             # the book knows the cost basis; the exchange's holding caps what can be sold
-            held = sum(
-                (p.size for p in self.ctx.exchange.positions(self.name, "spot", bot.symbol)),
-                Decimal(0),
-            )
+            held = sum((p.size for p in positions), Decimal(0))
             qty = min(book.qty, held) if book.side > 0 else Decimal(0)
-            return count, _Held(book.side if qty > 0 else 0, qty, book.avg, unbooked=held - qty)
-        for p in self.ctx.exchange.positions(self.name, "linear", bot.symbol):
+            return (
+                count,
+                _Held(book.side if qty > 0 else 0, qty, book.avg, unbooked=held - qty),
+                reads,
+            )
+        for p in positions:
             if p.side and p.size > 0:
                 tp, sl = float(p.take_profit or 0), float(p.stop_loss or 0)
-                return count, _Held(1 if p.side == "Buy" else -1, p.size, p.avg_price, tp, sl)
-        return count, _Held(0, Decimal(0), Decimal(0))
+                side = 1 if p.side == "Buy" else -1
+                return count, _Held(side, p.size, p.avg_price, tp, sl), reads
+        return count, _Held(0, Decimal(0), Decimal(0)), reads
 
     def read_state(self, t: int, *, resend: bool = True) -> tuple[LiveState, int]:
         """Sync with the exchange and rebuild the kernel's state; returns (state, new fills).
@@ -413,12 +432,12 @@ class BotRunner:
         shutdown and before a reconciliation) asks and sends nothing: the bot's next step
         resends what is still wanted, and its failures count there.
         """
-        count, held = self._position(t)
+        count, held, reads = self._position(t)
         plan = latest_plan(self.ctx.engine, self.name)
         position_open = held.side != 0 and tradeable(held.qty, held.avg, self.inst) > 0
-        open_rows, had_rows, moved = self._settle_rows(t, plan, position_open, resend=resend)
+        open_rows, had_rows, moved = self._settle_rows(t, plan, position_open, reads, resend=resend)
         if moved:
-            more, held = self._position(t)
+            more, held, _ = self._position(t)
             count += more
             position_open = held.side != 0 and tradeable(held.qty, held.avg, self.inst) > 0
         if had_rows or count:

@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from jiritsu.exchange.types import (
+    AccountReads,
     Balance,
     Category,
     Fill,
@@ -121,6 +122,14 @@ class Exchange(ABC):
         self, account: str, category: Category, symbol: str | None = None
     ) -> list[Position]:
         """Open positions; spot holdings are reported as long positions of the base coin."""
+
+    def account_reads(
+        self, account: str, category: Category, symbol: str, *, since: datetime
+    ) -> AccountReads | None:
+        """:meth:`executions` since ``since``, :meth:`positions` and :meth:`open_orders` of one
+        symbol read together, or None where that is no cheaper than asking each in turn when
+        needed (Bybit: three requests); the paper exchange reads them in one transaction."""
+        return None
 
     @abstractmethod
     def set_trading_stop(

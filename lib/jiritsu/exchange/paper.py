@@ -72,6 +72,7 @@ from jiritsu.exchange.paper_fills import Matcher, money, side_sign
 from jiritsu.exchange.types import (
     FINAL_STATUSES,
     MAIN,
+    AccountReads,
     Balance,
     Category,
     Fill,
@@ -640,6 +641,26 @@ class PaperExchange(Exchange):
         def fn(session: Session, now: int) -> list[Position]:
             rows = ledger.market_rows(session, account, category, sym)
             return [ledger.position_of(r, self._unrealised(r, now)) for r in rows]
+
+        return self._run(fn)
+
+    def account_reads(
+        self, account: str, category: Category, symbol: str, *, since: datetime
+    ) -> AccountReads:
+        """A bot's re-read after a step in one transaction (one catch-up, one lock): the very
+        answers of :meth:`executions`, :meth:`positions` and :meth:`open_orders` at one moment."""
+        sym = normalize_symbol(symbol)
+        since_ms = round(since.timestamp() * 1000)
+
+        def fn(session: Session, now: int) -> AccountReads:
+            fills = ledger.fills(session, account, category, sym, since_ms)
+            held = ledger.market_rows(session, account, category, sym)
+            orders = ledger.open_orders(session, account, category, sym)
+            return AccountReads(
+                executions=[ledger.fill_of(r) for r in fills],
+                positions=[ledger.position_of(r, self._unrealised(r, now)) for r in held],
+                open_orders=[ledger.order_state(r) for r in orders],
+            )
 
         return self._run(fn)
 

@@ -193,6 +193,16 @@ class Position:
 
 
 @dataclass(frozen=True)
+class AccountReads:
+    """An account's fills, positions and open orders in one symbol, read at one moment: what a
+    bot re-reads after a step (:meth:`~jiritsu.exchange.base.Exchange.account_reads`)."""
+
+    executions: list[Fill]
+    positions: list[Position]
+    open_orders: list[OrderState]
+
+
+@dataclass(frozen=True)
 class TransferRequest:
     """A move between two accounts; ``transfer_id`` (a UUID) is the idempotency key."""
 
