@@ -42,3 +42,25 @@ def test_a_filled_bots_state_is_read_in_one_ledger_transaction(
     assert fills == 1
     assert (live.position_side, live.position_qty, live.open_rows) == (1, Decimal("0.003"), 0)
     assert (live.state[K.S_SIDE], live.state[K.S_QTY]) == (1.0, 0.003)
+
+
+def test_a_fill_without_open_order_rows_loads_the_plan_once(paper_factory: Any) -> None:
+    """A take profit fills with no order row open: nothing is settled, so the plan read after
+    the fills were booked is the one the state is built on (not loaded a second time)."""
+    env = only_bot("SubBot-B", **{**RSI_BOT, "split_entry__enabled": "false"})
+    spike = (39970.0, 41000.0, 39960.0, 40900.0)  # through any take profit
+    paper = paper_factory(frame(FALL + QUIET[:3] + [spike] + QUIET), DECIDE, env)
+    runner = paper.runner("SubBot-B")
+    for k in range(3):  # the entry goes out, fills, its row is settled
+        paper.at(DECIDE + k * MIN)
+        runner.step(DECIDE + k * MIN, halted=False, decide=True)
+    live, _ = runner.read_state(DECIDE + 2 * MIN)
+    assert (live.position_side, live.open_rows) == (1, 0)
+    assert live.state[K.S_TP] > 0
+    paper.at(DECIDE + 4 * MIN)  # the spike's bar closed: the take profit filled
+    with statements(paper.engine) as seen:
+        live, fills = runner.read_state(DECIDE + 4 * MIN)
+    assert fills == 1
+    assert (live.position_side, live.open_rows) == (0, 0)
+    plan_ids = [s for s in seen if s.startswith("SELECT orders.plan_id")]
+    assert len(plan_ids) == 1

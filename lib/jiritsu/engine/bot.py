@@ -440,7 +440,7 @@ class BotRunner:
             more, held, _ = self._position(t)
             count += more
             position_open = held.side != 0 and tradeable(held.qty, held.avg, self.inst) > 0
-        if had_rows or count:
+        if had_rows:  # settling may have moved the plan's legs; the fills were booked before
             plan = latest_plan(self.ctx.engine, self.name)
         book = self._book
         assert book is not None
