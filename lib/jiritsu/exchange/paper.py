@@ -610,11 +610,7 @@ class PaperExchange(Exchange):
     ) -> list[OrderState]:
         sym = normalize_symbol(symbol) if symbol is not None else None
 
-        def fn(session: Session, _now: int) -> list[OrderState]:
-            rows = ledger.open_orders(session, account, category, sym)
-            return [ledger.order_state(r) for r in rows]
-
-        return self._run(fn)
+        return self._run(lambda session, _now: _open_orders(session, account, category, sym))
 
     def executions(
         self,
@@ -627,22 +623,20 @@ class PaperExchange(Exchange):
         sym = normalize_symbol(symbol) if symbol is not None else None
         since_ms = None if since is None else round(since.timestamp() * 1000)
 
-        def fn(session: Session, _now: int) -> list[Fill]:
-            rows = ledger.fills(session, account, category, sym, since_ms)
-            return [ledger.fill_of(r) for r in rows]
-
-        return self._run(fn)
+        return self._run(lambda session, _now: _fills(session, account, category, sym, since_ms))
 
     def positions(
         self, account: str, category: Category, symbol: str | None = None
     ) -> list[Position]:
         sym = normalize_symbol(symbol) if symbol is not None else None
 
-        def fn(session: Session, now: int) -> list[Position]:
-            rows = ledger.market_rows(session, account, category, sym)
-            return [ledger.position_of(r, self._unrealised(r, now)) for r in rows]
+        return self._run(lambda session, now: self._positions(session, now, account, category, sym))
 
-        return self._run(fn)
+    def _positions(
+        self, session: Session, now: int, account: str, category: Category, sym: str | None
+    ) -> list[Position]:
+        rows = ledger.market_rows(session, account, category, sym)
+        return [ledger.position_of(r, self._unrealised(r, now)) for r in rows]
 
     def account_reads(
         self, account: str, category: Category, symbol: str, *, since: datetime
@@ -653,13 +647,10 @@ class PaperExchange(Exchange):
         since_ms = round(since.timestamp() * 1000)
 
         def fn(session: Session, now: int) -> AccountReads:
-            fills = ledger.fills(session, account, category, sym, since_ms)
-            held = ledger.market_rows(session, account, category, sym)
-            orders = ledger.open_orders(session, account, category, sym)
             return AccountReads(
-                executions=[ledger.fill_of(r) for r in fills],
-                positions=[ledger.position_of(r, self._unrealised(r, now)) for r in held],
-                open_orders=[ledger.order_state(r) for r in orders],
+                executions=_fills(session, account, category, sym, since_ms),
+                positions=self._positions(session, now, account, category, sym),
+                open_orders=_open_orders(session, account, category, sym),
             )
 
         return self._run(fn)
@@ -773,3 +764,15 @@ class PaperExchange(Exchange):
             ]
 
         return self._run(fn, sync=False)
+
+
+def _open_orders(
+    session: Session, account: str, category: Category, sym: str | None
+) -> list[OrderState]:
+    return [ledger.order_state(r) for r in ledger.open_orders(session, account, category, sym)]
+
+
+def _fills(
+    session: Session, account: str, category: Category, sym: str | None, since_ms: int | None
+) -> list[Fill]:
+    return [ledger.fill_of(r) for r in ledger.fills(session, account, category, sym, since_ms)]
