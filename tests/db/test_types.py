@@ -175,6 +175,30 @@ def test_sqlite_reads_text_written_by_others() -> None:
     assert str(Money().process_result_value(0.5, dialect)) == "0.5"
 
 
+def test_sqlite_text_reads_are_canonical_on_every_read() -> None:
+    """Reads of stored text are cached by text: each text still gets its own canonical value,
+    however many times and in whatever order the texts are read."""
+    money, ts, dialect = Money(), UTCDateTime(), sqlite.dialect()
+    texts = {"65432.10": "65432.1", "1E+1": "10", "-0": "0", "0.000": "0", " 2.50 ": "2.5",
+             "1e-7": "0.0000001", "10": "10", "-3.0": "-3"}  # fmt: skip
+    for _ in range(2):
+        for text, expected in texts.items():
+            got = money.process_result_value(text, dialect)
+            assert isinstance(got, Decimal)
+            assert format(got, "f") == expected
+            assert got.as_tuple() == Decimal(expected).as_tuple()  # not 1E+1, not -0
+    stamps = {"2026-01-01T09:00:00+09:00": datetime(2026, 1, 1, tzinfo=timezone.utc),
+              "2026-01-01 00:00:00": datetime(2026, 1, 1, tzinfo=timezone.utc),
+              "2026-01-01 01:00:00Z": datetime(2026, 1, 1, 1, tzinfo=timezone.utc)}  # fmt: skip
+    for _ in range(2):
+        for text, expected in stamps.items():
+            got_ts = ts.process_result_value(text, dialect)
+            assert got_ts == expected
+            assert got_ts.tzinfo == timezone.utc
+    with pytest.raises(ValueError, match="isoformat"):
+        ts.process_result_value("not a time", dialect)
+
+
 def test_json_none_is_sql_null(engine: Engine) -> None:
     with Session(engine) as session:
         session.add(SystemEvent(level="INFO", event_type="A", message="m", details=None))

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -83,6 +84,17 @@ def _canonical(dec: Decimal) -> Decimal:
     return dec
 
 
+_TEXT_CACHE = 1 << 16  # distinct stored texts remembered per type (~10 MB at most)
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _money_from_text(text: str) -> Decimal:
+    """A stored money text as its canonical Decimal. Cached because a run reads the same
+    balances, prices and quantities over and over, and the value depends on the text alone
+    (a Decimal is immutable, so one instance can serve every reader)."""
+    return _canonical(Decimal(text))
+
+
 class Money(sa.types.TypeDecorator[Decimal]):
     """Exact decimal: NUMERIC(38, 18) on PostgreSQL, canonical decimal text on SQLite."""
 
@@ -105,8 +117,10 @@ class Money(sa.types.TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
+        if isinstance(value, str):  # SQLite
+            return _money_from_text(value)
         if isinstance(value, float):  # a row written by something other than this type
-            value = repr(value)
+            return _money_from_text(repr(value))
         return _canonical(Decimal(value))
 
     @property
@@ -128,6 +142,22 @@ def _to_utc(value: datetime) -> datetime:
         raise TypeError(f"expected a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValueError(f"naive datetime refused (attach a timezone, e.g. UTC): {value!r}")
+    return value.astimezone(timezone.utc)
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _time_from_text(value: str) -> datetime:
+    """A stored timestamp text as an aware UTC datetime (cached like :func:`_money_from_text`:
+    a datetime is immutable and the text alone decides it)."""
+    text = value.strip().replace("T", " ", 1)
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    return _aware_utc(datetime.fromisoformat(text))
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:  # e.g. SQLite CURRENT_TIMESTAMP, which is UTC
+        return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
 
 
@@ -153,14 +183,9 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            text = value.strip().replace("T", " ", 1)
-            if text.endswith(("Z", "z")):
-                text = text[:-1] + "+00:00"
-            value = datetime.fromisoformat(text)
-        if value.tzinfo is None:  # e.g. SQLite CURRENT_TIMESTAMP, which is UTC
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        if isinstance(value, str):  # SQLite
+            return _time_from_text(value)
+        return _aware_utc(value)
 
     @property
     def python_type(self) -> type[datetime]:
