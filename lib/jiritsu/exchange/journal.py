@@ -41,17 +41,25 @@ def db_status(status: str) -> str:
     return _DB_STATUS.get(status, status)
 
 
-def apply_state(row: Order, state: OrderState) -> bool:
-    """Copy the exchange's view of an order onto its row; True when anything changed."""
-    new = {
-        "exchange_order_id": state.exchange_order_id or row.exchange_order_id,
+def state_values(state: OrderState) -> dict[str, object]:
+    """The columns of an order row that the exchange's view of it sets (an order id or an
+    average price the view lacks leaves the row's own)."""
+    values: dict[str, object] = {
         "status": db_status(state.status),
         "exchange_status": state.status,
         "filled_qty": state.filled_qty,
-        "avg_price": state.avg_price if state.avg_price else row.avg_price,
     }
+    if state.exchange_order_id:
+        values["exchange_order_id"] = state.exchange_order_id
+    if state.avg_price:
+        values["avg_price"] = state.avg_price
+    return values
+
+
+def apply_state(row: Order, state: OrderState) -> bool:
+    """Copy the exchange's view of an order onto its row; True when anything changed."""
     changed = False
-    for key, value in new.items():
+    for key, value in state_values(state).items():
         if getattr(row, key) != value:
             setattr(row, key, value)
             changed = True
@@ -100,51 +108,64 @@ class OrderJournal:
         leg_index: int | None = None,
         reason: str | None = None,
     ) -> tuple[bool, str]:
-        """Write the order's row if it is not there yet; returns (created, current status)."""
-        from jiritsu.db.engine import session_scope
+        """Write the order's row if it is not there yet; returns (created, current status).
+
+        One transaction of two plain statements (a look-up by client id, the INSERT): the row
+        an ORM unit of work would write, committed before anything is sent."""
+        import sqlalchemy as sa
+
         from jiritsu.db.models import Order
 
-        with session_scope(self.engine) as session:
-            row = self._row(session, request.client_order_id)
-            if row is not None:
-                return False, row.status
-            session.add(
-                Order(
-                    client_order_id=request.client_order_id,
-                    bot=bot,
-                    environment=self.environment,
-                    symbol=request.symbol,
-                    category=category,
-                    side=request.side,
-                    order_type=request.order_type,
-                    time_in_force=request.time_in_force,
-                    qty=request.qty,
-                    price=request.price,
-                    reduce_only=request.reduce_only,
-                    take_profit=request.take_profit,
-                    stop_loss=request.stop_loss,
-                    decision_id=decision_id,
-                    plan_id=plan_id,
-                    leg_index=leg_index,
-                    reason=redact(reason) if reason else None,
-                    status="pending",
-                    created_at=self.clock.now(),
-                )
+        cid = request.client_order_id
+        with self.engine.begin() as conn:
+            status = conn.execute(
+                sa.select(Order.status).where(Order.client_order_id == cid)
+            ).scalar()
+            if status is not None:
+                return False, str(status)
+            conn.execute(
+                sa.insert(Order),
+                {
+                    "client_order_id": cid,
+                    "bot": bot,
+                    "environment": self.environment,
+                    "symbol": request.symbol,
+                    "category": category,
+                    "side": request.side,
+                    "order_type": request.order_type,
+                    "time_in_force": request.time_in_force,
+                    "qty": request.qty,
+                    "price": request.price,
+                    "reduce_only": request.reduce_only,
+                    "take_profit": request.take_profit,
+                    "stop_loss": request.stop_loss,
+                    "decision_id": decision_id,
+                    "plan_id": plan_id,
+                    "leg_index": leg_index,
+                    "reason": redact(reason) if reason else None,
+                    "status": "pending",
+                    "created_at": self.clock.now(),
+                },
             )
         return True, "pending"
 
-    def _update(self, client_order_id: str, **values: object) -> None:
-        from jiritsu.db.engine import session_scope
+    def _update(self, client_order_id: str, values: dict[str, object]) -> None:
+        """Set ``values`` on the order's row, in one transaction: the columns are read and only
+        those that differ are written (as a unit of work would: an unchanged row keeps its
+        ``updated_at``), without loading the whole row."""
+        import sqlalchemy as sa
 
-        with session_scope(self.engine) as session:
-            row = self._row(session, client_order_id)
+        from jiritsu.db.models import Order
+
+        columns = Order.__table__.c
+        where = Order.client_order_id == client_order_id
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(*(columns[k] for k in values)).where(where)).first()
             if row is None:  # pragma: no cover - the row was written before sending
                 raise RuntimeError(f"order {client_order_id} vanished from the journal")
-            state = values.pop("state", None)
-            for key, value in values.items():
-                setattr(row, key, value)
-            if isinstance(state, OrderState):
-                apply_state(row, state)
+            changed = {k: v for (k, v), old in zip(values.items(), row, strict=True) if old != v}
+            if changed:
+                conn.execute(sa.update(Order).where(where).values(changed))
 
     def submit(
         self,
@@ -180,19 +201,19 @@ class OrderJournal:
                     request.client_order_id, None, request.symbol, request.side,
                     request.order_type, request.qty, request.price, status,
                 )  # fmt: skip
-            self._update(request.client_order_id, state=known)
+            self._update(request.client_order_id, state_values(known))
             return known
-        self._update(request.client_order_id, status="sent", sent_at=self.clock.now())
+        self._update(request.client_order_id, {"status": "sent", "sent_at": self.clock.now()})
         try:
             state = self.exchange.place_order(bot, category, request)
         except OrderRejected as exc:
-            self._update(request.client_order_id, status="rejected", error=redact(str(exc)))
+            self._update(request.client_order_id, {"status": "rejected", "error": redact(str(exc))})
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            self._update(request.client_order_id, status="unknown", error=redact(reason))
+            self._update(request.client_order_id, {"status": "unknown", "error": redact(reason)})
             raise
-        self._update(request.client_order_id, state=state, error=None)
+        self._update(request.client_order_id, {**state_values(state), "error": None})
         return state
 
     # --- fills --------------------------------------------------------------------------------

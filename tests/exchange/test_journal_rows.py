@@ -1,0 +1,156 @@
+"""The order rows the journal writes, column by column, through the real pybit client against
+the loopback fake (SQLite and PostgreSQL).
+
+The journal writes with plain statements (no ORM unit of work): these tests pin every column of
+the rows of a submit that is answered, refused, lost and resumed, and that an answer which
+changes nothing writes nothing (the row keeps its ``updated_at``, as a unit of work would).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from jiritsu.clock import SimClock
+from jiritsu.db.models import Order
+from jiritsu.exchange.errors import ExchangeUnavailable, InsufficientBalance
+from jiritsu.exchange.ids import client_order_id
+from jiritsu.exchange.journal import OrderJournal
+from jiritsu.exchange.types import OrderRequest
+from tests.exchange.bybit_env import BybitEnv, bybit_env
+
+BOT = "SubBot-C"
+CREATE = "/v5/order/create"
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+# the columns the exchange or the wall clock decide (checked for what they must be)
+OWN = {"id", "exchange_order_id", "updated_at", "avg_price"}
+
+
+@pytest.fixture
+def env() -> Iterator[BybitEnv]:
+    with bybit_env() as e:
+        yield e
+
+
+def _rows(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(Order).order_by(Order.id))]
+
+
+def _request(key: str, **kw: Any) -> OrderRequest:
+    return OrderRequest(client_order_id(BOT, key, 0), "BTCUSDT", "Buy", Decimal("0.01"), **kw)
+
+
+def _expected(request: OrderRequest, **kw: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "client_order_id": request.client_order_id,
+        "bot": BOT,
+        "environment": "testnet",
+        "symbol": "BTCUSDT",
+        "category": "linear",
+        "side": request.side,
+        "order_type": request.order_type,
+        "time_in_force": request.time_in_force,
+        "qty": request.qty,
+        "price": request.price,
+        "filled_qty": Decimal(0),
+        "fee": None,
+        "status": "pending",
+        "exchange_status": None,
+        "reduce_only": request.reduce_only,
+        "take_profit": request.take_profit,
+        "stop_loss": request.stop_loss,
+        "decision_id": None,
+        "plan_id": None,
+        "leg_index": None,
+        "reason": None,
+        "error": None,
+        "created_at": T0,
+        "sent_at": None,
+    }
+    row.update(kw)
+    return row
+
+
+def _own(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in OWN}
+
+
+def test_submitted_rows_hold_every_column(env: BybitEnv, engine: Engine) -> None:
+    clock = SimClock(T0)
+    journal = OrderJournal(engine, env.exchange(), environment="testnet", clock=clock)
+    market = _request("bar-1", take_profit=Decimal("90000"), stop_loss=Decimal("20000.5"))
+    limit = OrderRequest(
+        client_order_id(BOT, "bar-1", 1), "BTCUSDT", "Buy", Decimal("0.005"), "Limit",
+        Decimal("30000"), time_in_force="GTC",
+    )  # fmt: skip
+    filled = journal.submit(BOT, "linear", market, plan_id="p-1", leg_index=0, reason="ema up")
+    clock.advance_to(T0 + timedelta(minutes=1))
+    resting = journal.submit(BOT, "linear", limit, plan_id="p-1", leg_index=1, reason="ema up")
+    first, second = _rows(engine)
+    assert _own(first) == _own(
+        _expected(market, status="filled", exchange_status="filled", filled_qty=Decimal("0.01"),
+                  plan_id="p-1", leg_index=0, reason="ema up", sent_at=T0)
+    )  # fmt: skip
+    assert first["exchange_order_id"] == filled.exchange_order_id is not None
+    assert first["avg_price"] == filled.avg_price > 0
+    at = T0 + timedelta(minutes=1)
+    assert _own(second) == _own(
+        _expected(limit, status="new", exchange_status="new", plan_id="p-1", leg_index=1,
+                  reason="ema up", created_at=at, sent_at=at)
+    )  # fmt: skip
+    assert second["exchange_order_id"] == resting.exchange_order_id is not None
+    assert second["avg_price"] is None
+
+
+def test_an_answer_that_changes_nothing_writes_nothing(env: BybitEnv, engine: Engine) -> None:
+    clock = SimClock(T0)
+    journal = OrderJournal(engine, env.exchange(), environment="testnet", clock=clock)
+    request = _request("bar-2")
+    journal.submit(BOT, "linear", request)
+    (before,) = _rows(engine)
+    clock.advance_to(T0 + timedelta(minutes=5))
+    again = journal.submit(BOT, "linear", request)  # answered before: asked, never resent
+    assert again.exchange_order_id == before["exchange_order_id"]
+    assert len(env.fake.orders) == 1
+    assert _rows(engine) == [before]  # updated_at included
+
+
+def test_refused_and_lost_orders_keep_their_reason(env: BybitEnv, engine: Engine) -> None:
+    clock = SimClock(T0)
+    journal = OrderJournal(engine, env.exchange(), environment="testnet", clock=clock)
+    refused, lost = _request("bar-3"), _request("bar-4")
+    env.fake.inject(CREATE, "ret_code", ret_code=110007, ret_msg="ab not enough for new order")
+    with pytest.raises(InsufficientBalance):
+        journal.submit(BOT, "linear", refused, reason="rsi 28")
+    env.fake.inject(CREATE, "accept_then_drop", times=None)
+    with pytest.raises(ExchangeUnavailable):
+        journal.submit(BOT, "linear", lost)
+    env.fake.clear_faults()
+    first, second = _rows(engine)
+    assert "ab not enough" in first["error"]
+    assert _own(first) == _own(
+        _expected(refused, status="rejected", reason="rsi 28", sent_at=T0, error=first["error"])
+    )
+    assert first["exchange_order_id"] is None
+    assert second["error"].startswith("ExchangeUnavailable: ")
+    assert _own(second) == _own(
+        _expected(lost, status="unknown", sent_at=T0, error=second["error"])
+    )
+
+    # the lost one is resumed with its client id: one order on the exchange, the error cleared
+    clock.advance_to(T0 + timedelta(minutes=2))
+    state = journal.submit(BOT, "linear", lost)
+    assert [o.order_link_id for o in env.fake.orders].count(lost.client_order_id) == 1
+    _, resumed = _rows(engine)
+    assert _own(resumed) == _own(
+        _expected(lost, status="filled", exchange_status="filled", filled_qty=Decimal("0.01"),
+                  sent_at=T0 + timedelta(minutes=2))
+    )  # fmt: skip
+    assert resumed["exchange_order_id"] == state.exchange_order_id
