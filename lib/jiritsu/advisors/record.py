@@ -23,19 +23,44 @@ if TYPE_CHECKING:
 
 _PROVIDERS = ("rules", "gemini", "hybrid")
 _INF, _NEG_INF = float("inf"), float("-inf")
+_PLAIN = frozenset({str, int, bool, type(None)})
+_FIELDS: dict[type, tuple[str, ...]] = {}  # a dataclass's field names, in their order
 
 
 def jsonable(value: Any) -> Any:
     """A JSON-able copy of ``value`` (dataclasses, Decimal, datetimes, numpy scalars; NaN and
     infinities become null, which JSON has no spelling for)."""
-    # the scalars first: a decision's snapshot is mostly numbers (none is a dataclass, a
-    # mapping or a sequence, so the order of the checks changes no result)
+    # A decision's snapshot is mostly plain floats, strings, dicts and lists: those exact types
+    # are answered first, by their type alone (what the checks below answer for them), and a
+    # container's finite floats and plain scalars are kept without a call (``x - x`` is 0 for a
+    # finite float only)
+    cls = type(value)
+    if cls is float:
+        return value if value - value == 0 else None
+    if cls in _PLAIN:
+        return value
+    if cls is dict:
+        return {
+            (k if type(k) is str else str(k)): (
+                v if (type(v) is float and v - v == 0) or type(v) in _PLAIN else jsonable(v)
+            )
+            for k, v in value.items()
+        }
+    if cls is list or cls is tuple:
+        return [
+            v if (type(v) is float and v - v == 0) or type(v) in _PLAIN else jsonable(v)
+            for v in value
+        ]
+    names = _FIELDS.get(cls)
+    if names is not None:
+        return {name: jsonable(getattr(value, name)) for name in names}
     if isinstance(value, float):
         return value if value == value and value not in (_INF, _NEG_INF) else None
-    if value is None or isinstance(value, (str, int, bool)):
+    if isinstance(value, (str, int, bool)):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(value))
+        return {name: jsonable(getattr(value, name)) for name in names}
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):

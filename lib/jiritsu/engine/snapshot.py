@@ -47,25 +47,30 @@ def _f(x: float) -> float | None:
     return round(x, 10) if math.isfinite(x) else None
 
 
-def _ret(close: np.ndarray, k: int, n: int) -> float | None:
-    if k - n < 0 or not close[k - n] > 0:
+def _ret(now: float, then: float) -> float | None:
+    if not then > 0:
         return None
-    return _f(close[k] / close[k - n] - 1.0)
+    return _f(now / then - 1.0)
 
 
 def ohlcv_summary(bars: BotBars) -> dict[str, Any]:
     """Recent closes, returns over 1/12/48 bars, the 48-bar range and volume."""
+    # Python floats (the same IEEE doubles as numpy's, without a numpy scalar per operation);
+    # the 48-bar mean is numpy's (its pairwise sum over the window), divided as numpy does
     k = bars.k
     lo = max(0, k - SUMMARY_BARS + 1)
+    closes = bars.close[max(0, k - SUMMARY_BARS) : k + 1].tolist()
+    now = closes[-1]
+    volumes = bars.volume[lo : k + 1]
     return {
-        "closes": [_f(x) for x in bars.close[max(0, k - 5) : k + 1]],
-        "return_1": _ret(bars.close, k, 1),
-        "return_12": _ret(bars.close, k, 12),
-        "return_48": _ret(bars.close, k, 48),
+        "closes": [_f(x) for x in closes[-6:]],
+        "return_1": _ret(now, closes[-2]) if k >= 1 else None,
+        "return_12": _ret(now, closes[-13]) if k >= 12 else None,
+        "return_48": _ret(now, closes[-49]) if k >= 48 else None,
         "high_48": _f(bars.high[lo : k + 1].max()),
         "low_48": _f(bars.low[lo : k + 1].min()),
-        "volume_last": _f(bars.volume[k]),
-        "volume_avg_48": _f(bars.volume[lo : k + 1].mean()),
+        "volume_last": _f(volumes[-1]),
+        "volume_avg_48": _f(np.add.reduce(volumes) / len(volumes)),
     }
 
 
