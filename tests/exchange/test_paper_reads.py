@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from jiritsu.exchange import ledger
 from jiritsu.exchange.errors import InsufficientBalance
 from jiritsu.exchange.paper import PaperExchange
 from jiritsu.exchange.types import MAIN
@@ -49,11 +52,13 @@ def catch_ups(seen: list[str]) -> list[str]:
             and "account" not in s.split(" WHERE ", 1)[1]]  # fmt: skip
 
 
-def make(engine: Engine, *, own_ledger: bool = False) -> tuple[PaperExchange, object]:
+def make(
+    engine: Engine, *, own_ledger: bool = False, rows: list[Any] = ROWS
+) -> tuple[PaperExchange, Any]:
     from jiritsu.clock import SimClock
 
     clock = SimClock(T0 + M)
-    source = ReplaySource(clock, {"BTCUSDT": frame(ROWS)})
+    source = ReplaySource(clock, {"BTCUSDT": frame(rows)})
     ex = PaperExchange(engine, paper_config(paper_settings()), source, clock, own_ledger=own_ledger)
     return ex, clock
 
@@ -174,3 +179,113 @@ def test_an_accounts_reads_in_one_transaction_as_asked_in_turn(engine: Engine) -
         assert reads.positions
         assert reads.open_orders
     assert [f.client_order_id for f in in_turn[0]] == ["l-2"]  # B's fills since bar 2
+
+
+def fresh(engine: Engine) -> None:
+    """An empty ledger (the test's second exchange starts from the same books)."""
+    from jiritsu.db.models import PaperAccount, PaperFill, PaperOrder, PaperPosition
+
+    with engine.begin() as conn:
+        for table in (PaperFill, PaperOrder, PaperPosition, PaperAccount):
+            conn.execute(sa.delete(table))
+
+
+FUNDS_ROWS = [HISTORY, (1, 120.0, 121.0, 119.0, 120.5), (2, 120.5, 121.0, 120.0, 120.8),
+              (3, 120.8, 131.0, 120.6, 125.0), (4, 125.0, 125.5, 124.0, 125.0)]  # fmt: skip
+
+
+def spend_at_the_fills(engine: Engine) -> tuple[PaperExchange, Any]:
+    """Orders of three accounts that fill in one bar, one of them refused at its fill."""
+    ex, clock = make(engine, own_ledger=True, rows=FUNDS_ROWS)
+    ex.place_order(A, "spot", market("s-1", "Buy", "2"))
+    ex.place_order(B, "linear", market("l-1", "Buy", "3", take_profit=D(130), stop_loss=D(95)))
+    ex.place_order(B, "linear", limit("l-2", "Buy", "1", "99"))  # reserved, never fills
+    # C: 14 at 100 reserve 1,400.77 each of the 3,000; at bar 1's open of 120 the first
+    # needs 1,680.92 but has 1,599.23 beside the second's reservation: refused at its fill;
+    # the second then has the whole 3,000
+    ex.place_order(C, "linear", market("c-1", "Buy", "14"))
+    ex.place_order(C, "linear", market("c-2", "Buy", "14"))
+    clock.advance()
+    return ex, clock
+
+
+def test_funds_at_a_fill_are_reckoned_as_the_ledger_queries_them(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up reckons an account's free funds before each fill from the books it read at
+    its start: the very amount ledger.available queries at that moment, down to an order
+    refused because an earlier fill of the same bar spent its funds."""
+    from jiritsu.exchange import paper_fills
+
+    reckoned: list[tuple[str, D]] = []
+    books_available = paper_fills._Books.available
+
+    def checked(books: Any, session: Any, account: str, quote: str) -> D:
+        free = books_available(books, session, account, quote)
+        assert free == ledger.available(session, account, quote)
+        reckoned.append((account, free))
+        return free
+
+    monkeypatch.setattr(paper_fills._Books, "available", checked)
+    ex, clock = spend_at_the_fills(engine)
+    assert ex.step_accounts() == {A: 1, B: 1, C: 1}
+    states = [ex.get_order(C, "linear", "BTCUSDT", cid) for cid in ("c-1", "c-2")]
+    assert [(s.status, s.reject_reason) for s in states if s is not None] == [
+        ("rejected", "insufficient balance at fill"),
+        ("filled", None),
+    ]
+    clock.advance(2)  # bar 3 reaches B's take profit: the exit fills as taker
+    assert ex.step_accounts() == {B: 1}
+    assert [a for a, _ in reckoned] == [A, B, C, C, B]
+    assert ex.positions(B, "linear") == []
+
+
+def test_a_catch_up_reads_each_filled_wallet_once(engine: Engine) -> None:
+    """No query of positions, orders or wallet per fill: each filled account's wallet once."""
+    ex, _ = spend_at_the_fills(engine)
+    with statements(engine) as seen:
+        assert ex.step_accounts() == {A: 1, B: 1, C: 1}
+    assert len([s for s in seen if s.startswith("SELECT") and "FROM paper_accounts" in s]) == 3
+    assert not [s for s in seen if "FROM paper_positions WHERE" in s]
+    assert len([s for s in seen if s.startswith("SELECT") and "FROM paper_orders" in s]) == 1
+
+
+def test_an_idle_own_ledger_is_not_caught_up_and_answers_as_a_shared_one(engine: Engine) -> None:
+    """Once nothing is left to work (no open order, no position with a TP/SL) an own ledger
+    skips its catch-ups until an order is placed or a TP/SL set; the same calls over the same
+    bars give the answers of a ledger caught up at every call."""
+    from jiritsu.clock import from_ms
+
+    rows = [HISTORY, *[(m, 101.0, 101.5, 100.5, 101.0) for m in range(1, 5)],
+            (5, 101.0, 104.0, 100.8, 103.0), (6, 103.0, 103.2, 102.0, 102.5),
+            (7, 102.5, 102.6, 99.0, 99.5), (8, 99.5, 100.0, 99.2, 99.8),
+            (9, 99.8, 100.0, 99.6, 99.9)]  # fmt: skip
+    answers, worked = [], []
+    for own in (False, True):
+        fresh(engine)
+        ex, clock = make(engine, own_ledger=own, rows=rows)
+        seen_all: list[Any] = []
+        ex.place_order(B, "linear", market("l-1", "Buy", "2"))  # no TP/SL: idle once filled
+        for minute in range(2, 10):
+            clock.advance()
+            if minute == 4:  # a guard gives work again: hit at bar 5 (high 104)
+                ex.set_trading_stop(B, "linear", "BTCUSDT", take_profit=D(103.5), stop_loss=None)
+            if minute == 7:  # and an order: fills at bar 7 (low 99)
+                ex.place_order(C, "linear", limit("l-2", "Buy", "1", "99.5"))
+            with statements(engine) as seen:
+                step = ex.step_accounts()
+                reads = (ex.positions(B, "linear"), ex.open_orders(C, "linear"),
+                         ex.balances([B, C]))  # fmt: skip
+            seen_all.append([minute, step, reads])
+            if own:
+                worked.append(len(catch_ups(seen)))
+        seen_all.append([f.exec_id for a in (B, C) for f in ex.executions(a, "linear")])
+        seen_all.append(ex.executions(B, "linear", since=from_ms(T0)))
+        answers.append(seen_all)
+    assert answers[0] == answers[1]
+    assert len(answers[0][-2]) == 3  # l-1, its take profit, l-2
+    steps = [s[1] for s in answers[0][:-2]]
+    assert steps == [{B: 1}, {}, {}, {}, {B: 1}, {}, {C: 1}, {}]
+    # minutes 2-9: l-1 filled at 2, nothing to work at 3, the stop from 4 to its fill at 6,
+    # l-2 from 7 to its fill at 8, nothing at 9
+    assert worked == [1, 0, 1, 1, 1, 1, 1, 0]

@@ -156,10 +156,19 @@ def wallet_balance(session: Session, account: str, wallet: str, coin: str) -> De
 
 
 def credit(
-    session: Session, account: str, wallet: str, coin: str, delta: Decimal, at: datetime
+    session: Session,
+    account: str,
+    wallet: str,
+    coin: str,
+    delta: Decimal,
+    at: datetime,
+    *,
+    row: PaperAccount | None = None,
 ) -> PaperAccount:
-    """Add ``delta`` (negative: debit) to a wallet, creating the wallet row if needed."""
-    row = wallet_row(session, account, wallet, coin)
+    """Add ``delta`` (negative: debit) to a wallet, creating the wallet row if needed; ``row``:
+    the wallet's row when the caller holds it already."""
+    if row is None:
+        row = wallet_row(session, account, wallet, coin)
     if row is None:
         row = PaperAccount(
             account=account,

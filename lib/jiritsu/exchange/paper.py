@@ -177,6 +177,10 @@ class PaperExchange(Exchange):
         # opening at t or later), so it is skipped.
         self._own_ledger = own_ledger
         self._caught_up: int | None = None
+        # ... and after a committed catch-up that left no open order and no position with a
+        # TP/SL, every catch-up finds nothing to work (it reads the books and returns) until
+        # an order is placed or a TP/SL set: skipped too. Known for an own ledger only.
+        self._idle = False
 
     # --- transactions ---------------------------------------------------------------------
 
@@ -198,7 +202,7 @@ class PaperExchange(Exchange):
                 now = self.clock.now_ms()
                 if not self._seeded:
                     self._seed(session, now)
-                if sync and not (self._own_ledger and self._caught_up == now):
+                if sync and not (self._own_ledger and (self._idle or self._caught_up == now)):
                     self._matcher.catch_up(session, now)
                     synced.append(now)
                 return fn(session, now)
@@ -207,7 +211,15 @@ class PaperExchange(Exchange):
         self._seeded = True
         if synced:  # committed: the fills it booked stand
             self._caught_up = synced[0]
+            self._idle = self._own_ledger and not self._matcher.active
         return result
+
+    def _activating(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``, a call that may give a catch-up work (an order, a TP/SL)."""
+        try:
+            return fn()
+        finally:
+            self._idle = False
 
     def _seed_balances(self) -> dict[tuple[str, str, str], Decimal]:
         wanted: dict[tuple[str, str, str], Decimal] = {}
@@ -246,6 +258,8 @@ class PaperExchange(Exchange):
         if now_ms is not None and now_ms > clock_now:
             raise ValueError(f"step to {now_ms} is after the clock's now {clock_now}")
         target = clock_now if now_ms is None else now_ms
+        if self._own_ledger and self._idle:
+            return {}
 
         def fn(session: Session, _now: int) -> dict[str, int]:
             return self._matcher.catch_up(session, target)
@@ -253,6 +267,7 @@ class PaperExchange(Exchange):
         fills = self._run(fn, sync=False)
         if target == clock_now:
             self._caught_up = target
+        self._idle = self._own_ledger and not self._matcher.active
         return fills
 
     def advance_to(self, when: datetime | int) -> int:
@@ -412,7 +427,7 @@ class PaperExchange(Exchange):
             self._require_account(session, account)
             return ledger.order_state(self._accept(session, now, account, category, request))
 
-        return self._run(fn)
+        return self._activating(lambda: self._run(fn))
 
     def _accept(
         self, session: Session, now: int, account: str, category: Category, req: OrderRequest
@@ -685,7 +700,7 @@ class PaperExchange(Exchange):
             row.tpsl_from_ms = now
             row.updated_at = from_ms(now)
 
-        self._run(fn)
+        self._activating(lambda: self._run(fn))
 
     # --- transfers and accounts -------------------------------------------------------------
 

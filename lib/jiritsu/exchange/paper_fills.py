@@ -6,19 +6,22 @@ inside the transaction it is handed and books each fill (wallet, position, order
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from jiritsu.clock import from_ms
+from jiritsu.db.models import PAPER_OPEN_ORDER_STATUSES
 from jiritsu.exchange import ledger
 from jiritsu.exchange.ledger import ZERO, q8
 from jiritsu.sim import fills as fm
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy.orm import Session
 
-    from jiritsu.db.models import PaperOrder, PaperPosition
+    from jiritsu.db.models import PaperAccount, PaperOrder, PaperPosition
     from jiritsu.exchange.paper_config import PaperConfig
     from jiritsu.exchange.types import Category, Instrument
     from jiritsu.market.source import MarketSource
@@ -44,6 +47,51 @@ class _Market:
     orders: list[PaperOrder]
 
 
+@dataclass
+class _Books:
+    """The ledger as a catch-up read it at its start: every market row (by id) and every open
+    order (oldest first), the very objects its session holds, so they carry each change booked
+    since; the orders a trigger sends and the rows created are added as they appear. Funds
+    before a fill are reckoned from them, as :func:`~jiritsu.exchange.ledger.available` would
+    query them (no other writer: the catch-up holds the ledger's lock)."""
+
+    rows: list[PaperPosition]
+    orders: list[PaperOrder]
+    wallets: dict[str, PaperAccount | None] = field(default_factory=dict)  # UNIFIED quote
+
+    def wallet(self, session: Session, account: str, quote: str) -> PaperAccount | None:
+        if account not in self.wallets:
+            self.wallets[account] = ledger.wallet_row(session, account, "UNIFIED", quote)
+        return self.wallets[account]
+
+    def available(self, session: Session, account: str, quote: str) -> Decimal:
+        """:func:`~jiritsu.exchange.ledger.available` of ``account``, without its queries."""
+        wallet = self.wallet(session, account, quote)
+        books = ledger.Books(
+            wallets={} if wallet is None else {("UNIFIED", quote): wallet.balance},
+            positions=[r for r in self.rows if r.account == account and r.size > 0],
+            orders=[
+                o for o in self.orders
+                if o.account == account and o.status in PAPER_OPEN_ORDER_STATUSES
+            ],
+        )  # fmt: skip
+        return books.available(quote)
+
+    def credit(
+        self, session: Session, account: str, quote: str, delta: Decimal, at: datetime
+    ) -> None:
+        row = self.wallet(session, account, quote)
+        self.wallets[account] = ledger.credit(
+            session, account, "UNIFIED", quote, delta, at, row=row
+        )
+
+    def active(self) -> bool:
+        """Whether a catch-up would find work: an open order, or a position with TP/SL."""
+        return any(o.status in PAPER_OPEN_ORDER_STATUSES for o in self.orders) or any(
+            r.size > 0 and (r.take_profit or r.stop_loss) for r in self.rows
+        )
+
+
 class Matcher:
     """Works closed bars against open orders and TP/SL guards, and books what fills."""
 
@@ -62,22 +110,31 @@ class Matcher:
         self.slippage_bps = float(config.slippage_bps)
         self.vol_factor = float(config.slippage_volatility_factor)
         self.leverage = int(config.leverage)
+        self.active = True  # as of the latest catch-up: something was left to work
 
     def catch_up(self, session: Session, now: int) -> dict[str, int]:
         """Work every closed bar since each active market's cursor, all markets merged in time
-        order (they share wallets); returns the number of fills per account that had any."""
+        order (they share wallets); returns the number of fills per account that had any.
+        Afterwards :attr:`active` says whether anything is left for a later catch-up."""
+        books = _Books(ledger.market_rows(session, open_only=False), ledger.open_orders(session))
+        by_key = {(r.account, r.category, r.symbol): r for r in books.rows}
         markets: dict[tuple[str, str, str], _Market] = {}
-        for order in ledger.open_orders(session):
+        for order in books.orders:
             key = (order.account, order.category, order.symbol)
             if key not in markets:
-                row = ledger.ensure_market(session, *key, order.accepted_ms, from_ms(now))
+                row = by_key.get(key)
+                if row is None:  # (place_order creates it: a ledger written before that did)
+                    row = ledger.ensure_market(session, *key, order.accepted_ms, from_ms(now))
+                    by_key[key] = row
+                    books.rows.append(row)
                 markets[key] = _Market(row, [])
             markets[key].orders.append(order)
-        for row in ledger.market_rows(session):
+        for row in books.rows:
             key = (row.account, row.category, row.symbol)
-            if key not in markets and (row.take_profit or row.stop_loss):
+            if key not in markets and row.size > 0 and (row.take_profit or row.stop_loss):
                 markets[key] = _Market(row, [])
         if not markets:
+            self.active = False
             return {}
 
         events: list[tuple[int, int, tuple[Any, ...]]] = []
@@ -90,11 +147,12 @@ class Matcher:
         filled: dict[str, int] = {}
         for ts, index, bar in events:
             market = markets[keys[index]]
-            count = self._work_bar(session, market, bar)
+            count = self._work_bar(session, books, market, bar)
             if count:
                 filled[market.row.account] = filled.get(market.row.account, 0) + count
             market.row.next_bar_ms = ts + 1
         session.flush()
+        self.active = books.active()
         return filled
 
     def _vol(self, account: str, symbol: str, bar_ts: int) -> float:
@@ -117,7 +175,9 @@ class Matcher:
             np.asarray(frame["close"].to_numpy(), dtype=np.float64),
         )
 
-    def _work_bar(self, session: Session, market: _Market, bar: tuple[Any, ...]) -> int:
+    def _work_bar(
+        self, session: Session, books: _Books, market: _Market, bar: tuple[Any, ...]
+    ) -> int:
         """The bar protocol of :mod:`jiritsu.sim.fills` for one market and one bar."""
         ts, o, h, low = int(bar[0]), float(bar[1]), float(bar[2]), float(bar[3])
         row = market.row
@@ -131,7 +191,9 @@ class Matcher:
                 price = fm.market_fill_price(
                     o, side_sign(order.side), self.slippage_bps, vol, self.vol_factor
                 )
-                count += self._fill(session, order, row, money(price), ts, False, "Trade", ts)
+                count += self._fill(
+                    session, books, order, row, money(price), ts, False, "Trade", ts
+                )
         # 2. TP/SL of the position (stop first), as taker
         if (
             row.size > 0
@@ -153,7 +215,7 @@ class Matcher:
                 self.vol_factor,
             )
             if code != fm.EXIT_NONE:
-                count += self._exit(session, row, code, money(price), ts)
+                count += self._exit(session, books, row, code, money(price), ts)
         # 3. limit orders that the bar traded through, as maker
         for order in market.orders:
             if order.status == "new" and order.order_type == "Limit" and order.accepted_ms <= ts:
@@ -161,13 +223,19 @@ class Matcher:
                 filled, price = fm.limit_fill(side_sign(order.side), limit, o, h, low)
                 if filled:
                     fill = money(price)
-                    count += self._fill(session, order, row, fill, ts, True, "Trade", ts + 1)
+                    count += self._fill(session, books, order, row, fill, ts, True, "Trade", ts + 1)
                 elif order.time_in_force in _TIF_ONE_BAR:
                     ledger.close_order(order, "cancelled", f"{order.time_in_force}: not filled", ts)
         return count
 
     def _exit(
-        self, session: Session, row: PaperPosition, code: int, price: Decimal, ts: int
+        self,
+        session: Session,
+        books: _Books,
+        row: PaperPosition,
+        code: int,
+        price: Decimal,
+        ts: int,
     ) -> int:
         """Close the whole position with the market order a TP/SL trigger sends."""
         from jiritsu.db.models import PaperOrder
@@ -197,12 +265,14 @@ class Matcher:
         )
         session.add(order)
         session.flush()
+        books.orders.append(order)
         exec_type = "TakeProfit" if code == fm.EXIT_TP else "StopLoss"
-        return self._fill(session, order, row, price, ts, False, exec_type, ts)
+        return self._fill(session, books, order, row, price, ts, False, exec_type, ts)
 
     def _fill(
         self,
         session: Session,
+        books: _Books,
         order: PaperOrder,
         row: PaperPosition,
         price: Decimal,
@@ -219,7 +289,7 @@ class Matcher:
         qty = order.qty - order.filled_qty
         sign = side_sign(order.side)
         at = from_ms(ts)
-        free = ledger.available(session, row.account, self.quote) + order.reserved
+        free = books.available(session, row.account, self.quote) + order.reserved
         realised = ZERO
         fee_coin = self.quote
         if row.category == "spot":
@@ -266,7 +336,7 @@ class Matcher:
             cash = realised - fee
             fee_value = fee
             self._move_position(row, order, sign, qty, price, tpsl_from)
-        ledger.credit(session, row.account, "UNIFIED", self.quote, cash, at)
+        books.credit(session, row.account, self.quote, cash, at)
         row.realised_pnl = q8(row.realised_pnl + realised - fee_value)
         row.updated_at = at
 
