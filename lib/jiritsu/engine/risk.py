@@ -51,7 +51,7 @@ from jiritsu.events import EventType, record_event
 from jiritsu.strategy.params import MINUTE_MS
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from jiritsu.exchange.base import Exchange
     from jiritsu.market.data import CandleFeed
@@ -358,15 +358,12 @@ def crash_trip(feed: CandleFeed, settings: Any, now_ms: int) -> Trip | None:
     return crash_rule(move, settings, {"to": float(close[-1])})
 
 
-def loss_streak(engine: Engine, bot: str) -> int:
-    """Losing closing trades in a row, newest first, since the bot's last halt or resume. A
-    fill stamped at that very time counts: it is on the bar that opens then, after the step
-    that halted or lifted (paper fills carry their bar's open; the kernel counts alike)."""
+def _loss_streak(conn: Connection, bot: str, since: datetime | None) -> int:
+    """:func:`loss_streak` on an open connection, counted since ``since`` (the lift)."""
     import sqlalchemy as sa
 
     from jiritsu.db.models import Trade
 
-    since = _lift_time(engine, bot)
     query = (
         sa.select(Trade.pnl)
         .where(
@@ -380,18 +377,25 @@ def loss_streak(engine: Engine, bot: str) -> int:
     if since is not None:
         query = query.where(Trade.timestamp >= since)
     streak = 0
-    with engine.connect() as conn:
-        for (pnl,) in conn.execute(query):
-            if pnl is not None and pnl < 0:  # (the query excludes None)
-                streak += 1
-            else:
-                break
+    for (pnl,) in conn.execute(query):
+        if pnl is not None and pnl < 0:  # (the query excludes None)
+            streak += 1
+        else:
+            break
     return streak
 
 
-def loss_streak_trip(engine: Engine, bot: str, settings: Any) -> Trip | None:
+def loss_streak(engine: Engine, bot: str) -> int:
+    """Losing closing trades in a row, newest first, since the bot's last halt or resume. A
+    fill stamped at that very time counts: it is on the bar that opens then, after the step
+    that halted or lifted (paper fills carry their bar's open; the kernel counts alike)."""
+    since = _lift_time(engine, bot)
+    with engine.connect() as conn:
+        return _loss_streak(conn, bot, since)
+
+
+def _streak_trip(bot: str, streak: int, settings: Any) -> Trip | None:
     limit = settings.risk.max_consecutive_losses
-    streak = loss_streak(engine, bot)
     if streak < limit:
         return None
     return Trip(
@@ -402,34 +406,42 @@ def loss_streak_trip(engine: Engine, bot: str, settings: Any) -> Trip | None:
     )
 
 
+def loss_streak_trip(engine: Engine, bot: str, settings: Any) -> Trip | None:
+    return _streak_trip(bot, loss_streak(engine, bot), settings)
+
+
 FAILURE_EVENTS = (EventType.EXCHANGE_ERROR.value, EventType.ORDER_ERROR.value)
 RECOVERED = "INFO"  # the level of the EXCHANGE_ERROR event that ends a run of failures
 
 
-def exchange_failures(engine: Engine, bot: str) -> int:
-    """The bot's exchange failures in a row (see the module docstring)."""
+def _failures(conn: Connection, bot: str, since: datetime | None) -> int:
+    """:func:`exchange_failures` on an open connection since ``since`` (the lift), in one
+    query (the newest recovery's id is its subquery)."""
     import sqlalchemy as sa
 
     from jiritsu.db.models import SystemEvent as E
 
-    with engine.connect() as conn:
-        recovered = conn.execute(
-            sa.select(sa.func.max(E.id)).where(
-                E.bot == bot,
-                E.event_type == EventType.EXCHANGE_ERROR.value,
-                E.level == RECOVERED,
-            )
-        ).scalar()
-    query = sa.select(sa.func.count()).where(
-        E.bot == bot, E.event_type.in_(FAILURE_EVENTS), E.level == "ERROR"
+    recovered = (
+        sa.select(sa.func.max(E.id))
+        .where(E.bot == bot, E.event_type == EventType.EXCHANGE_ERROR.value, E.level == RECOVERED)
+        .scalar_subquery()
     )
-    if recovered is not None:
-        query = query.where(E.id > recovered)
-    lift = _lift_time(engine, bot)
-    if lift is not None:
-        query = query.where(E.timestamp >= lift)
+    query = sa.select(sa.func.count()).where(
+        E.bot == bot,
+        E.event_type.in_(FAILURE_EVENTS),
+        E.level == "ERROR",
+        sa.or_(recovered.is_(None), E.id > recovered),
+    )
+    if since is not None:
+        query = query.where(E.timestamp >= since)
+    return int(conn.execute(query).scalar_one())
+
+
+def exchange_failures(engine: Engine, bot: str) -> int:
+    """The bot's exchange failures in a row (see the module docstring)."""
+    since = _lift_time(engine, bot)
     with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
+        return _failures(conn, bot, since)
 
 
 def record_recovery(
@@ -443,9 +455,8 @@ def record_recovery(
     )  # fmt: skip
 
 
-def exchange_failure_trip(engine: Engine, bot: str, settings: Any) -> Trip | None:
+def _failure_trip(bot: str, failures: int, settings: Any) -> Trip | None:
     limit = settings.risk.exchange_failure_limit
-    failures = exchange_failures(engine, bot)
     if failures < limit:
         return None
     return Trip(
@@ -455,6 +466,10 @@ def exchange_failure_trip(engine: Engine, bot: str, settings: Any) -> Trip | Non
         "paused",
         {"failures": failures},
     )
+
+
+def exchange_failure_trip(engine: Engine, bot: str, settings: Any) -> Trip | None:
+    return _failure_trip(bot, exchange_failures(engine, bot), settings)
 
 
 def apply_trip(
@@ -527,9 +542,14 @@ def check_portfolio(
 
 
 def check_bot(engine: Engine, bot: str, settings: Any) -> list[Trip]:
-    """The bot's breakers that are over their limit now (not yet applied)."""
-    return [t for t in (loss_streak_trip(engine, bot, settings),
-                        exchange_failure_trip(engine, bot, settings)) if t]  # fmt: skip
+    """The bot's breakers that are over their limit now (not yet applied): the lift time read
+    once for both, their counts on one connection (a decision after every fill asks)."""
+    since = _lift_time(engine, bot)
+    with engine.connect() as conn:
+        streak = _loss_streak(conn, bot, since)
+        failures = _failures(conn, bot, since)
+    return [t for t in (_streak_trip(bot, streak, settings),
+                        _failure_trip(bot, failures, settings)) if t]  # fmt: skip
 
 
 def apply_first(
