@@ -424,13 +424,23 @@ class PaperExchange(Exchange):
                         f"different order ({existing.side} {existing.symbol})"
                     )
                 return ledger.order_state(existing)
-            self._require_account(session, account)
-            return ledger.order_state(self._accept(session, now, account, category, request))
+            # the account's wallets, open positions and open orders in three queries: its
+            # existence, what it has available and the market's open orders all come from them
+            books = ledger.books(session, [account])[account]
+            if ("UNIFIED", self.quote) not in books.wallets:
+                raise NotFound(f"no paper account {account!r}")
+            return ledger.order_state(self._accept(session, now, account, category, request, books))
 
         return self._activating(lambda: self._run(fn))
 
     def _accept(
-        self, session: Session, now: int, account: str, category: Category, req: OrderRequest
+        self,
+        session: Session,
+        now: int,
+        account: str,
+        category: Category,
+        req: OrderRequest,
+        books: ledger.Books,
     ) -> PaperOrder:
         from jiritsu.db.models import PaperOrder
 
@@ -476,11 +486,13 @@ class PaperExchange(Exchange):
                 f"{from_ms(market.next_bar_ms).isoformat()}, after the clock's "
                 f"{from_ms(now).isoformat()}: a replay of an earlier period needs a fresh database"
             )
-        was_idle = market is None or not self._is_active(session, market)
-        market = ledger.ensure_market(session, account, category, symbol, now, from_ms(now))
+        orders = [o for o in books.orders if o.category == category and o.symbol == symbol]
+        was_idle = market is None or not self._is_active(session, market, orders)
+        if market is None:
+            market = ledger.ensure_market(session, account, category, symbol, now, from_ms(now))
         rate = self.maker_fee if req.order_type == "Limit" else self.taker_fee
-        reserve = self._reservation(session, market, req.side, qty, base, rate, reduce_only)
-        available = ledger.available(session, account, self.quote)
+        reserve = self._reservation(market, orders, req.side, qty, base, rate, reduce_only)
+        available = books.available(self.quote)
         if reserve > available:
             raise InsufficientBalance(
                 f"{account}: order needs {reserve} {self.quote}, available {available}"
@@ -537,24 +549,24 @@ class PaperExchange(Exchange):
             raise OrderRejected(f"stop_loss {stop_loss} must be {where} {base}")
 
     def _pending_sells(self, session: Session, market: PaperPosition) -> Decimal:
-        orders = ledger.open_orders(session, market.account, market.category, market.symbol)
-        return sum((o.qty - o.filled_qty for o in orders if o.side == "Sell"), ZERO)
+        return _sells(ledger.open_orders(session, market.account, market.category, market.symbol))
 
     def _reservation(
         self,
-        session: Session,
         market: PaperPosition,
+        orders: list[PaperOrder],
         side: str,
         qty: Decimal,
         price: Decimal,
         rate: Decimal,
         reduce_only: bool,
     ) -> Decimal:
-        """Quote funds an order holds back; raises for what can never be placed."""
+        """Quote funds an order holds back (``orders``: the market's open ones); raises for what
+        can never be placed."""
         if market.category == "spot":
             if side == "Buy":  # the fee comes out of the coins bought
                 return q8(qty * price)
-            free = market.size - self._pending_sells(session, market)
+            free = market.size - _sells(orders)
             if qty > free:
                 raise InsufficientBalance(
                     f"{market.account}: cannot sell {qty} {market.symbol}, {free} held and free"
@@ -569,11 +581,16 @@ class PaperExchange(Exchange):
         lev = Decimal(market.leverage if market.size > 0 and not closing else self.leverage)
         return q8(opening * price / lev + qty * price * rate)
 
-    def _is_active(self, session: Session, market: PaperPosition) -> bool:
-        """Whether anything waits on this market's bars (open orders or a TP/SL)."""
+    def _is_active(
+        self, session: Session, market: PaperPosition, orders: list[PaperOrder] | None = None
+    ) -> bool:
+        """Whether anything waits on this market's bars (open orders or a TP/SL); ``orders``:
+        its open orders when already read."""
         if market.size > 0 and (market.take_profit or market.stop_loss):
             return True
-        return bool(ledger.open_orders(session, market.account, market.category, market.symbol))
+        if orders is None:
+            orders = ledger.open_orders(session, market.account, market.category, market.symbol)
+        return bool(orders)
 
     def cancel_order(
         self,
@@ -779,6 +796,11 @@ class PaperExchange(Exchange):
             ]
 
         return self._run(fn, sync=False)
+
+
+def _sells(orders: list[PaperOrder]) -> Decimal:
+    """What open sell orders still hold of a spot holding."""
+    return sum((o.qty - o.filled_qty for o in orders if o.side == "Sell"), ZERO)
 
 
 def _open_orders(
