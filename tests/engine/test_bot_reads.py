@@ -15,7 +15,7 @@ from tests.engine.test_tick import DECIDE, FALL, QUIET, RSI_BOT
 from tests.exchange.test_paper_reads import locks, statements
 
 
-@pytest.mark.parametrize(("together", "transactions"), [(True, 3), (False, 6)],
+@pytest.mark.parametrize(("together", "transactions"), [(True, 1), (False, 6)],
                          ids=["together", "in-turn"])  # fmt: skip
 def test_a_filled_bots_state_is_read_in_one_ledger_transaction(
     paper_factory: Any, monkeypatch: pytest.MonkeyPatch, together: bool, transactions: int
@@ -35,13 +35,37 @@ def test_a_filled_bots_state_is_read_in_one_ledger_transaction(
     paper.at(DECIDE + MIN)  # ... and fills at the next bar's open
     with statements(paper.engine) as seen:
         live, fills = runner.read_state(DECIDE + MIN)
-    # together: the reads, the filled order asked by its id (no longer open), the reads again
-    # since it moved; in turn: executions, positions, open orders, the order, executions,
-    # positions
+    # together: the reads, with the filled order's state (read with the fill, so the position
+    # read then holds it: no second read); in turn: executions, positions, open orders, the
+    # order asked by its id (no longer open), executions and positions again since it moved
     assert len(locks(seen)) == transactions
     assert fills == 1
     assert (live.position_side, live.position_qty, live.open_rows) == (1, Decimal("0.003"), 0)
     assert (live.state[K.S_SIDE], live.state[K.S_QTY]) == (1.0, 0.003)
+    if together:  # the fill is recorded once: the journal is not handed it again
+        assert len([s for s in seen if s.startswith("INSERT INTO executions")]) == 1
+        assert len([s for s in seen if "FROM executions WHERE executions.exec_id IN" in s]) == 1
+
+
+def test_an_unchanged_open_row_costs_no_plan_reload_and_no_count(paper_factory: Any) -> None:
+    """Right after the entry went out its row is open and the exchange says the same: nothing
+    settled changed, so the plan is loaded once, and the rows just settled say how many are
+    open and whether one is a pending exit (no queries for them)."""
+    env = only_bot(
+        "SubBot-B", **{**RSI_BOT, "split_entry__enabled": "false",
+                       "strategy_params__tp_sl_enabled": "false"},
+    )  # fmt: skip
+    paper = paper_factory(frame(FALL + QUIET), DECIDE, env)
+    runner = paper.runner("SubBot-B")
+    paper.at(DECIDE)
+    assert runner.step(DECIDE, halted=False, decide=True).orders
+    with statements(paper.engine) as seen:
+        live, fills = runner.read_state(DECIDE)
+    assert (fills, live.open_rows, live.state[K.S_EXIT_PENDING]) == (0, 1, 0.0)
+    assert len(locks(seen)) == 1
+    assert len([s for s in seen if s.startswith("SELECT orders.plan_id")]) == 1
+    assert not [s for s in seen if s.startswith("SELECT count(*)")]
+    assert not [s for s in seen if "orders.reduce_only IS 1" in s]
 
 
 def test_a_fill_without_open_order_rows_loads_the_plan_once(paper_factory: Any) -> None:

@@ -172,13 +172,22 @@ def test_an_accounts_reads_in_one_transaction_as_asked_in_turn(engine: Engine) -
             ex.positions(account, category, "BTCUSDT"),
             ex.open_orders(account, category, "BTCUSDT"),
         )
+        asked = {
+            f.client_order_id: ex.get_order(account, category, "BTCUSDT", f.client_order_id)
+            for f in in_turn[0]
+            if f.client_order_id
+        }
         with statements(engine) as seen:
             reads = ex.account_reads(account, category, "BTCUSDT", since=since)
         assert (reads.executions, reads.positions, reads.open_orders) == in_turn
+        assert reads.orders == asked  # the orders of those fills, as get_order answers
         assert len(locks(seen)) == 1
+        # the open orders and those of the fills in one query
+        assert len([s for s in seen if s.startswith("SELECT") and "FROM paper_orders" in s]) == 1
         assert reads.positions
         assert reads.open_orders
     assert [f.client_order_id for f in in_turn[0]] == ["l-2"]  # B's fills since bar 2
+    assert reads.orders["l-2"].status == "filled"
 
 
 def fresh(engine: Engine) -> None:

@@ -136,6 +136,17 @@ class LiveState:
 
 
 @dataclass(frozen=True)
+class _Settled:
+    """What settling the open order rows found (see :meth:`BotRunner._settle_rows`)."""
+
+    open_rows: int = 0  # rows still open
+    had_rows: bool = False
+    moved: bool = False  # the exchange may hold fills the position read before did not show
+    changed: bool = False  # a row changed (the plan's legs may have)
+    exit_pending: bool = False  # an open closing order outside any plan
+
+
+@dataclass(frozen=True)
 class _Held:
     """A position as the step sees it (spot: the book's, capped by the exchange's holding)."""
 
@@ -208,6 +219,9 @@ class BotRunner:
         self._first_decision = True  # look for a decision recorded by an earlier process
         self.unchecked_fills = True  # fills not yet seen by the loss-streak breaker
         self._newest_fill: datetime | None = None
+        # exec id -> time of the fills read since the newest's lookback, all stored by now
+        # (recorded, or found already known): not handed to the journal again
+        self._stored: dict[str, datetime] = {}
         self._book: BookPosition | None = None
         self._refused = 0  # orders refused in the current step
         self._resent = False  # the current step resent a lost order
@@ -276,7 +290,10 @@ class BotRunner:
             fills = reads.executions
         else:
             fills = ex.executions(self.name, bot.category, symbol=bot.symbol, since=since)
-        recorded = self.ctx.journal.record_fills(self.name, fills)
+        unseen = [f for f in fills if f.exec_id not in self._stored]
+        recorded = self.ctx.journal.record_fills(self.name, unseen)
+        self._stored = {k: v for k, v in self._stored.items() if v >= since}
+        self._stored.update((f.exec_id, f.time) for f in fills)
         times = [f.time for f in fills]
         if times:
             self._newest_fill = max([*times, *([newest] if newest else [])])
@@ -304,12 +321,12 @@ class BotRunner:
         reads: AccountReads | None,
         *,
         resend: bool,
-    ) -> tuple[int, bool, bool]:
+    ) -> _Settled:
         """Bring the bot's open order rows up to date: each row is asked about by its client
         id, and one whose answer was lost is resent with that same id when it is still wanted
-        (only if ``resend``), else dropped. Returns (how many stay open, whether there were
-        any, whether the exchange may hold fills the position read before did not see).
-        ``reads``: the open orders read with the position, when the exchange reads them so."""
+        (only if ``resend``), else dropped. ``reads``: the open orders, and the orders of the
+        fills, read with the position, when the exchange reads them so; an answer read with
+        the position cannot show a fill that position missed, one asked afterwards can."""
         import sqlalchemy as sa
 
         from jiritsu.db.engine import session_scope
@@ -324,22 +341,30 @@ class BotRunner:
                 .order_by(Order.id)
             ).all()
             if not rows:
-                return 0, False, False
+                return _Settled()
             if reads is not None:
                 states = reads.open_orders
             else:
                 states = ex.open_orders(self.name, bot.category, bot.symbol)
             live = {s.client_order_id: s for s in states if s.client_order_id}
             lost: list[Any] = []
-            moved = False
+            moved = changed = False
             for row in rows:
                 state = live.get(row.client_order_id)
+                with_position = reads is not None and state is not None
+                same_market = (row.category, row.symbol) == (bot.category, bot.symbol)
+                if state is None and reads is not None and same_market:
+                    state = reads.orders.get(row.client_order_id)
+                    with_position = state is not None
                 if state is None:
                     category = one_of(row.category, CATEGORIES, "category")
                     state = ex.get_order(self.name, category, row.symbol, row.client_order_id)
                 if state is not None:
-                    moved = apply_state(row, state) or moved
+                    if apply_state(row, state):
+                        changed = True
+                        moved = moved or not with_position
                     continue
+                changed = True
                 if row.status not in RESUMABLE:
                     row.status = "cancelled"
                     row.error = "vanished from the exchange"
@@ -357,6 +382,10 @@ class BotRunner:
                     row.error = "never reached the exchange; no longer wanted"
         if not resend:  # a sync only: the next step resends what is still wanted
             lost = []
+        if not lost:  # the rows as settled are the bot's open rows
+            still = [r for r in rows if r.status in OPEN_ORDER_STATUSES]
+            exit_pending = any(r.plan_id is None and r.reduce_only for r in still)
+            return _Settled(len(still), True, moved, changed, exit_pending)
         for request in lost:  # outside the session: submit writes the rows itself
             log.warning(
                 "%s: resending %s (its answer was lost)", self.name, request.client_order_id
@@ -365,14 +394,16 @@ class BotRunner:
                 self.ctx.journal.submit(self.name, bot.category, request)
             except OrderRejected as exc:
                 self._order_error(request.client_order_id, exc, t)
-            moved = self._resent = True
+            self._resent = True
         with self.ctx.engine.connect() as conn:
             still_open = conn.execute(
                 sa.select(sa.func.count()).where(
                     Order.bot == self.name, Order.status.in_(OPEN_ORDER_STATUSES)
                 )
             ).scalar_one()
-        return int(still_open), True, moved
+        return _Settled(
+            int(still_open), True, True, True, bool(still_open and self._exit_pending())
+        )
 
     def _exit_pending(self) -> bool:
         import sqlalchemy as sa
@@ -435,13 +466,14 @@ class BotRunner:
         count, held, reads = self._position(t)
         plan = latest_plan(self.ctx.engine, self.name)
         position_open = held.side != 0 and tradeable(held.qty, held.avg, self.inst) > 0
-        open_rows, had_rows, moved = self._settle_rows(t, plan, position_open, reads, resend=resend)
-        if moved:
+        settled = self._settle_rows(t, plan, position_open, reads, resend=resend)
+        if settled.moved:
             more, held, _ = self._position(t)
             count += more
             position_open = held.side != 0 and tradeable(held.qty, held.avg, self.inst) > 0
-        if had_rows:  # settling may have moved the plan's legs; the fills were booked before
+        if settled.changed:  # settling moved the plan's legs; the fills were booked before
             plan = latest_plan(self.ctx.engine, self.name)
+        open_rows = settled.open_rows
         book = self._book
         assert book is not None
         side, qty, avg = held.side, held.qty, held.avg
@@ -455,7 +487,7 @@ class BotRunner:
         st[K.S_ENTRY_FEES] = float(book.entry_fees)
         st[K.S_TP] = held.tp
         st[K.S_SL] = held.sl
-        st[K.S_EXIT_PENDING] = 1.0 if (open_rows and self._exit_pending()) else 0.0
+        st[K.S_EXIT_PENDING] = 1.0 if settled.exit_pending else 0.0
         st[K.S_LAST_DECIDED] = float(self.last_decided_close)
         if position_open:
             owner = plan if (plan is not None and plan.side == side) else None

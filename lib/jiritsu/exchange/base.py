@@ -127,8 +127,9 @@ class Exchange(ABC):
         self, account: str, category: Category, symbol: str, *, since: datetime
     ) -> AccountReads | None:
         """:meth:`executions` since ``since``, :meth:`positions` and :meth:`open_orders` of one
-        symbol read together, or None where that is no cheaper than asking each in turn when
-        needed (Bybit: three requests); the paper exchange reads them in one transaction."""
+        symbol read together, with the :meth:`get_order` answers of the orders those fills
+        belong to; or None where that is no cheaper than asking each in turn when needed
+        (Bybit: three requests); the paper exchange reads them in one transaction."""
         return None
 
     @abstractmethod

@@ -14,7 +14,7 @@ replay of the same orders over the same candles writes identical rows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -232,9 +232,15 @@ def open_orders(
     account: str | None = None,
     category: str | None = None,
     symbol: str | None = None,
+    *,
+    also: Collection[str] = (),
 ) -> list[PaperOrder]:
-    """Open orders, oldest first (acceptance time, then insertion)."""
-    query = sa.select(PaperOrder).where(PaperOrder.status.in_(PAPER_OPEN_ORDER_STATUSES))
+    """Open orders, oldest first (acceptance time, then insertion); with ``also``, the orders
+    of those exchange ids too, open or not (in the same query)."""
+    is_open: sa.ColumnElement[bool] = PaperOrder.status.in_(PAPER_OPEN_ORDER_STATUSES)
+    if also:
+        is_open = sa.or_(is_open, PaperOrder.exchange_order_id.in_(sorted(also)))
+    query = sa.select(PaperOrder).where(is_open)
     if account is not None:
         query = query.where(PaperOrder.account == account)
     if category is not None:

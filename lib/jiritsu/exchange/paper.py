@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from jiritsu.clock import from_ms
 from jiritsu.db.engine import retry_db
+from jiritsu.db.models import PAPER_OPEN_ORDER_STATUSES as OPEN_STATUSES
 from jiritsu.errors import UsageError
 from jiritsu.exchange import ledger
 from jiritsu.exchange.base import Exchange
@@ -674,15 +675,24 @@ class PaperExchange(Exchange):
         self, account: str, category: Category, symbol: str, *, since: datetime
     ) -> AccountReads:
         """A bot's re-read after a step in one transaction (one catch-up, one lock): the very
-        answers of :meth:`executions`, :meth:`positions` and :meth:`open_orders` at one moment."""
+        answers of :meth:`executions`, :meth:`positions` and :meth:`open_orders` at one moment,
+        and :meth:`get_order`'s of the orders those fills belong to (read with the open ones)."""
         sym = normalize_symbol(symbol)
         since_ms = round(since.timestamp() * 1000)
 
         def fn(session: Session, now: int) -> AccountReads:
+            fills = ledger.fills(session, account, category, sym, since_ms)
+            filled = {f.exchange_order_id for f in fills}
+            rows = ledger.open_orders(session, account, category, sym, also=filled)
             return AccountReads(
-                executions=_fills(session, account, category, sym, since_ms),
+                executions=[ledger.fill_of(f) for f in fills],
                 positions=self._positions(session, now, account, category, sym),
-                open_orders=_open_orders(session, account, category, sym),
+                open_orders=[ledger.order_state(r) for r in rows if r.status in OPEN_STATUSES],
+                orders={
+                    r.client_order_id: ledger.order_state(r)
+                    for r in rows
+                    if r.client_order_id and r.exchange_order_id in filled
+                },
             )
 
         return self._run(fn)

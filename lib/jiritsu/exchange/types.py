@@ -7,7 +7,7 @@ sub-bot's name, and :data:`MAIN` for the master/savings account.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Literal, TypeVar, get_args
@@ -195,11 +195,13 @@ class Position:
 @dataclass(frozen=True)
 class AccountReads:
     """An account's fills, positions and open orders in one symbol, read at one moment: what a
-    bot re-reads after a step (:meth:`~jiritsu.exchange.base.Exchange.account_reads`)."""
+    bot re-reads after a step (:meth:`~jiritsu.exchange.base.Exchange.account_reads`); with
+    ``orders``, the states of the orders those fills belong to, by client id (open or not)."""
 
     executions: list[Fill]
     positions: list[Position]
     open_orders: list[OrderState]
+    orders: dict[str, OrderState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
