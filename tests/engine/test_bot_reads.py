@@ -15,6 +15,11 @@ from tests.engine.test_tick import DECIDE, FALL, QUIET, RSI_BOT
 from tests.exchange.test_paper_reads import locks, statements
 
 
+def plan_reads(seen: list[str]) -> list[str]:
+    """Reads of the newest plan (its legs' rows)."""
+    return [s for s in seen if "orders.plan_id = (SELECT orders.plan_id" in s]
+
+
 @pytest.mark.parametrize(("together", "transactions"), [(True, 1), (False, 6)],
                          ids=["together", "in-turn"])  # fmt: skip
 def test_a_filled_bots_state_is_read_in_one_ledger_transaction(
@@ -63,7 +68,7 @@ def test_an_unchanged_open_row_costs_no_plan_reload_and_no_count(paper_factory: 
         live, fills = runner.read_state(DECIDE)
     assert (fills, live.open_rows, live.state[K.S_EXIT_PENDING]) == (0, 1, 0.0)
     assert len(locks(seen)) == 1
-    assert len([s for s in seen if s.startswith("SELECT orders.plan_id")]) == 1
+    assert len(plan_reads(seen)) == 1
     assert not [s for s in seen if s.startswith("SELECT count(*)")]
     assert not [s for s in seen if "orders.reduce_only IS 1" in s]
 
@@ -86,5 +91,48 @@ def test_a_fill_without_open_order_rows_loads_the_plan_once(paper_factory: Any) 
         live, fills = runner.read_state(DECIDE + 4 * MIN)
     assert fills == 1
     assert (live.position_side, live.open_rows) == (0, 0)
-    plan_ids = [s for s in seen if s.startswith("SELECT orders.plan_id")]
-    assert len(plan_ids) == 1
+    assert len(plan_reads(seen)) == 1
+
+
+def newest_plan_in_two_reads(engine: Any, bot: str, side: int | None) -> Any:
+    """The newest plan as it was read before: its id by one query, then the plan by id."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Order
+    from jiritsu.engine.plans import load_plan
+
+    query = sa.select(Order.plan_id).where(Order.bot == bot, Order.plan_id.is_not(None))
+    if side is not None:
+        query = query.where(Order.side == ("Buy" if side > 0 else "Sell"), Order.leg_index == 0)
+    with engine.connect() as conn:
+        plan_id = conn.execute(query.order_by(Order.id.desc()).limit(1)).scalar()
+    return None if plan_id is None else load_plan(engine, bot, plan_id)
+
+
+def test_the_newest_plan_in_one_query_is_the_plan_read_by_its_id(paper_factory: Any) -> None:
+    """latest_plan reads the newest plan's legs in one query and its decision's spec once per
+    runner: the very plan of reading its id first, at every step of a three-leg time split
+    (legs sent, filled, the plan complete), on either side; none before the first."""
+    from jiritsu.engine.plans import latest_plan
+
+    env = only_bot("SubBot-B", **RSI_BOT)  # three legs a minute apart
+    paper = paper_factory(frame(FALL + QUIET), DECIDE, env)
+    runner = paper.runner("SubBot-B")
+    specs: dict[int, Any] = {}
+    seen = []
+    for k in range(-1, 5):
+        if k >= 0:
+            paper.at(DECIDE + k * MIN)
+            runner.step(DECIDE + k * MIN, halted=False, decide=True)
+        for side in (None, 1, -1):
+            with statements(paper.engine) as reads:
+                plan = latest_plan(paper.engine, "SubBot-B", side=side, specs=specs)
+            assert plan == newest_plan_in_two_reads(paper.engine, "SubBot-B", side)
+            seen.append((plan is not None, len(reads)))
+            if plan is not None:
+                assert plan.legs  # the rows' legs, as sent so far
+    assert seen[:3] == [(False, 1)] * 3  # no plan yet: one query
+    plans = [s for s in seen if s[0]]
+    assert plans[:2] == [(True, 2), (True, 1)]  # the spec read once, then the legs alone
+    assert all(n == 1 for _, n in plans[1:])
+    assert not any(s[0] for s in seen[5::3])  # never a plan on the short side

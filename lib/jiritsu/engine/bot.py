@@ -70,6 +70,7 @@ from jiritsu.strategy.split import leg_due_ms, leg_limit_price
 
 from .plans import (
     Plan,
+    Specs,
     close_unsent_legs,
     exit_key,
     latest_plan,
@@ -222,6 +223,7 @@ class BotRunner:
         # exec id -> time of the fills read since the newest's lookback, all stored by now
         # (recorded, or found already known): not handed to the journal again
         self._stored: dict[str, datetime] = {}
+        self._plan_specs: Specs = {}  # the plans' specs by decision id, as read
         self._book: BookPosition | None = None
         self._refused = 0  # orders refused in the current step
         self._resent = False  # the current step resent a lost order
@@ -464,7 +466,7 @@ class BotRunner:
         resends what is still wanted, and its failures count there.
         """
         count, held, reads = self._position(t)
-        plan = latest_plan(self.ctx.engine, self.name)
+        plan = latest_plan(self.ctx.engine, self.name, specs=self._plan_specs)
         position_open = held.side != 0 and tradeable(held.qty, held.avg, self.inst) > 0
         settled = self._settle_rows(t, plan, position_open, reads, resend=resend)
         if settled.moved:
@@ -472,7 +474,7 @@ class BotRunner:
             count += more
             position_open = held.side != 0 and tradeable(held.qty, held.avg, self.inst) > 0
         if settled.changed:  # settling moved the plan's legs; the fills were booked before
-            plan = latest_plan(self.ctx.engine, self.name)
+            plan = latest_plan(self.ctx.engine, self.name, specs=self._plan_specs)
         open_rows = settled.open_rows
         book = self._book
         assert book is not None
@@ -492,7 +494,7 @@ class BotRunner:
         if position_open:
             owner = plan if (plan is not None and plan.side == side) else None
             if owner is None:
-                owner = latest_plan(self.ctx.engine, self.name, side=side)
+                owner = latest_plan(self.ctx.engine, self.name, side=side, specs=self._plan_specs)
             if owner is not None:
                 st[K.S_PLAN_ATR] = owner.atr
         if plan is not None and not plan.complete:
@@ -767,6 +769,7 @@ class BotRunner:
         from jiritsu.db.engine import session_scope
         from jiritsu.db.models import Decision as Row
 
+        self._plan_specs.pop(decision_id, None)
         with session_scope(self.ctx.engine) as session:
             row = session.get(Row, decision_id)
             if row is not None:

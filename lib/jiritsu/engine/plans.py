@@ -26,6 +26,7 @@ from jiritsu.strategy.split import full_mask
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session
 
 FINAL = frozenset({"filled", "cancelled", "rejected"})
 OPEN = frozenset({"pending", "sent", "new", "partially_filled", "unknown"})
@@ -158,12 +159,42 @@ def _legs(rows: list[Any]) -> dict[int, Leg]:
     return legs
 
 
+# A decision's plan spec and reason by decision id: written with the decision, rewritten only
+# when a reused decision starts a plan (BotRunner._store_plan, which forgets it here)
+Specs = dict[int, tuple[Any, str | None]]
+
+
+def _plan(session: Session, bot: str, rows: list[Any], specs: Specs | None) -> Plan | None:
+    """The plan of ``rows`` (its legs' rows, by id) with its starting decision's spec."""
+    decision_id = next((r.decision_id for r in rows if r.decision_id is not None), None)
+    if decision_id is None:
+        return None
+    found = None if specs is None else specs.get(decision_id)
+    if found is None:
+        from jiritsu.db.models import Decision
+
+        spec, reason = None, None
+        decision = session.get(Decision, decision_id)
+        if decision is not None and isinstance(decision.input_summary, dict):
+            spec = (decision.input_summary.get("engine") or {}).get("plan")
+            reason = decision.reason
+        found = (spec, reason)
+        if specs is not None:
+            specs[decision_id] = found
+    spec, reason = found
+    if not spec:
+        return None
+    plan = plan_from_spec(spec, bot, decision_id, reason)
+    plan.legs = _legs(rows)
+    return plan
+
+
 def load_plan(engine: Engine, bot: str, plan_id: str) -> Plan | None:
     """A plan with its legs, from the rows and the starting decision (None if unknown)."""
     import sqlalchemy as sa
     from sqlalchemy.orm import Session
 
-    from jiritsu.db.models import Decision, Order
+    from jiritsu.db.models import Order
 
     with Session(engine) as session:
         rows = list(
@@ -173,33 +204,32 @@ def load_plan(engine: Engine, bot: str, plan_id: str) -> Plan | None:
                 .order_by(Order.id)
             )
         )
-        decision_id = next((r.decision_id for r in rows if r.decision_id is not None), None)
-        spec = None
-        reason = None
-        if decision_id is not None:
-            decision = session.get(Decision, decision_id)
-            if decision is not None and isinstance(decision.input_summary, dict):
-                spec = (decision.input_summary.get("engine") or {}).get("plan")
-                reason = decision.reason
-        if not spec:
-            return None
-        plan = plan_from_spec(spec, bot, decision_id, reason)
-        plan.legs = _legs(rows)
-        return plan
+        return _plan(session, bot, rows, None)
 
 
-def latest_plan(engine: Engine, bot: str, *, side: int | None = None) -> Plan | None:
-    """The bot's newest plan (optionally the newest on ``side``)."""
+def latest_plan(
+    engine: Engine, bot: str, *, side: int | None = None, specs: Specs | None = None
+) -> Plan | None:
+    """The bot's newest plan (optionally the newest on ``side``): its rows in one query.
+    ``specs``: the decisions' plan specs read before, kept by the caller (see :data:`Specs`)."""
     import sqlalchemy as sa
+    from sqlalchemy.orm import Session
 
     from jiritsu.db.models import Order
 
-    query = sa.select(Order.plan_id).where(Order.bot == bot, Order.plan_id.is_not(None))
+    newest = sa.select(Order.plan_id).where(Order.bot == bot, Order.plan_id.is_not(None))
     if side is not None:
-        query = query.where(Order.side == ("Buy" if side > 0 else "Sell"), Order.leg_index == 0)
-    with engine.connect() as conn:
-        plan_id = conn.execute(query.order_by(Order.id.desc()).limit(1)).scalar()
-    return None if plan_id is None else load_plan(engine, bot, plan_id)
+        newest = newest.where(Order.side == ("Buy" if side > 0 else "Sell"), Order.leg_index == 0)
+    plan_id = newest.order_by(Order.id.desc()).limit(1).scalar_subquery()
+    with Session(engine) as session:
+        rows = list(
+            session.scalars(
+                sa.select(Order)
+                .where(Order.bot == bot, Order.plan_id == plan_id)
+                .order_by(Order.id)
+            )
+        )
+        return _plan(session, bot, rows, specs) if rows else None
 
 
 def close_unsent_legs(
