@@ -154,3 +154,22 @@ def test_refused_and_lost_orders_keep_their_reason(env: BybitEnv, engine: Engine
                   sent_at=T0 + timedelta(minutes=2))
     )  # fmt: skip
     assert resumed["exchange_order_id"] == state.exchange_order_id
+
+
+def test_a_submit_reads_the_row_once(env: BybitEnv, engine: Engine) -> None:
+    """The look-up before the INSERT is the only read: marking the row sent and storing the
+    answer move its status, so they write without reading it first."""
+    journal = OrderJournal(engine, env.exchange(), environment="testnet", clock=SimClock(T0))
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement.split()[0])
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        journal.submit(BOT, "linear", _request("bar-5"))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert seen == ["SELECT", "INSERT", "UPDATE", "UPDATE"]
+    (row,) = _rows(engine)
+    assert (row["status"], row["sent_at"], row["error"]) == ("filled", T0, None)

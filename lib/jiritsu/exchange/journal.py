@@ -149,23 +149,30 @@ class OrderJournal:
             )
         return True, "pending"
 
-    def _update(self, client_order_id: str, values: dict[str, object]) -> None:
-        """Set ``values`` on the order's row, in one transaction: the columns are read and only
-        those that differ are written (as a unit of work would: an unchanged row keeps its
-        ``updated_at``), without loading the whole row."""
+    def _update(
+        self, client_order_id: str, values: dict[str, object], *, status: str | None = None
+    ) -> None:
+        """Set ``values`` on the order's row, in one transaction, as a unit of work would: only
+        the columns that differ are written, so an unchanged row keeps its ``updated_at``.
+        ``status``: the row's status as this journal just wrote or read it; when ``values``
+        move it to another one the row changes anyway and is written without being read."""
         import sqlalchemy as sa
 
         from jiritsu.db.models import Order
 
-        columns = Order.__table__.c
         where = Order.client_order_id == client_order_id
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(*(columns[k] for k in values)).where(where)).first()
-            if row is None:  # pragma: no cover - the row was written before sending
+            if status is None or values.get("status", status) == status:
+                columns = Order.__table__.c
+                row = conn.execute(sa.select(*(columns[k] for k in values)).where(where)).first()
+                if row is not None:
+                    pairs = zip(values.items(), row, strict=True)
+                    values = {k: v for (k, v), old in pairs if old != v}
+                    if not values:
+                        return
+            done = conn.execute(sa.update(Order).where(where).values(values)).rowcount
+            if not done:  # pragma: no cover - the row was written before sending
                 raise RuntimeError(f"order {client_order_id} vanished from the journal")
-            changed = {k: v for (k, v), old in zip(values.items(), row, strict=True) if old != v}
-            if changed:
-                conn.execute(sa.update(Order).where(where).values(changed))
 
     def submit(
         self,
@@ -203,17 +210,18 @@ class OrderJournal:
                 )  # fmt: skip
             self._update(request.client_order_id, state_values(known))
             return known
-        self._update(request.client_order_id, {"status": "sent", "sent_at": self.clock.now()})
+        cid = request.client_order_id
+        self._update(cid, {"status": "sent", "sent_at": self.clock.now()}, status=status)
         try:
             state = self.exchange.place_order(bot, category, request)
         except OrderRejected as exc:
-            self._update(request.client_order_id, {"status": "rejected", "error": redact(str(exc))})
+            self._update(cid, {"status": "rejected", "error": redact(str(exc))}, status="sent")
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            self._update(request.client_order_id, {"status": "unknown", "error": redact(reason)})
+            self._update(cid, {"status": "unknown", "error": redact(reason)}, status="sent")
             raise
-        self._update(request.client_order_id, {**state_values(state), "error": None})
+        self._update(cid, {**state_values(state), "error": None}, status="sent")
         return state
 
     # --- fills --------------------------------------------------------------------------------
