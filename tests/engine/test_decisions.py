@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from jiritsu.advisors.base import Decision
 from jiritsu.advisors.record import DecisionBatch, decision_row, record_decision
 from jiritsu.advisors.rules import RulesAdvisor
@@ -100,7 +102,10 @@ def test_a_batch_writes_held_rows_first_with_the_ids_one_at_a_time_gives(
         batch.add(decision_row("SubBot-B", snap, hold, now=when[i]))
     assert paper.rows("select count(*) from decisions")[0][0] == 0  # held back
     buy = Decision("BUY", 1.0, "entry", "rules")
+    commits: list[int] = []
+    sa.event.listen(paper.engine, "commit", lambda _conn: commits.append(1))
     assert record_decision(paper.engine, "SubBot-B", snap, buy, now=when[2], batch=batch) == 3
+    assert len(commits) == 1  # the held rows and the entry's in one transaction
     for i in (3, 4, 5):  # the third row fills the batch: written
         batch.add(decision_row("SubBot-B", snap, hold, now=when[i]))
     assert batch.rows == []

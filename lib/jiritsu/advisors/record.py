@@ -159,16 +159,19 @@ def record_decision(
 ) -> int:
     """Write the decision's row and return its id. ``engine_view`` (what the engine did with
     the answer) is stored under ``input_summary["engine"]``; ``now`` is the step's time (a
-    replay's simulated clock). The rows a ``batch`` holds are written first."""
+    replay's simulated clock). The rows a ``batch`` (of the same database) holds are written
+    first, in the same transaction."""
     import sqlalchemy as sa
 
     from jiritsu.db.models import Decision as DecisionRow
 
     row = decision_row(bot, snapshot, decision, engine_view=engine_view, now=now)
-    if batch is not None:
-        batch.flush()
-    # one plain INSERT (a bot writes one at every bar it decides: no ORM unit of work)
+    held = batch.rows if batch is not None else []
+    # plain INSERTs (a bot writes one at every bar it decides: no ORM unit of work)
     with engine.begin() as conn:
+        if held:
+            conn.execute(sa.insert(DecisionRow), held)
         key = conn.execute(sa.insert(DecisionRow), row).inserted_primary_key
+    held.clear()  # written (kept for the next try if the transaction failed)
     assert key is not None  # a single-row INSERT always reports its key
     return int(key[0])
