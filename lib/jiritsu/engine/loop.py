@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 
     from jiritsu.config import LoadedConfig
     from jiritsu.engine.bot import BotRunner, EngineContext, StepReport
-    from jiritsu.engine.risk import Trip
+    from jiritsu.engine.risk import CrashMoves, SnapshotHistory, Trip
     from jiritsu.exchange.base import Exchange
     from jiritsu.runtime import Runtime
 
@@ -245,6 +245,7 @@ class TradeLoop:
         self._next_breakers = 0
         self._next_snapshot = 0
         self._crash_at: Any = None  # replay: the minutes at which the crash rule holds
+        self._moves: CrashMoves | None = None  # replay: the crash rule's move at every minute
         self._lift_at: int | None = None  # when the global halt's cool-down ends
         self._replay_end: int | None = None
         self._next_market_warning = 0
@@ -254,6 +255,7 @@ class TradeLoop:
         # only after this process changed one (see jiritsu.controls.writes).
         self.private_db = False
         self._states_read: tuple[int, list[Any]] | None = None
+        self._history: SnapshotHistory | None = None  # the snapshots, held when private_db
 
     # --- set-up --------------------------------------------------------------------------
 
@@ -533,6 +535,7 @@ class TradeLoop:
         self.settings = loaded.settings
         self.ctx.loaded = loaded
         self._crash_at = None  # the crash limits may have changed
+        self._moves = None
         if loaded.overlay_path != self._overlay.path:
             self._overlay = OverlayWatch(loaded.overlay_path)
         self._make_runners()
@@ -666,20 +669,7 @@ class TradeLoop:
     def _crash_minutes(self) -> Any:
         """Replay: the step times (bar closes) at which the crash rule holds on the stored
         index symbol's bars (:func:`jiritsu.engine.risk.crash_moves`)."""
-        import numpy as np
-
-        from jiritsu.engine.risk import crash_moves
-
-        assert self.runtime is not None
-        risk = self.settings.risk
-        frame = self.runtime.market.frames().get(self.settings.master_bot.index_symbol)
-        if frame is None or frame.height == 0:
-            return np.zeros(0, dtype=np.int64)
-        ts = frame["ts"].to_numpy().astype(np.int64)
-        moves = crash_moves(ts, frame["close"].to_numpy().astype(np.float64),
-                            risk.crash_window_minutes)  # fmt: skip
-        with np.errstate(invalid="ignore"):
-            return ts[np.abs(moves) > risk.crash_move_pct] + MINUTE_MS
+        return self._crash_moves().minutes(self.settings)
 
     # --- a step --------------------------------------------------------------------------
 
@@ -753,8 +743,9 @@ class TradeLoop:
                 if not snapshot:
                     return portfolio_value(self.ctx.exchange, self.settings)
                 value = take_snapshot(
-                    self.ctx.engine, self.ctx.exchange, self.settings, now=from_ms(t), locked=True
-                )
+                    self.ctx.engine, self.ctx.exchange, self.settings, now=from_ms(t), locked=True,
+                    history=self._snapshot_history(),
+                )  # fmt: skip
         except MasterBusy:
             log.info("money is being moved between accounts: portfolio valuation postponed")
             return None
@@ -779,13 +770,37 @@ class TradeLoop:
             self._next_breakers = next_on_grid(t, every)
         trips = check_portfolio(
             self.ctx.engine, self.ctx.exchange, self.ctx.feed, self.settings, now=now,
-            value=value, equity=equity, crash=not glob,
+            value=value, equity=equity, crash=not glob, history=self._snapshot_history(),
+            moves=self._crash_moves() if self.replay else None,
         )  # fmt: skip
         for trip in apply_first(self.ctx.engine, trips, self.settings, now=now,
                                 notifier=self.ctx.notifier):  # fmt: skip
             self._tripped(t, trip)
             glob = True
         return glob
+
+    def _snapshot_history(self) -> SnapshotHistory | None:
+        """The snapshots held in memory when the database is this run's alone (None: the
+        breakers read the database, which other processes write)."""
+        from jiritsu.engine.risk import SnapshotHistory
+
+        assert self.ctx is not None
+        if not self.private_db:
+            return None
+        if self._history is None or self._history.engine is not self.ctx.engine:
+            self._history = SnapshotHistory(self.ctx.engine)
+        return self._history
+
+    def _crash_moves(self) -> CrashMoves:
+        """Replay: the crash rule's moves over the index symbol's stored bars (made again when
+        the bars or the crash window changed)."""
+        from jiritsu.engine.risk import CrashMoves
+
+        assert self.runtime is not None
+        market = self.runtime.market
+        if self._moves is None or not self._moves.serves(market, self.settings):
+            self._moves = CrashMoves(market, self.settings)
+        return self._moves
 
     def _tripped(self, t: int, trip: Trip) -> None:
         from jiritsu.engine.risk import cooldown_minutes

@@ -37,6 +37,7 @@ Definitions:
 
 from __future__ import annotations
 
+import bisect
 import logging
 import weakref
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
     from jiritsu.exchange.base import Exchange
     from jiritsu.market.data import CandleFeed
+    from jiritsu.master.snapshot import PortfolioSnapshot as MasterSnapshot
     from jiritsu.notify import Notifier
 
 log = logging.getLogger("jiritsu.risk")
@@ -99,14 +101,22 @@ def portfolio_value(exchange: Exchange, settings: Any) -> PortfolioValue:
 
 
 def take_snapshot(
-    engine: Engine, exchange: Exchange, settings: Any, *, now: datetime, locked: bool = False
+    engine: Engine,
+    exchange: Exchange,
+    settings: Any,
+    *,
+    now: datetime,
+    locked: bool = False,
+    history: SnapshotHistory | None = None,
 ) -> PortfolioValue:
     """A ``portfolio_history`` row written by the one snapshot writer
-    (:func:`jiritsu.master.snapshot.take_snapshot`); returns the value it recorded, which the
-    breakers then use."""
+    (:func:`jiritsu.master.snapshot.take_snapshot`) and added to ``history``; returns the value
+    it recorded, which the breakers then use."""
     from jiritsu.master.snapshot import take_snapshot as write_snapshot
 
     snap = write_snapshot(engine, exchange, settings, now=now, locked=locked)
+    if history is not None:
+        history.wrote(snap)
     return PortfolioValue(
         {b.bot: b.equity for b in snap.bots},
         {b.bot: b.available for b in snap.bots},
@@ -215,6 +225,96 @@ def _lift_time(engine: Engine, scope: str) -> datetime | None:
     return max(times) if times else None
 
 
+class SnapshotHistory:
+    """The snapshots and the global halt's lift time as the equity breakers read them, held in
+    memory for a database that only this process writes (a simulation's; see
+    :attr:`jiritsu.engine.loop.TradeLoop.private_db`): every check used to read the day's
+    snapshots again, the peak's new rows and the lift time twice.
+
+    The rows are those :func:`_snapshot_rows` reads, kept in its order (time, id). They are read
+    once; the caller's own snapshots are added as it writes them (:meth:`wrote`, the values
+    canonical as the ``Money`` columns return them). Whenever this process made another
+    snapshot write (profit saving's; a retried write counts twice, see
+    :func:`jiritsu.master.snapshot.writes`), the rows above the newest id held are read from
+    the database. The lift time is read again only after this process changed a halt state
+    (:func:`jiritsu.controls.writes`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.rows: list[tuple[int, datetime, Decimal, Decimal]] = []
+        self._mark = -1  # the snapshot writes the rows are complete for (-1: never read)
+        self._last_id = 0
+        self._lift: tuple[int, datetime | None] | None = None  # (halt-state writes, lift)
+        # The peak (value, savings) since _peak_lift over self.rows[:_scanned] (-1: none).
+        self._peak_lift: datetime | None = None
+        self._scanned = -1
+        self._best: tuple[Decimal, Decimal] | None = None
+
+    def _add(self, row: tuple[int, datetime, Decimal, Decimal]) -> None:
+        if self.rows and (row[1], row[0]) < (self.rows[-1][1], self.rows[-1][0]):
+            bisect.insort(self.rows, row, key=lambda r: (r[1], r[0]))
+            self._scanned = -1  # (a row inside the scanned part: scan again)
+        else:
+            self.rows.append(row)
+        self._last_id = max(self._last_id, row[0])
+
+    def _sync(self) -> None:
+        from jiritsu.master.snapshot import writes
+
+        mark = writes(self.engine)
+        if mark != self._mark:
+            for row in _snapshot_rows(self.engine, None, self._last_id):
+                self._add(row)
+            self._mark = mark
+
+    def wrote(self, snap: MasterSnapshot) -> None:
+        """Add the snapshot the caller just wrote, unless another write came between (then it
+        is read with the others at the next question)."""
+        from jiritsu.db.types import to_decimal
+        from jiritsu.master.snapshot import writes
+
+        if writes(self.engine) != self._mark + 1:
+            return
+        savings = to_decimal(snap.profit_saved_balance)
+        total = ZERO
+        for bot in snap.bots:  # (the order _snapshot_rows sums them in)
+            total += to_decimal(bot.equity)
+        self._add((snap.id, snap.timestamp.astimezone(timezone.utc), total + savings, savings))
+        self._mark += 1
+
+    def _since(self, since: datetime | None) -> int:
+        if since is None:
+            return 0
+        return bisect.bisect_left(self.rows, since, key=lambda r: r[1])
+
+    def values(self, since: datetime) -> list[tuple[datetime, Decimal, Decimal]]:
+        """:func:`_snapshot_values` from memory."""
+        self._sync()
+        return [(ts, v, s) for _id, ts, v, s in self.rows[self._since(since) :]]
+
+    def peak(self, lift: datetime | None) -> tuple[Decimal, Decimal] | None:
+        """:func:`_peak_since` from memory, carried forward over the rows added since."""
+        self._sync()
+        if self._scanned < 0 or self._peak_lift != lift:
+            self._peak_lift, self._scanned, self._best = lift, self._since(lift), None
+        for _id, ts, v, s in self.rows[self._scanned :]:  # (in order: the first of equals)
+            if lift is not None and ts < lift:  # (written after the lift, stamped before it)
+                continue
+            if self._best is None or v > self._best[0]:
+                self._best = (v, s)
+        self._scanned = len(self.rows)
+        return self._best
+
+    def lift_time(self) -> datetime | None:
+        """:func:`_lift_time` of the global halt, read again after a halt-state change."""
+        from jiritsu import controls
+
+        mark = controls.writes(self.engine)
+        if self._lift is None or self._lift[0] != mark:
+            self._lift = (mark, _lift_time(self.engine, GLOBAL))
+        return self._lift[1]
+
+
 # --- the breakers ------------------------------------------------------------------------
 
 
@@ -308,9 +408,14 @@ def crash_rule(move: float, settings: Any, details: dict[str, Any]) -> Trip | No
     )
 
 
-def drawdown_trip(engine: Engine, value: PortfolioValue, settings: Any) -> Trip | None:
+def drawdown_trip(
+    engine: Engine, value: PortfolioValue, settings: Any, history: SnapshotHistory | None = None
+) -> Trip | None:
     peak_value, peak_savings = value.value, value.savings
-    peak = _peak_since(engine, _lift_time(engine, GLOBAL))
+    if history is not None:
+        peak = history.peak(history.lift_time())
+    else:
+        peak = _peak_since(engine, _lift_time(engine, GLOBAL))
     if peak is not None and peak[0] > peak_value:
         peak_value, peak_savings = peak
     return drawdown_rule(peak_value, peak_savings, value.value, settings.risk.max_drawdown_pct)
@@ -335,11 +440,18 @@ def daily_base(
 
 
 def daily_loss_trip(
-    engine: Engine, value: PortfolioValue, settings: Any, now: datetime
+    engine: Engine,
+    value: PortfolioValue,
+    settings: Any,
+    now: datetime,
+    history: SnapshotHistory | None = None,
 ) -> Trip | None:
     day = datetime.combine(now.date(), time(0), tzinfo=timezone.utc)
-    rows = _snapshot_values(engine, day - timedelta(days=2))
-    base = daily_base(rows, day, _lift_time(engine, GLOBAL))
+    if history is not None:
+        base = daily_base(history.values(day - timedelta(days=2)), day, history.lift_time())
+    else:
+        rows = _snapshot_values(engine, day - timedelta(days=2))
+        base = daily_base(rows, day, _lift_time(engine, GLOBAL))
     if base is None:
         return None
     _ts, base_value, base_savings = base
@@ -356,6 +468,38 @@ def crash_trip(feed: CandleFeed, settings: Any, now_ms: int) -> Trip | None:
     close = np.asarray(bars["close"], dtype=np.float64)
     move = float(crash_moves(ts, close, risk.crash_window_minutes)[-1])
     return crash_rule(move, settings, {"to": float(close[-1])})
+
+
+class CrashMoves:
+    """The crash rule's move at every 1-minute bar the feed holds for the index symbol, computed
+    once (:func:`crash_moves` over the whole series): a replay's feed holds every bar it will
+    serve, and the move of the newest bar closed by a step is the one :func:`crash_trip` finds
+    in the window of that bar (the same bars, the same float operations)."""
+
+    def __init__(self, feed: CandleFeed, settings: Any) -> None:
+        self.cols = feed.minute_columns(settings.master_bot.index_symbol)
+        self.window = settings.risk.crash_window_minutes
+        empty = np.zeros(0)
+        self.ts = self.cols["ts"] if self.cols is not None else empty.astype(np.int64)
+        self.close = self.cols["close"] if self.cols is not None else empty
+        self.moves = crash_moves(self.ts, self.close, self.window)
+
+    def serves(self, feed: CandleFeed, settings: Any) -> bool:
+        """Still the answer for ``feed``'s bars and the crash window of ``settings``."""
+        cols = feed.minute_columns(settings.master_bot.index_symbol)
+        return cols is self.cols and settings.risk.crash_window_minutes == self.window
+
+    def minutes(self, settings: Any) -> np.ndarray:
+        """The step times (bar closes) at which the crash rule holds."""
+        with np.errstate(invalid="ignore"):
+            return self.ts[np.abs(self.moves) > settings.risk.crash_move_pct] + MINUTE_MS
+
+    def trip(self, settings: Any, now_ms: int) -> Trip | None:
+        """:func:`crash_trip` at ``now_ms``."""
+        newest = int(np.searchsorted(self.ts, now_ms - MINUTE_MS, side="right")) - 1
+        if newest < 1:  # (fewer than two bars: no window)
+            return None
+        return crash_rule(float(self.moves[newest]), settings, {"to": float(self.close[newest])})
 
 
 def _loss_streak(conn: Connection, bot: str, since: datetime | None) -> int:
@@ -525,17 +669,24 @@ def check_portfolio(
     value: PortfolioValue | None = None,
     equity: bool = True,
     crash: bool = True,
+    history: SnapshotHistory | None = None,
+    moves: CrashMoves | None = None,
 ) -> list[Trip]:
-    """The global breakers that are over their limit now (not yet applied)."""
+    """The global breakers that are over their limit now (not yet applied); ``history`` and
+    ``moves`` answer from memory what the database and the feed would (a simulation's)."""
     trips: list[Trip] = []
-    if crash and feed is not None:
-        found = crash_trip(feed, settings, round(now.timestamp() * 1000))
-        if found:
-            trips.append(found)
+    now_ms = round(now.timestamp() * 1000)
+    found = None
+    if crash and moves is not None:
+        found = moves.trip(settings, now_ms)
+    elif crash and feed is not None:
+        found = crash_trip(feed, settings, now_ms)
+    if found:
+        trips.append(found)
     if equity:
         value = value or portfolio_value(exchange, settings)
-        for check in (drawdown_trip(engine, value, settings),
-                      daily_loss_trip(engine, value, settings, now)):  # fmt: skip
+        for check in (drawdown_trip(engine, value, settings, history),
+                      daily_loss_trip(engine, value, settings, now, history)):  # fmt: skip
             if check:
                 trips.append(check)
     return trips
