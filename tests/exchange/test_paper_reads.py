@@ -298,3 +298,64 @@ def test_an_idle_own_ledger_is_not_caught_up_and_answers_as_a_shared_one(engine:
     # minutes 2-9: l-1 filled at 2, nothing to work at 3, the stop from 4 to its fill at 6,
     # l-2 from 7 to its fill at 8, nothing at 9
     assert worked == [1, 0, 1, 1, 1, 1, 1, 0]
+
+
+def test_the_ledger_reads_built_once_answer_as_built_at_each_call(engine: Engine) -> None:
+    """Open orders (with and without the orders of some fills), market rows, fills and books
+    under every combination of filters: the rows of the same query built afresh."""
+    import itertools
+
+    from sqlalchemy.orm import Session
+
+    from jiritsu.db.models import PAPER_OPEN_ORDER_STATUSES, PaperFill, PaperOrder, PaperPosition
+
+    ex, clock = spend_at_the_fills(engine)  # fills, a refusal, an open limit, positions
+    ex.step_accounts()
+    ex.place_order(A, "spot", limit("s-2", "Sell", "1", "150"))  # open, spot
+    ex.place_order(C, "linear", limit("c-3", "Buy", "1", "90"))  # open, linear
+    clock.advance()
+    ex.step_accounts()
+
+    def fresh_select(entity: Any, **eq: Any) -> Any:
+        query = sa.select(entity)
+        for name, value in eq.items():
+            query = query.where(getattr(entity, name) == value)
+        return query
+
+    with Session(engine) as session:
+        filled = sorted(session.scalars(sa.select(PaperFill.exchange_order_id)))[:2]
+        for account, category, symbol in itertools.product(
+            (None, A, B, C), (None, "linear", "spot"), (None, "BTCUSDT", "ETHUSDT")
+        ):
+            given = {k: v for k, v in (("account", account), ("category", category),
+                                       ("symbol", symbol)) if v is not None}  # fmt: skip
+            for also in ((), filled):
+                is_open = PaperOrder.status.in_(PAPER_OPEN_ORDER_STATUSES)
+                if also:
+                    is_open = sa.or_(is_open, PaperOrder.exchange_order_id.in_(also))
+                want = session.scalars(
+                    fresh_select(PaperOrder, **given)
+                    .where(is_open)
+                    .order_by(PaperOrder.accepted_ms, PaperOrder.id)
+                ).all()
+                got = ledger.open_orders(session, account, category, symbol, also=also)
+                assert [o.id for o in got] == [o.id for o in want]
+            rows = session.scalars(fresh_select(PaperPosition, **given).order_by(PaperPosition.id))
+            got_rows = ledger.market_rows(session, account, category, symbol, open_only=False)
+            assert [r.id for r in got_rows] == [r.id for r in rows]
+            if account is None:
+                continue
+            for since in (None, T0 + 2 * M):
+                query = fresh_select(PaperFill, **given)
+                if since is not None:
+                    query = query.where(PaperFill.exec_ms >= since)
+                want_fills = session.scalars(query.order_by(PaperFill.exec_ms, PaperFill.id))
+                got_fills = ledger.fills(session, account, category, symbol, since)
+                assert [f.id for f in got_fills] == [f.id for f in want_fills]
+        found = ledger.books(session, [A, B, C, MAIN])
+        assert [o.client_order_id for o in found[C].orders] == ["c-3"]
+        assert [p.symbol for p in found[B].positions] == ["BTCUSDT"]
+        assert found[MAIN].wallet("FUND", "USDT") == D(500)
+        assert ledger.wallet_row(session, A, "UNIFIED", "USDT") is not None
+        assert ledger.order_by_client_id(session, C, "c-2") is not None
+        assert ledger.market_row(session, C, "linear", "BTCUSDT") is not None

@@ -13,13 +13,14 @@ replay of the same orders over the same candles writes identical rows.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -74,6 +75,59 @@ def exit_order_id_for(account: str, category: str, symbol: str, bar_ts: int) -> 
 def exec_id_for(exchange_order_id: str, seq: int) -> str:
     """The id of an order's ``seq``-th fill (1-based)."""
     return str(uuid.uuid5(PAPER_NAMESPACE, f"exec|{exchange_order_id}|{seq}"))
+
+
+# --- queries ------------------------------------------------------------------------------
+# Each read below is one of a few fixed statements built once with named parameters: on these
+# small tables building a SELECT (and its cache key) cost about as much as running it, and a
+# replay runs them at nearly every step.
+
+
+def _equal(entity: Any, names: tuple[str, ...]) -> list[Any]:
+    """``entity.<name> = :<name>`` for each of ``names``."""
+    return [getattr(entity, name) == sa.bindparam(name) for name in names]
+
+
+def _given(**values: object) -> dict[str, object]:
+    """The parameters that are not None (the filters a read was given)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@functools.cache
+def _select(entity: Any, names: tuple[str, ...], order: tuple[str, ...] = ()) -> Any:
+    """``SELECT entity WHERE <names equal their parameters> ORDER BY <order>``."""
+    query = sa.select(entity).where(*_equal(entity, names))
+    return query.order_by(*(getattr(entity, o) for o in order)) if order else query
+
+
+@functools.cache
+def _open_orders_select(names: tuple[str, ...], also: bool) -> Any:
+    is_open: sa.ColumnElement[bool] = PaperOrder.status.in_(PAPER_OPEN_ORDER_STATUSES)
+    if also:
+        exchange_ids: sa.BindParameter[str] = sa.bindparam("also", expanding=True)
+        is_open = sa.or_(is_open, PaperOrder.exchange_order_id.in_(exchange_ids))
+    query = sa.select(PaperOrder).where(is_open, *_equal(PaperOrder, names))
+    return query.order_by(PaperOrder.accepted_ms, PaperOrder.id)
+
+
+@functools.cache
+def _fills_select(names: tuple[str, ...], since: bool) -> Any:
+    query = sa.select(PaperFill).where(*_equal(PaperFill, names))
+    if since:
+        query = query.where(PaperFill.exec_ms >= sa.bindparam("since_ms"))
+    return query.order_by(PaperFill.exec_ms, PaperFill.id)
+
+
+@functools.cache
+def _books_selects() -> tuple[Any, Any, Any]:
+    names: sa.BindParameter[str] = sa.bindparam("names", expanding=True)
+    return (
+        sa.select(PaperAccount).where(PaperAccount.account.in_(names)),
+        sa.select(PaperPosition).where(PaperPosition.account.in_(names)).order_by(PaperPosition.id),
+        sa.select(PaperOrder)
+        .where(PaperOrder.status.in_(PAPER_OPEN_ORDER_STATUSES), PaperOrder.account.in_(names))
+        .order_by(PaperOrder.accepted_ms, PaperOrder.id),
+    )
 
 
 # --- transactions -------------------------------------------------------------------------
@@ -141,13 +195,9 @@ def account_names(session: Session) -> list[str]:
 
 
 def wallet_row(session: Session, account: str, wallet: str, coin: str) -> PaperAccount | None:
-    return session.scalars(
-        sa.select(PaperAccount).where(
-            PaperAccount.account == account,
-            PaperAccount.wallet == wallet,
-            PaperAccount.coin == coin,
-        )
-    ).one_or_none()
+    query = _select(PaperAccount, ("account", "wallet", "coin"))
+    params = {"account": account, "wallet": wallet, "coin": coin}
+    return session.scalars(query, params).one_or_none()
 
 
 def wallet_balance(session: Session, account: str, wallet: str, coin: str) -> Decimal:
@@ -214,11 +264,9 @@ def seed(session: Session, balances: Mapping[tuple[str, str, str], Decimal], at:
 
 
 def order_by_client_id(session: Session, account: str, client_order_id: str) -> PaperOrder | None:
-    return session.scalars(
-        sa.select(PaperOrder).where(
-            PaperOrder.account == account, PaperOrder.client_order_id == client_order_id
-        )
-    ).one_or_none()
+    query = _select(PaperOrder, ("account", "client_order_id"))
+    params = {"account": account, "client_order_id": client_order_id}
+    return session.scalars(query, params).one_or_none()
 
 
 def order_by_exchange_id(session: Session, exchange_order_id: str) -> PaperOrder | None:
@@ -237,30 +285,20 @@ def open_orders(
 ) -> list[PaperOrder]:
     """Open orders, oldest first (acceptance time, then insertion); with ``also``, the orders
     of those exchange ids too, open or not (in the same query)."""
-    is_open: sa.ColumnElement[bool] = PaperOrder.status.in_(PAPER_OPEN_ORDER_STATUSES)
+    params = _given(account=account, category=category, symbol=symbol)
+    query = _open_orders_select(tuple(params), bool(also))
     if also:
-        is_open = sa.or_(is_open, PaperOrder.exchange_order_id.in_(sorted(also)))
-    query = sa.select(PaperOrder).where(is_open)
-    if account is not None:
-        query = query.where(PaperOrder.account == account)
-    if category is not None:
-        query = query.where(PaperOrder.category == category)
-    if symbol is not None:
-        query = query.where(PaperOrder.symbol == symbol)
-    return list(session.scalars(query.order_by(PaperOrder.accepted_ms, PaperOrder.id)))
+        params["also"] = sorted(also)
+    return list(session.scalars(query, params))
 
 
 # --- positions ----------------------------------------------------------------------------
 
 
 def market_row(session: Session, account: str, category: str, symbol: str) -> PaperPosition | None:
-    return session.scalars(
-        sa.select(PaperPosition).where(
-            PaperPosition.account == account,
-            PaperPosition.category == category,
-            PaperPosition.symbol == symbol,
-        )
-    ).one_or_none()
+    query = _select(PaperPosition, ("account", "category", "symbol"))
+    params = {"account": account, "category": category, "symbol": symbol}
+    return session.scalars(query, params).one_or_none()
 
 
 def ensure_market(
@@ -296,14 +334,8 @@ def market_rows(
     open_only: bool = True,
 ) -> list[PaperPosition]:
     """Market rows (by default only those with an open position), in a stable order."""
-    query = sa.select(PaperPosition)
-    if account is not None:
-        query = query.where(PaperPosition.account == account)
-    if category is not None:
-        query = query.where(PaperPosition.category == category)
-    if symbol is not None:
-        query = query.where(PaperPosition.symbol == symbol)
-    rows = session.scalars(query.order_by(PaperPosition.id)).all()
+    params = _given(account=account, category=category, symbol=symbol)
+    rows = session.scalars(_select(PaperPosition, tuple(params), ("id",)), params).all()
     # Money is text on SQLite: filter on size in Python, not in SQL.
     return [r for r in rows if r.size > 0] if open_only else list(rows)
 
@@ -319,14 +351,11 @@ def fills(
     since_ms: int | None = None,
 ) -> list[PaperFill]:
     """Fills of an account, oldest first."""
-    query = sa.select(PaperFill).where(PaperFill.account == account)
-    if category is not None:
-        query = query.where(PaperFill.category == category)
-    if symbol is not None:
-        query = query.where(PaperFill.symbol == symbol)
+    params = _given(account=account, category=category, symbol=symbol)
+    query = _fills_select(tuple(params), since_ms is not None)
     if since_ms is not None:
-        query = query.where(PaperFill.exec_ms >= since_ms)
-    return list(session.scalars(query.order_by(PaperFill.exec_ms, PaperFill.id)))
+        params["since_ms"] = since_ms
+    return list(session.scalars(query, params))
 
 
 def transfer_row(session: Session, transfer_id: str) -> PaperTransfer | None:
@@ -385,16 +414,14 @@ def books(session: Session, accounts: Iterable[str]) -> dict[str, Books]:
     valuation reads every account at once)."""
     names = sorted(set(accounts))
     found = {name: Books() for name in names}
-    for row in session.scalars(sa.select(PaperAccount).where(PaperAccount.account.in_(names))):
+    wallets, positions, orders = _books_selects()
+    params = {"names": names}
+    for row in session.scalars(wallets, params):
         found[row.account].wallets[(row.wallet, row.coin)] = row.balance
-    positions = sa.select(PaperPosition).where(PaperPosition.account.in_(names))
-    for pos in session.scalars(positions.order_by(PaperPosition.id)):
+    for pos in session.scalars(positions, params):
         if pos.size > 0:  # (money is text on SQLite: compared in Python, as market_rows does)
             found[pos.account].positions.append(pos)
-    orders = sa.select(PaperOrder).where(
-        PaperOrder.status.in_(PAPER_OPEN_ORDER_STATUSES), PaperOrder.account.in_(names)
-    )
-    for order in session.scalars(orders.order_by(PaperOrder.accepted_ms, PaperOrder.id)):
+    for order in session.scalars(orders, params):
         found[order.account].orders.append(order)
     return found
 
