@@ -47,7 +47,7 @@ import numpy as np
 
 from jiritsu.clock import from_ms
 from jiritsu.events import EventType, record_event
-from jiritsu.exchange.book import BookPosition, tradeable, update_trade_pnl
+from jiritsu.exchange.book import BookPosition, KeptBook, tradeable, update_trade_pnl
 from jiritsu.exchange.errors import ExchangeError, ExchangeUnavailable, OrderRejected
 from jiritsu.exchange.ids import client_order_id
 from jiritsu.exchange.journal import RESUMABLE, apply_state
@@ -224,7 +224,8 @@ class BotRunner:
         # (recorded, or found already known): not handed to the journal again
         self._stored: dict[str, datetime] = {}
         self._plan_specs: Specs = {}  # the plans' specs by decision id, as read
-        self._book: BookPosition | None = None
+        # the trade book between re-reads (None: rebuild it from every recorded fill)
+        self._book: KeptBook | None = None
         self._refused = 0  # orders refused in the current step
         self._resent = False  # the current step resent a lost order
         self.halted = False  # as of the latest step: a halted bot resends no lost entry leg
@@ -240,7 +241,14 @@ class BotRunner:
 
             advisor = build_advisor(bot, loaded, self.ctx.engine, self.ctx.notifier)
         self.advisor = advisor
+        self.resync()
+
+    def resync(self) -> None:
+        """Re-read everything at the next step, the trade book rebuilt from every recorded
+        fill: something besides this runner's own reads (a reconciliation, a failed step, a
+        reload) may have recorded fills it would not otherwise look for."""
         self.dirty = True
+        self._book = None
 
     # --- scheduling ----------------------------------------------------------------------
 
@@ -433,8 +441,9 @@ class BotRunner:
         if count:
             self.unchecked_fills = True
         if count or self._book is None:
-            self._book = update_trade_pnl(self.ctx.engine, self.name, self.inst, touched)
-        book = self._book
+            kept, self._book = self._book, None  # a failure below leaves a rebuild to the next
+            self._book = update_trade_pnl(self.ctx.engine, self.name, self.inst, touched, kept)
+        book = self._book.pos
         if reads is not None:
             positions = reads.positions
         else:
@@ -476,8 +485,8 @@ class BotRunner:
         if settled.changed:  # settling moved the plan's legs; the fills were booked before
             plan = latest_plan(self.ctx.engine, self.name, specs=self._plan_specs)
         open_rows = settled.open_rows
-        book = self._book
-        assert book is not None
+        assert self._book is not None
+        book = self._book.pos
         side, qty, avg = held.side, held.qty, held.avg
         st = K.new_state()
         st[K.S_SIDE] = side
@@ -526,14 +535,14 @@ class BotRunner:
         try:
             self._step(t, halted, decide, fresh, report)
         except ExchangeUnavailable as exc:
-            self.dirty = True
+            self.resync()
             report.error = f"exchange unavailable: {exc}"
             record_event(
                 self.ctx.engine, "ERROR", EventType.EXCHANGE_ERROR, f"step failed: {exc}",
                 {"t": from_ms(t)}, bot=self.name, notifier=self.ctx.notifier, now=from_ms(t),
             )  # fmt: skip
         except ExchangeError as exc:
-            self.dirty = True
+            self.resync()
             report.error = f"{type(exc).__name__}: {exc}"
             record_event(
                 self.ctx.engine, "ERROR", EventType.EXCHANGE_ERROR, f"step failed: {exc}",
@@ -559,7 +568,9 @@ class BotRunner:
         self._failures = 0
 
     def _step(self, t: int, halted: bool, decide: bool, fresh: bool, report: StepReport) -> None:
-        if fresh or self.dirty or self._cached is None or not self.ctx.probe_changes:
+        if fresh:
+            self.resync()
+        if self.dirty or self._cached is None or not self.ctx.probe_changes:
             live, report.new_fills = self.read_state(t)
             self.dirty = False
         else:

@@ -853,7 +853,7 @@ class TradeLoop:
         except JiritsuError as exc:
             log.warning("periodic reconciliation failed (next in an hour): %s", exc)
         for runner in self.runners.values():
-            runner.dirty = True  # re-read what reconciliation may have recorded
+            runner.resync()  # re-read what reconciliation may have recorded
 
     def _run_bot(
         self, runner: BotRunner, t: int, halted: bool, decide: bool, fresh: bool = False
@@ -871,7 +871,7 @@ class TradeLoop:
             # a bug in one bot must not stop the others; the traceback goes to the log
             log.exception("%s: step at %s failed", runner.name, from_ms(t))
             assert self.ctx is not None
-            runner.dirty = True
+            runner.resync()
             record_event(
                 self.ctx.engine, "ERROR", EventType.ORDER_ERROR,
                 f"step failed: {type(exc).__name__}: {exc}", None, bot=runner.name,

@@ -22,10 +22,11 @@ position, "open" otherwise) are written from it; the dashboard's performance vie
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jiritsu.exchange.ledger import q8
 
@@ -137,43 +138,120 @@ class PositionBook:
             pos.entry_fees += q8(fee * opening / qty)
 
 
-def rebuild(engine: Engine, bot: str, inst: Instrument) -> BookPosition:
-    """The bot's book from every recorded fill of its symbol."""
+class KeptBook:
+    """A bot's book with what it has applied, kept between re-reads: the next update applies
+    only the fills recorded since (:func:`brought_up_to_date`) instead of replaying them all,
+    which cost a long run time that grew with every fill."""
+
+    def __init__(self, inst: Instrument) -> None:
+        self.book = PositionBook(inst)
+        self.count = 0  # executions rows applied
+        self.max_id = 0  # the largest id among them
+        self.last_id = 0  # the id of the one applied last (newest by (exec_time, id))
+
+    @property
+    def pos(self) -> BookPosition:
+        return self.book.pos
+
+    def apply_rows(self, rows: Sequence[Any]) -> None:
+        """Apply rows of :func:`_fill_columns`, in the order given."""
+        for order_id, side, qty, price, fee, fee_coin, when, row_id in rows:
+            self.book.apply(order_id, side, qty, price, fee or ZERO, fee_coin, when)
+            self.count += 1
+            self.max_id = max(self.max_id, row_id)
+            self.last_id = row_id
+
+
+def _fill_columns(e: Any) -> tuple[Any, ...]:
+    """What the book applies of an executions row (``e``: the model or an alias of it)."""
+    return (e.order_id, e.side, e.qty, e.price, e.fee, e.fee_coin, e.exec_time, e.id)
+
+
+def rebuild(engine: Engine, bot: str, inst: Instrument) -> KeptBook:
+    """The bot's book from every recorded fill of its symbol, in (exec_time, id) order."""
     import sqlalchemy as sa
 
     from jiritsu.db.models import Execution
 
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(
-                Execution.order_id,
-                Execution.side,
-                Execution.qty,
-                Execution.price,
-                Execution.fee,
-                Execution.fee_coin,
-                Execution.exec_time,
-            )
+            sa.select(*_fill_columns(Execution))
             .where(Execution.bot == bot, Execution.symbol == inst.symbol)
             .order_by(Execution.exec_time, Execution.id)
         ).all()
-    book = PositionBook(inst)
-    for order_id, side, qty, price, fee, fee_coin, when in rows:
-        book.apply(order_id, side, qty, price, fee or ZERO, fee_coin, when)
-    return book.pos
+    kept = KeptBook(inst)
+    kept.apply_rows(rows)
+    return kept
+
+
+def brought_up_to_date(engine: Engine, bot: str, inst: Instrument, kept: KeptBook) -> KeptBook:
+    """``kept`` with the fills recorded since it was last brought up to date, or the book
+    rebuilt from every fill when appending them would not give exactly the rebuild's book.
+
+    Executions rows are never updated or deleted, so every row ``kept`` applied is still
+    there. One statement (one snapshot, also on PostgreSQL) reads the rows with an id above
+    every applied one, in (exec_time, id) order, with the count of all the bot's rows and of
+    the new rows that sort before the row applied last. Appending is the rebuild when the count
+    is the applied rows plus the new ones (no row with a smaller id became visible late: on
+    PostgreSQL concurrent transactions commit out of id order) and no new row sorts before the
+    last applied (a fill recorded late with an earlier time: a lost answer recovered,
+    reconciliation, a restart); a new row's id is above the last one's, so an equal time sorts
+    after it as in the rebuild. The time comparison is the database's own, as in its ORDER BY.
+    """
+    import sqlalchemy as sa
+    from sqlalchemy.orm import aliased
+
+    from jiritsu.db.models import Execution
+
+    mine = (Execution.bot == bot, Execution.symbol == inst.symbol)
+    last = aliased(Execution)
+    last_time = sa.select(last.exec_time).where(last.id == kept.last_id).scalar_subquery()
+    early = sa.and_(Execution.id > kept.max_id, Execution.exec_time < last_time)
+    seen = (
+        sa.select(
+            sa.func.count().label("total"),
+            sa.func.count(sa.case((early, 1))).label("early"),
+        )
+        .where(*mine)
+        .subquery()
+    )
+    new = aliased(Execution)
+    joined = seen.outerjoin(
+        new, sa.and_(new.bot == bot, new.symbol == inst.symbol, new.id > kept.max_id)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(seen.c.total, seen.c.early, *_fill_columns(new))
+            .select_from(joined)
+            .order_by(new.exec_time, new.id)
+        ).all()
+    total, early_rows = rows[0][0], rows[0][1]
+    fills = [row[2:] for row in rows if row[-1] is not None]
+    if early_rows or total != kept.count + len(fills):
+        return rebuild(engine, bot, inst)
+    kept.apply_rows(fills)
+    return kept
 
 
 def update_trade_pnl(
-    engine: Engine, bot: str, inst: Instrument, touched: set[str] | None = None
-) -> BookPosition:
-    """Rebuild the book and write ``pnl`` / ``position_effect`` of the bot's trades rows that
-    are new or whose orders got fills now (``touched``: exchange order ids); returns the book."""
+    engine: Engine,
+    bot: str,
+    inst: Instrument,
+    touched: set[str] | None = None,
+    kept: KeptBook | None = None,
+) -> KeptBook:
+    """Bring the book up to date (``kept``: the one returned last time, None: rebuild it) and
+    write ``pnl`` / ``position_effect`` of the bot's trades rows that are new or whose orders
+    got fills now (``touched``: exchange order ids); returns the book."""
     import sqlalchemy as sa
 
     from jiritsu.db.engine import session_scope
     from jiritsu.db.models import Trade
 
-    pos = rebuild(engine, bot, inst)
+    kept = (
+        rebuild(engine, bot, inst) if kept is None else brought_up_to_date(engine, bot, inst, kept)
+    )
+    pos = kept.pos
     pending = sa.or_(
         Trade.position_effect.is_(None),
         sa.and_(Trade.position_effect == "close", Trade.pnl.is_(None)),
@@ -192,4 +270,4 @@ def update_trade_pnl(
             value = q8(pnl) if pnl is not None else None
             if row.pnl != value:
                 row.pnl = value
-    return pos
+    return kept
