@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from jiritsu.exchange.ledger import q8
@@ -163,7 +164,8 @@ class KeptBook:
 
 
 def _fill_columns(e: Any) -> tuple[Any, ...]:
-    """What the book applies of an executions row (``e``: the model or an alias of it)."""
+    """What the book applies of an executions row (``e``: the model, or the columns of an alias
+    of its table)."""
     return (e.order_id, e.side, e.qty, e.price, e.fee, e.fee_coin, e.exec_time, e.id)
 
 
@@ -184,6 +186,40 @@ def rebuild(engine: Engine, bot: str, inst: Instrument) -> KeptBook:
     return kept
 
 
+@cache
+def _since_statement() -> Any:
+    """:func:`brought_up_to_date`'s statement, built once (building it cost more than running
+    it); parameters ``bot``, ``symbol``, ``max_id``, ``last_id``."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Execution
+
+    every, last, new = (Execution.__table__.alias(n) for n in ("every", "last", "new"))
+    bot = sa.bindparam("bot", type_=every.c.bot.type)
+    symbol = sa.bindparam("symbol", type_=every.c.symbol.type)
+    max_id = sa.bindparam("max_id", type_=every.c.id.type)
+    last_time = (
+        sa.select(last.c.exec_time).where(last.c.id == sa.bindparam("last_id")).scalar_subquery()
+    )
+    early = sa.and_(every.c.id > max_id, every.c.exec_time < last_time)
+    seen = (
+        sa.select(
+            sa.func.count().label("total"),
+            sa.func.count(sa.case((early, 1))).label("early"),
+        )
+        .where(every.c.bot == bot, every.c.symbol == symbol)
+        .subquery()
+    )
+    joined = seen.outerjoin(
+        new, sa.and_(new.c.bot == bot, new.c.symbol == symbol, new.c.id > max_id)
+    )
+    return (
+        sa.select(seen.c.total, seen.c.early, *_fill_columns(new.c))
+        .select_from(joined)
+        .order_by(new.c.exec_time, new.c.id)
+    )
+
+
 def brought_up_to_date(engine: Engine, bot: str, inst: Instrument, kept: KeptBook) -> KeptBook:
     """``kept`` with the fills recorded since it was last brought up to date, or the book
     rebuilt from every fill when appending them would not give exactly the rebuild's book.
@@ -198,33 +234,9 @@ def brought_up_to_date(engine: Engine, bot: str, inst: Instrument, kept: KeptBoo
     reconciliation, a restart); a new row's id is above the last one's, so an equal time sorts
     after it as in the rebuild. The time comparison is the database's own, as in its ORDER BY.
     """
-    import sqlalchemy as sa
-    from sqlalchemy.orm import aliased
-
-    from jiritsu.db.models import Execution
-
-    mine = (Execution.bot == bot, Execution.symbol == inst.symbol)
-    last = aliased(Execution)
-    last_time = sa.select(last.exec_time).where(last.id == kept.last_id).scalar_subquery()
-    early = sa.and_(Execution.id > kept.max_id, Execution.exec_time < last_time)
-    seen = (
-        sa.select(
-            sa.func.count().label("total"),
-            sa.func.count(sa.case((early, 1))).label("early"),
-        )
-        .where(*mine)
-        .subquery()
-    )
-    new = aliased(Execution)
-    joined = seen.outerjoin(
-        new, sa.and_(new.bot == bot, new.symbol == inst.symbol, new.id > kept.max_id)
-    )
+    params = {"bot": bot, "symbol": inst.symbol, "max_id": kept.max_id, "last_id": kept.last_id}
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(seen.c.total, seen.c.early, *_fill_columns(new))
-            .select_from(joined)
-            .order_by(new.exec_time, new.id)
-        ).all()
+        rows = conn.execute(_since_statement(), params).all()
     total, early_rows = rows[0][0], rows[0][1]
     fills = [row[2:] for row in rows if row[-1] is not None]
     if early_rows or total != kept.count + len(fills):
