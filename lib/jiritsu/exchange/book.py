@@ -245,6 +245,36 @@ def brought_up_to_date(engine: Engine, bot: str, inst: Instrument, kept: KeptBoo
     return kept
 
 
+@cache
+def _pending_statements() -> tuple[Any, Any]:
+    """:func:`update_trade_pnl`'s select of the rows to price (parameters ``bot``, ``symbol``,
+    ``touched``) and its update of one row (``row_id``, ``effect``, ``value``), built once."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Trade
+
+    t = Trade.__table__
+    pending = sa.or_(
+        t.c.position_effect.is_(None),
+        sa.and_(t.c.position_effect == "close", t.c.pnl.is_(None)),
+        t.c.order_id.in_(sa.bindparam("touched", expanding=True)),
+    )
+    select = sa.select(t.c.id, t.c.order_id, t.c.position_effect, t.c.pnl).where(
+        t.c.sub_bot_name == sa.bindparam("bot", type_=t.c.sub_bot_name.type),
+        t.c.symbol == sa.bindparam("symbol", type_=t.c.symbol.type),
+        pending,
+    )
+    update = (
+        sa.update(Trade)
+        .where(t.c.id == sa.bindparam("row_id", type_=t.c.id.type))
+        .values(
+            position_effect=sa.bindparam("effect", type_=t.c.position_effect.type),
+            pnl=sa.bindparam("value", type_=t.c.pnl.type),
+        )
+    )
+    return select, update
+
+
 def update_trade_pnl(
     engine: Engine,
     bot: str,
@@ -254,32 +284,21 @@ def update_trade_pnl(
 ) -> KeptBook:
     """Bring the book up to date (``kept``: the one returned last time, None: rebuild it) and
     write ``pnl`` / ``position_effect`` of the bot's trades rows that are new or whose orders
-    got fills now (``touched``: exchange order ids); returns the book."""
-    import sqlalchemy as sa
-
-    from jiritsu.db.engine import session_scope
-    from jiritsu.db.models import Trade
-
+    got fills now (``touched``: exchange order ids), where they differ; returns the book."""
     kept = (
         rebuild(engine, bot, inst) if kept is None else brought_up_to_date(engine, bot, inst, kept)
     )
-    pos = kept.pos
-    pending = sa.or_(
-        Trade.position_effect.is_(None),
-        sa.and_(Trade.position_effect == "close", Trade.pnl.is_(None)),
-    )
-    if touched:
-        pending = sa.or_(pending, Trade.order_id.in_(sorted(touched)))
-    with session_scope(engine) as session:
-        rows = session.scalars(
-            sa.select(Trade).where(Trade.sub_bot_name == bot, Trade.symbol == inst.symbol, pending)
-        ).all()
-        for row in rows:
-            pnl = pos.order_pnl.get(row.order_id)
+    order_pnl = kept.pos.order_pnl
+    select, update = _pending_statements()
+    params = {"bot": bot, "symbol": inst.symbol, "touched": sorted(touched or ())}
+    with engine.begin() as conn:
+        changes = []
+        for row_id, order_id, effect_now, pnl_now in conn.execute(select, params):
+            pnl = order_pnl.get(order_id)
             effect = "close" if pnl is not None else "open"
-            if row.position_effect != effect:
-                row.position_effect = effect
             value = q8(pnl) if pnl is not None else None
-            if row.pnl != value:
-                row.pnl = value
+            if (effect_now, pnl_now) != (effect, value):
+                changes.append({"row_id": row_id, "effect": effect, "value": value})
+        if changes:
+            conn.execute(update, changes)
     return kept
