@@ -16,6 +16,7 @@ over" -- which a restarted process reads back without any other memory.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -207,28 +208,31 @@ def load_plan(engine: Engine, bot: str, plan_id: str) -> Plan | None:
         return _plan(session, bot, rows, None)
 
 
+@functools.cache
+def _newest_plan_rows(side: int | None) -> Any:
+    """The legs' rows of bot ``:bot``'s newest plan (on ``side``): one statement, built once
+    (building it cost about as much as running it, at every re-read of a bot)."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Order
+
+    bot: sa.BindParameter[str] = sa.bindparam("bot")
+    newest = sa.select(Order.plan_id).where(Order.bot == bot, Order.plan_id.is_not(None))
+    if side is not None:
+        newest = newest.where(Order.side == ("Buy" if side > 0 else "Sell"), Order.leg_index == 0)
+    plan_id = newest.order_by(Order.id.desc()).limit(1).scalar_subquery()
+    return sa.select(Order).where(Order.bot == bot, Order.plan_id == plan_id).order_by(Order.id)
+
+
 def latest_plan(
     engine: Engine, bot: str, *, side: int | None = None, specs: Specs | None = None
 ) -> Plan | None:
     """The bot's newest plan (optionally the newest on ``side``): its rows in one query.
     ``specs``: the decisions' plan specs read before, kept by the caller (see :data:`Specs`)."""
-    import sqlalchemy as sa
     from sqlalchemy.orm import Session
 
-    from jiritsu.db.models import Order
-
-    newest = sa.select(Order.plan_id).where(Order.bot == bot, Order.plan_id.is_not(None))
-    if side is not None:
-        newest = newest.where(Order.side == ("Buy" if side > 0 else "Sell"), Order.leg_index == 0)
-    plan_id = newest.order_by(Order.id.desc()).limit(1).scalar_subquery()
     with Session(engine) as session:
-        rows = list(
-            session.scalars(
-                sa.select(Order)
-                .where(Order.bot == bot, Order.plan_id == plan_id)
-                .order_by(Order.id)
-            )
-        )
+        rows = list(session.scalars(_newest_plan_rows(side), {"bot": bot}))
         return _plan(session, bot, rows, specs) if rows else None
 
 
