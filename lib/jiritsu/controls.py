@@ -8,11 +8,12 @@ time), and every change is stamped with it.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
+
+from jiritsu.db.writes import WriteCount
 
 if TYPE_CHECKING:
     from sqlalchemy import Select
@@ -23,8 +24,7 @@ if TYPE_CHECKING:
     from jiritsu.db.models import Control
 
 GLOBAL = "global"
-# Halt-state changes this process made, per database engine (see :func:`writes`).
-_WRITES: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+_WRITES = WriteCount()  # halt-state changes this process made (see :func:`writes`)
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,7 @@ def writes(engine: Engine) -> int:
     """How many halt-state changes this process has made through ``engine``: a reader whose
     database no other process writes (a simulation's) reads the states again only when it
     moved."""
-    return _WRITES.get(engine, 0)
-
-
-def _wrote(engine: Engine) -> None:
-    _WRITES[engine] = _WRITES.get(engine, 0) + 1
+    return _WRITES(engine)
 
 
 def _stamp(row: Control, now: datetime) -> None:
@@ -99,7 +95,7 @@ def halt(
         row.halted_by = by
         row.cooldown_until = now + timedelta(minutes=cooldown_minutes) if cooldown_minutes else None
         _stamp(row, now)
-    _wrote(engine)
+    _WRITES.add(engine)
     return True
 
 
@@ -115,7 +111,7 @@ def resume(engine: Engine, scope: str, *, now: datetime) -> bool:
         row.resumed_at = now
         row.cooldown_until = None
         _stamp(row, now)
-    _wrote(engine)
+    _WRITES.add(engine)
     return True
 
 
@@ -133,7 +129,7 @@ def state(engine: Engine, scope: str, *, now: datetime) -> HaltState:
             lifted = True
         found = _state(row, scope)
     if lifted:
-        _wrote(engine)
+        _WRITES.add(engine)
     return found
 
 

@@ -27,6 +27,7 @@ from jiritsu.master import snapshot as master_snapshot
 from tests.engine.conftest import MIN, T0, flat, frame
 
 HOUR = 60 * MIN
+HOUR_TD = timedelta(hours=1)
 BOTS = ("SubBot-A", "SubBot-B", "SubBot-C")
 
 
@@ -230,3 +231,38 @@ def test_crash_moves_give_the_windows_trip_at_every_step_time(paper_factory: Any
         now for now in range(T0, ts[-1] + 3 * MIN, MIN)
         if now in closes and risk.crash_trip(feed, settings, now) is not None
     ]  # fmt: skip
+
+
+def test_a_private_loop_records_the_newest_phase_as_the_database_has_it(
+    paper_factory: Any,
+) -> None:
+    """The phase a simulation's snapshot records is read again only after a reading was
+    stored in this process (a reading of its bar already stored counts too): over readings
+    stored out of time order and twice, it is always the database's newest."""
+    from jiritsu.engine.loop import TradeLoop
+    from jiritsu.master.phase import PhaseReading, latest_phase, record_reading, writes
+
+    paper = paper_factory(frame(flat(40000.0, 10)), T0)
+    engine = paper.engine
+    loop = TradeLoop(lambda: paper.loaded)
+    loop.ctx = paper.ctx
+    assert loop._latest_phase() is None  # live: the snapshot looks it up itself
+    loop.private_db = True
+    assert loop._latest_phase() is None  # (read: no reading yet)
+    statements = count_statements(engine)
+    rng = random.Random(3)
+    marks = [writes(engine)]
+    for _ in range(40):
+        stored = rng.random() < 0.5
+        if stored:
+            close = from_ms(T0 + rng.randint(0, 30) * 4 * HOUR)
+            phase = rng.choice(["bull", "weak_bull", "range", "weak_bear", "bear"])
+            record_reading(engine, PhaseReading("BTCUSDT", phase, "EMA_Cross", 0.01, "60",
+                                                close - HOUR_TD, close, close, {}))  # fmt: skip
+            marks.append(writes(engine))
+        before = len(statements)
+        found = loop._latest_phase()
+        assert len(statements) - before == int(stored)  # read again only after a reading
+        assert found == latest_phase(engine, "BTCUSDT")
+    assert marks == list(range(marks[0], marks[0] + len(marks)))
+    assert len(marks) > 10

@@ -256,6 +256,7 @@ class TradeLoop:
         self.private_db = False
         self._states_read: tuple[int, list[Any]] | None = None
         self._history: SnapshotHistory | None = None  # the snapshots, held when private_db
+        self._phase_read: tuple[int, str, str | None] | None = None  # (writes, symbol, phase)
 
     # --- set-up --------------------------------------------------------------------------
 
@@ -744,7 +745,7 @@ class TradeLoop:
                     return portfolio_value(self.ctx.exchange, self.settings)
                 value = take_snapshot(
                     self.ctx.engine, self.ctx.exchange, self.settings, now=from_ms(t), locked=True,
-                    history=self._snapshot_history(),
+                    history=self._snapshot_history(), phase=self._latest_phase(),
                 )  # fmt: skip
         except MasterBusy:
             log.info("money is being moved between accounts: portfolio valuation postponed")
@@ -790,6 +791,19 @@ class TradeLoop:
         if self._history is None or self._history.engine is not self.ctx.engine:
             self._history = SnapshotHistory(self.ctx.engine)
         return self._history
+
+    def _latest_phase(self) -> str | None:
+        """The newest phase reading a snapshot records, kept while no reading was stored when
+        the database is this run's alone (None: the snapshot looks it up)."""
+        from jiritsu.master.phase import latest_phase, writes
+
+        assert self.ctx is not None
+        if not self.private_db:
+            return None
+        mark, symbol = writes(self.ctx.engine), self.settings.master_bot.index_symbol
+        if self._phase_read is None or self._phase_read[:2] != (mark, symbol):
+            self._phase_read = (mark, symbol, latest_phase(self.ctx.engine, symbol))
+        return self._phase_read[2]
 
     def _crash_moves(self) -> CrashMoves:
         """Replay: the crash rule's moves over the index symbol's stored bars (made again when

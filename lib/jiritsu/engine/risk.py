@@ -108,13 +108,14 @@ def take_snapshot(
     now: datetime,
     locked: bool = False,
     history: SnapshotHistory | None = None,
+    phase: str | None = None,
 ) -> PortfolioValue:
     """A ``portfolio_history`` row written by the one snapshot writer
-    (:func:`jiritsu.master.snapshot.take_snapshot`) and added to ``history``; returns the value
-    it recorded, which the breakers then use."""
+    (:func:`jiritsu.master.snapshot.take_snapshot`, ``phase`` None: the newest recorded) and
+    added to ``history``; returns the value it recorded, which the breakers then use."""
     from jiritsu.master.snapshot import take_snapshot as write_snapshot
 
-    snap = write_snapshot(engine, exchange, settings, now=now, locked=locked)
+    snap = write_snapshot(engine, exchange, settings, now=now, locked=locked, phase=phase)
     if history is not None:
         history.wrote(snap)
     return PortfolioValue(

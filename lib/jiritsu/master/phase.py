@@ -55,6 +55,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from jiritsu.config.master import PHASES
+from jiritsu.db.writes import WriteCount
 from jiritsu.errors import JiritsuError, UsageError
 
 if TYPE_CHECKING:
@@ -72,6 +73,15 @@ SLOPE_BARS = 3  # the short EMA's slope is measured over this many closed bars
 LOOKBACK_FACTOR = 4  # live readings load this many x long_period bars (EMA/ADX warm-up)
 STALE_FLOOR = timedelta(minutes=10)
 _INSERT_CHUNK = 100  # readings per INSERT: 600 parameters, under any SQLite limit
+_WRITES = WriteCount()  # reading writes this process attempted (see :func:`writes`)
+
+
+def writes(engine: Engine) -> int:
+    """How many times this process has stored readings through ``engine``: while it stands
+    still, the newest phase of a database no other process writes has not moved."""
+    return _WRITES(engine)
+
+
 BULLISH = ("strong_bull", "weak_bull")
 BEARISH = ("strong_bear", "weak_bear")
 
@@ -556,6 +566,7 @@ def record_readings(engine: Engine, readings: Iterable[PhaseReading]) -> int:
     ]
     table = MarketPhase.__table__
     added = 0
+    _WRITES.add(engine)
     with engine.begin() as conn:
         for start in range(0, len(rows), _INSERT_CHUNK):
             stmt = (

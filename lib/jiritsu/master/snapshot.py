@@ -23,12 +23,12 @@ a timer; profit saving takes one right after moving money.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from jiritsu.db.writes import WriteCount
 from jiritsu.locks import LOCK_WAIT_SECONDS
 
 if TYPE_CHECKING:
@@ -37,15 +37,14 @@ if TYPE_CHECKING:
     from jiritsu.config.settings import Settings
     from jiritsu.exchange.base import Exchange
 
-# Snapshot writes this process attempted, per database engine (see :func:`writes`).
-_WRITES: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+_WRITES = WriteCount()  # snapshot writes this process attempted (see :func:`writes`)
 
 
 def writes(engine: Engine) -> int:
     """How many snapshot writes this process has attempted through ``engine`` (every attempt
     of a retried write counts): a reader whose database no other process writes (a
     simulation's) knows the snapshots it holds are all there are while this stands still."""
-    return _WRITES.get(engine, 0)
+    return _WRITES(engine)
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ def _take(
     environment = settings.general.environment
 
     def write() -> int:  # plain INSERTs (one snapshot an hour in a loop: no unit of work)
-        _WRITES[engine] = writes(engine) + 1
+        _WRITES.add(engine)
         with engine.begin() as conn:
             key = conn.execute(
                 sa.insert(SnapshotRow),
