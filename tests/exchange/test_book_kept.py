@@ -15,12 +15,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from jiritsu.clock import from_ms
 from jiritsu.db.models import Trade
 from jiritsu.exchange.book import KeptBook, rebuild, update_trade_pnl
 from jiritsu.exchange.errors import InsufficientBalance
 from jiritsu.exchange.journal import OrderJournal
 from jiritsu.exchange.types import Fill, Instrument
-from tests.exchange.test_paper import HISTORY, A, B, D, Row, engine, make, market
+from tests.exchange.test_paper import HISTORY, T0, A, B, D, M, Row, engine, make, market
 from tests.exchange.test_paper_reads import statements
 
 __all__ = ["engine"]  # the fixture, on SQLite and PostgreSQL
@@ -129,9 +130,6 @@ def test_the_kept_book_is_the_rebuild_after_every_batch_of_fills(
 
 
 def _fill(n: int, order: str, side: str, qty: str, price: str, minute: int) -> Fill:
-    from jiritsu.clock import from_ms
-    from tests.exchange.test_paper import T0, M
-
     return Fill(f"x-{n}", order, None, "BTCUSDT", side, D(price), D(qty), D("0.05"),  # type: ignore[arg-type]
                 from_ms(T0 + minute * M), fee_currency="USDT")  # fmt: skip
 
