@@ -11,7 +11,7 @@ import pytest
 
 from jiritsu.strategy import step as K
 from tests.engine.conftest import MIN, frame, only_bot
-from tests.engine.test_tick import DECIDE, FALL, QUIET, RSI_BOT
+from tests.engine.test_tick import DECIDE, FALL, QUIET, RSI_BOT, paper_b
 from tests.exchange.test_paper_reads import locks, statements
 
 
@@ -25,11 +25,9 @@ def plan_reads(seen: list[str]) -> list[str]:
 def test_a_filled_bots_state_is_read_in_one_ledger_transaction(
     paper_factory: Any, monkeypatch: pytest.MonkeyPatch, together: bool, transactions: int
 ) -> None:
-    env = only_bot(
-        "SubBot-B", **{**RSI_BOT, "split_entry__enabled": "false",
-                       "strategy_params__tp_sl_enabled": "false"},
-    )  # fmt: skip
-    paper = paper_factory(frame(FALL + QUIET), DECIDE, env)
+    paper = paper_b(
+        paper_factory, split_entry__enabled="false", strategy_params__tp_sl_enabled="false"
+    )
     if not together:  # as Bybit: no joint read, each asked in turn
         monkeypatch.setattr(paper.exchange, "account_reads", lambda *a, **k: None)
     runner = paper.runner("SubBot-B")
@@ -56,11 +54,9 @@ def test_an_unchanged_open_row_costs_no_plan_reload_and_no_count(paper_factory: 
     """Right after the entry went out its row is open and the exchange says the same: nothing
     settled changed, so the plan is loaded once, and the rows just settled say how many are
     open and whether one is a pending exit (no queries for them)."""
-    env = only_bot(
-        "SubBot-B", **{**RSI_BOT, "split_entry__enabled": "false",
-                       "strategy_params__tp_sl_enabled": "false"},
-    )  # fmt: skip
-    paper = paper_factory(frame(FALL + QUIET), DECIDE, env)
+    paper = paper_b(
+        paper_factory, split_entry__enabled="false", strategy_params__tp_sl_enabled="false"
+    )
     runner = paper.runner("SubBot-B")
     paper.at(DECIDE)
     assert runner.step(DECIDE, halted=False, decide=True).orders
@@ -115,8 +111,7 @@ def test_the_newest_plan_in_one_query_is_the_plan_read_by_its_id(paper_factory: 
     (legs sent, filled, the plan complete), on either side; none before the first."""
     from jiritsu.engine.plans import latest_plan
 
-    env = only_bot("SubBot-B", **RSI_BOT)  # three legs a minute apart
-    paper = paper_factory(frame(FALL + QUIET), DECIDE, env)
+    paper = paper_b(paper_factory)  # three legs a minute apart
     runner = paper.runner("SubBot-B")
     specs: dict[int, Any] = {}
     seen = []

@@ -14,8 +14,8 @@ import pytest
 
 from jiritsu.exchange.errors import ExchangeUnavailable
 from jiritsu.exchange.types import Category, OrderRequest, OrderState
-from tests.engine.conftest import MIN, frame, only_bot
-from tests.engine.test_tick import DECIDE, FALL, QUIET, RSI_BOT
+from tests.engine.conftest import MIN
+from tests.engine.test_tick import DECIDE, paper_b
 
 
 def losing_answers(
@@ -44,11 +44,9 @@ def losing_answers(
 def test_a_lost_entry_ends_as_one_position(
     paper_factory: Any, monkeypatch: pytest.MonkeyPatch, reached: list[bool], creates: int
 ) -> None:
-    env = only_bot(
-        "SubBot-B", **{**RSI_BOT, "split_entry__enabled": "false",
-                       "strategy_params__tp_sl_enabled": "false"},
-    )  # fmt: skip
-    paper = paper_factory(frame(FALL + QUIET), DECIDE, env)
+    paper = paper_b(
+        paper_factory, split_entry__enabled="false", strategy_params__tp_sl_enabled="false"
+    )
     failing = len(reached)
     place, asked = losing_answers(paper.exchange.place_order, reached)
     monkeypatch.setattr(paper.exchange, "place_order", place)
