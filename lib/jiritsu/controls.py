@@ -8,6 +8,7 @@ time), and every change is stamped with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -35,6 +36,10 @@ class HaltState:
     halted_at: datetime | None = None
     halted_by: str | None = None
     cooldown_until: datetime | None = None
+
+
+# Every scope's state as stored, from a reader that knows when it moved (see :func:`state`).
+StateReader = Callable[[], Sequence[HaltState]]
 
 
 def _row(session: Session, scope: str) -> Control | None:
@@ -115,8 +120,18 @@ def resume(engine: Engine, scope: str, *, now: datetime) -> bool:
     return True
 
 
-def state(engine: Engine, scope: str, *, now: datetime) -> HaltState:
-    """The halt state of ``scope``; a halt whose cool-down has elapsed is lifted here."""
+def state(
+    engine: Engine, scope: str, *, now: datetime, states: StateReader | None = None
+) -> HaltState:
+    """The halt state of ``scope``; a halt whose cool-down has elapsed is lifted here.
+
+    The row is read with one plain statement (so another process's halt is seen at once);
+    ``states`` instead answers with every scope's state as stored, from a reader that knows
+    when they moved (a simulation's loop over its own database, see :func:`writes`). Either
+    way only a halt to lift opens a session, which reads the row again before changing it."""
+    found = _stored(engine, scope) if states is None else _among(states(), scope)
+    if not _elapsed(found, now):
+        return found
     from jiritsu.db.engine import session_scope
 
     lifted = False
@@ -133,12 +148,33 @@ def state(engine: Engine, scope: str, *, now: datetime) -> HaltState:
     return found
 
 
-def halted(engine: Engine, bot: str | None = None, *, now: datetime) -> HaltState:
-    """The halt that stops ``bot`` (the global one first), or a not-halted state."""
-    glob = state(engine, GLOBAL, now=now)
+def _elapsed(st: HaltState, now: datetime) -> bool:
+    """A halt whose cool-down has run out (:func:`state` lifts it)."""
+    return st.halted and st.cooldown_until is not None and st.cooldown_until <= now
+
+
+def _among(states: Sequence[HaltState], scope: str) -> HaltState:
+    for st in states:
+        if st.scope == scope:
+            return st
+    return HaltState(scope, False)
+
+
+def _stored(engine: Engine, scope: str) -> HaltState:
+    with engine.connect() as conn:
+        row = conn.execute(_state_query(), {"scope": scope}).first()
+    return HaltState(scope, False) if row is None else HaltState(row[0], bool(row[1]), *row[2:])
+
+
+def halted(
+    engine: Engine, bot: str | None = None, *, now: datetime, states: StateReader | None = None
+) -> HaltState:
+    """The halt that stops ``bot`` (the global one first), or a not-halted state (``states``:
+    see :func:`state`)."""
+    glob = state(engine, GLOBAL, now=now, states=states)
     if glob.halted or bot is None:
         return glob
-    return state(engine, bot, now=now)
+    return state(engine, bot, now=now, states=states)
 
 
 def all_states(engine: Engine) -> list[HaltState]:
@@ -148,13 +184,26 @@ def all_states(engine: Engine) -> list[HaltState]:
         return [HaltState(r[0], bool(r[1]), *r[2:]) for r in conn.execute(_all_states_query())]
 
 
+def _columns() -> tuple[Any, ...]:
+    from jiritsu.db.models import Control
+
+    c = Control
+    return (c.scope, c.halted, c.reason, c.halted_at, c.halted_by, c.cooldown_until)
+
+
 @cache
 def _all_states_query() -> Select[Unpack[tuple[Any, ...]]]:
     import sqlalchemy as sa
 
     from jiritsu.db.models import Control
 
-    c = Control
-    return sa.select(
-        c.scope, c.halted, c.reason, c.halted_at, c.halted_by, c.cooldown_until
-    ).order_by(c.scope)
+    return sa.select(*_columns()).order_by(Control.scope)
+
+
+@cache
+def _state_query() -> Select[Unpack[tuple[Any, ...]]]:
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Control
+
+    return sa.select(*_columns()).where(Control.scope == sa.bindparam("scope"))

@@ -328,9 +328,9 @@ def test_the_jobs_after_a_tuning_run_on_what_it_applied(
     seen: list[dict[str, float]] = []
     rebalance = usecases.rebalance
 
-    def spy(rt: Any) -> Any:
+    def spy(rt: Any, **options: Any) -> Any:
         seen.append({b.name: b.strategy_params.sl_ratio for b in rt.settings.sub_bots})
-        return rebalance(rt)
+        return rebalance(rt, **options)
 
     monkeypatch.setattr(usecases, "rebalance", spy)
     lo = int(datetime(2019, 2, 1, tzinfo=timezone.utc).timestamp() * 1000)

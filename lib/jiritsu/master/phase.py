@@ -52,6 +52,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from jiritsu.config.master import PHASES
@@ -72,7 +73,6 @@ log = logging.getLogger("jiritsu.master.phase")
 SLOPE_BARS = 3  # the short EMA's slope is measured over this many closed bars
 LOOKBACK_FACTOR = 4  # live readings load this many x long_period bars (EMA/ADX warm-up)
 STALE_FLOOR = timedelta(minutes=10)
-_INSERT_CHUNK = 100  # readings per INSERT: 600 parameters, under any SQLite limit
 _WRITES = WriteCount()  # reading writes this process attempted (see :func:`writes`)
 
 
@@ -549,10 +549,9 @@ def record_readings(engine: Engine, readings: Iterable[PhaseReading]) -> int:
     returns how many rows were added.
 
     The database's unique key decides (INSERT ... ON CONFLICT DO NOTHING, migration 0008), not
-    a read before the write: two ``phase`` runs at the same time store a reading once."""
-    from jiritsu.db.models import MarketPhase
-    from jiritsu.db.upsert import conflict_insert
-
+    a read before the write: two ``phase`` runs at the same time store a reading once. One
+    statement built once per dialect, run for each row in one transaction (a simulation stores
+    a reading every 4 hours, and building the statement cost more than running it)."""
     rows = [
         {
             "ts": r.close_ts,
@@ -564,19 +563,26 @@ def record_readings(engine: Engine, readings: Iterable[PhaseReading]) -> int:
         }
         for r in readings
     ]
-    table = MarketPhase.__table__
+    stmt = _insert(engine.dialect.name)
     added = 0
     _WRITES.add(engine)
     with engine.begin() as conn:
-        for start in range(0, len(rows), _INSERT_CHUNK):
-            stmt = (
-                conflict_insert(conn.dialect.name, table)
-                .values(rows[start : start + _INSERT_CHUNK])
-                .on_conflict_do_nothing(index_elements=["symbol", "indicator", "ts"])
-                .returning(table.c.id)  # a returned row was inserted (rowcount varies by driver)
-            )
-            added += len(conn.execute(stmt).all())
+        for row in rows:  # a returned row was inserted (rowcount varies by driver)
+            added += len(conn.execute(stmt, row).all())
     return added
+
+
+@cache
+def _insert(dialect: str) -> Any:
+    from jiritsu.db.models import MarketPhase
+    from jiritsu.db.upsert import conflict_insert
+
+    table = MarketPhase.__table__
+    return (
+        conflict_insert(dialect, table)
+        .on_conflict_do_nothing(index_elements=["symbol", "indicator", "ts"])
+        .returning(table.c.id)
+    )
 
 
 def record_reading(engine: Engine, reading: PhaseReading) -> bool:

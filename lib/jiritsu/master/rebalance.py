@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
     from jiritsu.config.master import MasterBotSettings
     from jiritsu.config.settings import Settings
+    from jiritsu.controls import StateReader
     from jiritsu.exchange.base import Exchange
     from jiritsu.exchange.types import Balance
     from jiritsu.market.data import MarketData
@@ -243,9 +244,10 @@ class RebalanceResult:
 
 
 def participants(
-    engine: Engine, settings: Settings, *, now: datetime
+    engine: Engine, settings: Settings, *, now: datetime, halt_states: StateReader | None = None
 ) -> tuple[list[str], dict[str, str]]:
-    """Bots taking part (enabled, not halted) and why the others do not."""
+    """Bots taking part (enabled, not halted) and why the others do not (``halt_states``: see
+    :func:`jiritsu.controls.state`)."""
     from jiritsu.controls import state
 
     taking: list[str] = []
@@ -254,7 +256,7 @@ def participants(
         if not bot.enabled:
             excluded[bot.name] = "disabled"
             continue
-        halt = state(engine, bot.name, now=now)
+        halt = state(engine, bot.name, now=now, states=halt_states)
         if halt.halted:
             excluded[bot.name] = f"halted: {halt.reason or 'no reason given'}"
             continue
@@ -311,9 +313,12 @@ def run_rebalance(
     dry_run: bool = False,
     notifier: Notifier | None = None,
     market: MarketData | None = None,
+    halt_states: StateReader | None = None,
 ) -> RebalanceResult:
     """One rebalancing run (see the module docstring). ``phase``: a reading, a phase name, or
-    None to classify now from ``market``'s stored candles (topped up when it is live)."""
+    None to classify now from ``market``'s stored candles (topped up when it is live);
+    ``halt_states``: the halt states from a reader that knows when they moved (see
+    :func:`jiritsu.controls.state`)."""
     from jiritsu.controls import halted
     from jiritsu.events import EventType, record_event
     from jiritsu.locks import master_lock
@@ -327,7 +332,7 @@ def run_rebalance(
         unsettled_rows,
     )
 
-    halt = halted(engine, now=now)
+    halt = halted(engine, now=now, states=halt_states)
     if halt.halted:
         raise Halted(
             f"trading is halted globally ({halt.reason or 'no reason given'}); rebalance moves "
@@ -338,7 +343,7 @@ def run_rebalance(
     mb = settings.master_bot
 
     if dry_run:
-        bots, excluded = participants(engine, settings, now=now)
+        bots, excluded = participants(engine, settings, now=now, halt_states=halt_states)
         plan = plan_rebalance(name, measure(exchange, bots, coin), mb)
         return RebalanceResult(
             plan, reading, excluded, unsettled=unsettled_rows(engine), dry_run=True
@@ -358,7 +363,7 @@ def run_rebalance(
                 now=now,
             )
             raise UnsettledTransfers(settled.unsettled)
-        bots, excluded = participants(engine, settings, now=now)
+        bots, excluded = participants(engine, settings, now=now, halt_states=halt_states)
         plan = plan_rebalance(name, measure(exchange, bots, coin), mb)
         result = RebalanceResult(plan, reading, excluded, settled=settled)
         for t in plan.transfers:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from jiritsu.errors import JiritsuError, UsageError
@@ -415,19 +416,9 @@ def settle_transfers(
     kinds: Sequence[str] = MASTER_KINDS,
 ) -> SettleReport:
     """Finish every unfinished row by looking its transfer id up (see the module docstring)."""
-    import sqlalchemy as sa
-    from sqlalchemy.orm import Session
-
-    from jiritsu.db.models import Transfer
-
     report = SettleReport()
-    with Session(engine) as session:
-        rows = session.scalars(
-            sa.select(Transfer)
-            .where(Transfer.status.in_(UNSETTLED), Transfer.kind.in_(tuple(kinds)))
-            .order_by(Transfer.id)
-        ).all()
-        todo = [(int(r.id), r.idempotency_key, r.status, r.updated_at) for r in rows]
+    with engine.connect() as conn:  # (every run asks, and nearly always finds none)
+        todo = conn.execute(_unsettled_query(), {"kinds": list(kinds)}).all()
     for row_id, key, status, updated_at in todo:
         try:
             found = exchange.get_transfer(key)
@@ -524,6 +515,22 @@ def record_settlement(
         },
         notifier=notifier,
         now=now,
+    )
+
+
+@cache
+def _unsettled_query() -> Any:
+    """The id, key, status and last change of the unfinished rows of some kinds, oldest
+    first (built once: :func:`settle_transfers` runs at every rebalance)."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Transfer
+
+    t = Transfer
+    return (
+        sa.select(t.id, t.idempotency_key, t.status, t.updated_at)
+        .where(t.status.in_(UNSETTLED), t.kind.in_(sa.bindparam("kinds", expanding=True)))
+        .order_by(t.id)
     )
 
 

@@ -325,7 +325,7 @@ class SimLoop(TradeLoop):
         rt = self.runtime
         assert rt is not None
         if job == "phase" and self.run_info.options.rebalance:
-            result = master.rebalance(rt)
+            result = master.rebalance(rt, halt_states=self._halt_states)
             moved = [o for o in result.outcomes if o.ok]
             if moved:
                 log.info("%s rebalance for %s: %s", _when(t), result.plan.phase,

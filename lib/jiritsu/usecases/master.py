@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from jiritsu.controls import StateReader
     from jiritsu.master.phase import PhaseReading
     from jiritsu.master.profit import SaveResult
     from jiritsu.master.rebalance import RebalanceResult
@@ -50,13 +51,16 @@ def phase_history(
     return PhaseHistory(readings, ph.record_readings(rt.db, readings) if record else None)
 
 
-def rebalance(rt: Runtime, *, dry_run: bool = False) -> RebalanceResult:
-    """Move capital between sub-accounts to the phase's allocation."""
+def rebalance(
+    rt: Runtime, *, dry_run: bool = False, halt_states: StateReader | None = None
+) -> RebalanceResult:
+    """Move capital between sub-accounts to the phase's allocation (``halt_states``: see
+    :func:`jiritsu.controls.state`)."""
     from jiritsu.master.rebalance import run_rebalance
 
     return run_rebalance(
         rt.db, rt.exchange, rt.settings, now=rt.clock.now(), dry_run=dry_run,
-        notifier=None if dry_run else rt.notifier, market=rt.market,
+        notifier=None if dry_run else rt.notifier, market=rt.market, halt_states=halt_states,
     )  # fmt: skip
 
 
