@@ -101,6 +101,10 @@ def main() -> int:
         runs = int(p["runs"])
         print(f"  {job:45s} {runs:5d} {p['seconds']:8.1f} {p['cpu']:8.1f} "
               f"{1000 * p['seconds'] / max(runs, 1):8.1f}")  # fmt: skip
+    if run.ahead is not None:
+        stopped = f"; in-process after: {run.ahead.stopped}" if run.ahead.stopped else ""
+        print(f"  tunings computed ahead by the worker process: {run.ahead.taken} "
+              f"({run.ahead.cpu:.1f} s CPU on the other core{stopped})")  # fmt: skip
     print(f"return {doc['total_return']:+.2%}, buy and hold {doc['buy_and_hold_return']:+.2%}")
     return 0
 

@@ -8,6 +8,7 @@ The source database holds January and February 2019 (Bitfinex BTC/USD minutes fr
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -344,3 +345,109 @@ def test_the_jobs_after_a_tuning_run_on_what_it_applied(
             assert seen[0][bot] == changes[key][0]
             assert seen[1][bot] == changes[key][1]
     assert seen[1] != seen[0]
+
+
+SIX_HOURLY = {**CHEAP_TUNING, "JIRITSU_OPTIMIZER__SCHEDULE": "0 */6 * * *"}
+TUNING_TABLES = (
+    "select bot, started_at, finished_at, status, grid, current_params, best_params, "
+    "current_out_of_sample_score, in_sample_score, out_of_sample_score, applied, reason, "
+    "details from tuning_runs order by id",
+    "select source, bot, period_from, period_to, params, metrics, trades_sha256, tuning_run_id "
+    "from backtest_runs "
+    "order by id",
+    "select timestamp, bot, event_type, message from system_events "
+    "where event_type != 'SHUTDOWN' order by id",
+    "select bot, bar_ts, action, outcome from decisions order by id",
+)
+
+
+def test_tunings_computed_ahead_equal_tunings_in_process(
+    real_slice: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three tunings in a row (every 6 hours), the later ones on what the earlier applied: the
+    worker process's outcomes, recorded by the loop, give the run (every tuning row, backtest
+    run, event, decision, overlay and the JSON) of the loop computing them itself."""
+    loaded = source(tmp_path / "src", real_slice, monkeypatch, **SIX_HOURLY)
+    lo, hi = window("2019-02-01T00:00..2019-02-01T13:00")
+    ahead = run_simulation(loaded, SimOptions(lo, hi, tmp_path / "ahead"))
+    inline = run_simulation(loaded, SimOptions(lo, hi, tmp_path / "inline", tune_ahead=False))
+    assert inline.ahead is None
+    assert ahead.ahead is not None
+    assert (ahead.ahead.taken, ahead.ahead.stopped) == (3, "")
+    assert [x["time"][11:16] for x in ahead.tunings] == ["00:00"] * 3 + ["06:00"] * 3 + [
+        "12:00"
+    ] * 3
+    assert any(x["applied"] for x in ahead.tunings[:3]), "the first tuning applies something"
+    assert _doc(ahead) == _doc(inline)
+    for query in TUNING_TABLES:
+        assert _rows(tmp_path / "ahead" / "jiritsu.db", query) == _rows(
+            tmp_path / "inline" / "jiritsu.db", query
+        ), query
+    assert (tmp_path / "ahead" / "tuned.toml").read_text() == (
+        tmp_path / "inline" / "tuned.toml"
+    ).read_text()
+
+
+def test_a_killed_tuning_worker_leaves_the_loop_tuning_in_process(
+    real_slice: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker SIGKILLed as soon as it has its times: the loop notices at the first tuning,
+    says why, and tunes in-process; the run equals one without a worker."""
+    import signal
+
+    from jiritsu.simulate.ahead import TuningsAhead
+
+    start = TuningsAhead.start
+
+    def start_then_kill(self: TuningsAhead, times: list[int]) -> None:
+        start(self, times)
+        os.kill(self._proc.pid, signal.SIGKILL)
+
+    loaded = source(tmp_path / "src", real_slice, monkeypatch, **SIX_HOURLY)
+    lo, hi = window("2019-02-01T00:00..2019-02-01T07:00")
+    inline = run_simulation(loaded, SimOptions(lo, hi, tmp_path / "inline", tune_ahead=False))
+    monkeypatch.setattr(TuningsAhead, "start", start_then_kill)
+    killed = run_simulation(loaded, SimOptions(lo, hi, tmp_path / "killed"))
+    assert killed.ahead is not None
+    assert killed.ahead.taken == 0
+    assert killed.ahead.stopped.startswith("the worker ended (")
+    assert len(killed.tunings) == 6
+    assert _doc(killed) == _doc(inline)
+    for query in TUNING_TABLES:
+        assert _rows(tmp_path / "killed" / "jiritsu.db", query) == _rows(
+            tmp_path / "inline" / "jiritsu.db", query
+        ), query
+
+
+def test_the_loop_takes_a_worker_tuning_only_for_its_time_and_settings(
+    real_slice: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tuning at another time, or with other settings, than the worker's is not taken: the
+    worker is stopped (its chain is no longer the loop's) and the caller tunes in-process."""
+    from jiritsu.simulate.ahead import TuningsAhead
+
+    loaded = source(tmp_path / "src", real_slice, monkeypatch, **CHEAP_TUNING)
+    t = int(datetime(2019, 2, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+    settings = loaded.settings
+    other = settings.with_params({"SubBot-B.strategy_params.sl_ratio": 0.031})
+    for at, given, why in (
+        (t + 60_000, settings, f"the loop did not tune at {t}"),
+        (t - 60_000, settings, f"the loop tuned at {t - 60_000}, not scheduled"),
+        (t, other, f"the settings at {t} differ"),
+    ):
+        ahead = TuningsAhead(REPO / "config.toml", dict(os.environ))
+        try:
+            ahead.start([t])
+            assert ahead.take(at, given) is None
+            assert ahead.stopped.startswith(why), ahead.stopped
+        finally:
+            ahead.close()
+    ahead = TuningsAhead(REPO / "config.toml", dict(os.environ))
+    try:
+        ahead.start([t])
+        found = ahead.take(t, settings)
+    finally:
+        ahead.close()
+    assert found is not None
+    assert ahead.taken == 1
+    assert [o.bot for o in found[0]] == ["SubBot-A", "SubBot-B", "SubBot-C"]

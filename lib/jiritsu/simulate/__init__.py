@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from jiritsu.advisors.base import Decision
     from jiritsu.config import LoadedConfig
+    from jiritsu.simulate.ahead import TuningsAhead
     from jiritsu.simulate.recorded import RecordedAdvisor
 
 log = logging.getLogger("jiritsu.simulate")
@@ -68,6 +69,9 @@ class SimOptions:
     rebalance: bool = True
     save_profit: bool = True
     progress: Callable[[int], None] | None = None  # called with the simulated time (ms)
+    # the monthly tunings computed ahead in a worker process (:mod:`jiritsu.simulate.ahead`);
+    # False: in the loop's process, at their times
+    tune_ahead: bool = True
 
 
 @dataclass
@@ -96,6 +100,7 @@ class SimRun:
     loop_cpu: float = 0.0  # CPU seconds of the loop (jobs included) and of the set-up
     setup_cpu: float = 0.0
     exit_code: int = 0
+    ahead: TuningsAhead | None = None  # the tunings' worker, when they run ahead
 
 
 def cpu_seconds() -> float:
@@ -244,6 +249,15 @@ class Schedule:
     def earliest(self) -> int | None:
         return min(self.next.values(), default=None)
 
+    def firings(self, job: str, end: int) -> list[int]:
+        """Every firing of ``job`` before ``end`` (none when it is not scheduled)."""
+        found: list[int] = []
+        at = self.next.get(job)
+        while at is not None and at < end:
+            found.append(at)
+            at = self.following(job, at)
+        return found
+
 
 class SimLoop(TradeLoop):
     """The trade loop of a replay that also wakes for, and runs, the timer jobs."""
@@ -260,6 +274,7 @@ class SimLoop(TradeLoop):
         self._halt_told = ""
         self.recorded = recorded or {}
         self.advisors: dict[str, RecordedAdvisor] = {}  # kept across reloads (their counts)
+        self._worker_cpu = 0.0  # the tunings' worker's CPU for the job being run
         super().__init__(load, options)
         self.private_db = True  # a fresh database of the simulation's own
 
@@ -310,7 +325,9 @@ class SimLoop(TradeLoop):
                     self._halt_told = str(exc)
                 outcome = "halted"
             spent = time.monotonic() - started
-            self.run_info.jobs.append(JobRun(job, t, spent, outcome, cpu_seconds() - cpu))
+            cpu = cpu_seconds() - cpu + self._worker_cpu
+            self._worker_cpu = 0.0
+            self.run_info.jobs.append(JobRun(job, t, spent, outcome, cpu))
             nxt = self.schedule.following(job, at)
             while nxt <= t:
                 nxt = self.schedule.following(job, nxt)
@@ -345,8 +362,13 @@ class SimLoop(TradeLoop):
         """The monthly tuning; the loop reloads an applied overlay at its next step (as live)."""
         from jiritsu.usecases.tune import tune
 
-        assert self.runtime is not None
-        report = tune(self.runtime)
+        rt = self.runtime
+        assert rt is not None
+        ahead = self.run_info.ahead
+        found = ahead.take(t, rt.settings) if ahead is not None else None
+        if found is not None:
+            self._worker_cpu = found[1]
+        report = tune(rt, outcomes=None if found is None else found[0])
         if report is None:
             return None
         for o in report.outcomes:
@@ -402,19 +424,30 @@ def run_simulation(loaded: LoadedConfig, options: SimOptions) -> SimRun:
     gemini = {b.name: b.advisor for b in loaded.settings.enabled_bots if b.advisor != "rules"}
     settings = sim_loaded.settings
     lo = options.start_ms - history_days(settings, options.tune) * DAY_MS
-    with open_database(sim_loaded) as engine:
-        copy_candles(loaded, engine, settings, lo, options.end_ms)
-        recorded = _copy_records(loaded, engine, list(gemini), options)
-    run.setup_seconds = time.monotonic() - started
-    run.setup_cpu = cpu_seconds() - cpu
-    loop = SimLoop(
-        load,
-        LoopOptions(replay=(options.start_ms, options.end_ms), install_signals=False),
-        run,
-        recorded,
-    )
-    cpu = cpu_seconds()
-    result = loop.run()
+    if options.tune_ahead and options.tune and settings.optimizer.auto_tuning_enabled:
+        from jiritsu.simulate.ahead import TuningsAhead
+
+        run.ahead = TuningsAhead(path, env)  # its imports overlap the copy below
+    try:
+        with open_database(sim_loaded) as engine:
+            copy_candles(loaded, engine, settings, lo, options.end_ms)
+            recorded = _copy_records(loaded, engine, list(gemini), options)
+        if run.ahead is not None:
+            run.ahead.start(Schedule(settings, options, options.start_ms).firings(
+                "tune", options.end_ms))  # fmt: skip
+        run.setup_seconds = time.monotonic() - started
+        run.setup_cpu = cpu_seconds() - cpu
+        loop = SimLoop(
+            load,
+            LoopOptions(replay=(options.start_ms, options.end_ms), install_signals=False),
+            run,
+            recorded,
+        )
+        cpu = cpu_seconds()
+        result = loop.run()
+    finally:
+        if run.ahead is not None:
+            run.ahead.close()
     run.loop_cpu = cpu_seconds() - cpu
     for name, configured in gemini.items():
         run.advisors[name] = advisor_note(configured, loop.advisors.get(name))

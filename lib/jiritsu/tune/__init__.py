@@ -225,6 +225,40 @@ def _record(
         return int(row.id)
 
 
+def tune_all(
+    market: MarketData,
+    settings: Settings,
+    end_ms: int,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[BotOutcome]:
+    """Every bot's grid and walk-forward up to ``end_ms``: all a tuning computes, from the
+    stored candles and ``settings`` alone (nothing is read from or written to the database
+    besides candles, nothing applied), so it can run in another process."""
+    outcomes: list[BotOutcome] = []
+    for bot, grid in bots_to_tune(settings).items():
+
+        def step(done: int, total: int, bot: str = bot) -> None:
+            if progress:
+                progress(bot, done, total)
+
+        o = tune_bot(market, settings, bot, grid, end_ms=end_ms, workers=workers,
+                     scheduler=scheduler, progress=step)  # fmt: skip
+        outcomes.append(o)
+    return outcomes
+
+
+def winning_params(outcomes: list[BotOutcome]) -> dict[str, Any]:
+    """The parameters a tuning applies: every winner's, in bot order."""
+    params: dict[str, Any] = {}
+    for o in outcomes:
+        if o.apply and o.best:
+            params.update(o.best)
+    return params
+
+
 def run_tuning(
     loaded: LoadedConfig,
     engine: Engine,
@@ -237,28 +271,24 @@ def run_tuning(
     notifier: Any = None,
     git: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    outcomes: list[BotOutcome] | None = None,
 ) -> TuneReport:
     """Tune every bot of ``optimizer.param_ranges`` over ``market``'s stored candles; apply the
     winners unless ``dry_run``, recording the runs in ``engine``. ``clock``: the runtime's; the
     windows end at its "now" (or the newest stored bar before it: a simulation's tuner never
-    sees its future) and the run is recorded at its times. ``git=False`` never commits."""
+    sees its future) and the run is recorded at its times. ``git=False`` never commits.
+    ``outcomes``: what :func:`tune_all` computed for this time and these settings elsewhere (a
+    simulation's worker); they are recorded and applied as if computed here."""
     from jiritsu.events import EventType, record_event
     from jiritsu.tune.apply import git_commit, write_tuned
 
     settings = loaded.settings
     started = clock.now()
-    end_ms = clock.now_ms()
-    outcomes: list[BotOutcome] = []
-    for bot, grid in bots_to_tune(settings).items():
-
-        def step(done: int, total: int, bot: str = bot) -> None:
-            if progress:
-                progress(bot, done, total)
-
-        o = tune_bot(market, settings, bot, grid, end_ms=end_ms, workers=workers,
-                     scheduler=scheduler, progress=step)  # fmt: skip
-        log.info("tune %s: %s", bot, o.reason)
-        outcomes.append(o)
+    if outcomes is None:
+        outcomes = tune_all(market, settings, clock.now_ms(), workers=workers,
+                            scheduler=scheduler, progress=progress)  # fmt: skip
+    for o in outcomes:
+        log.info("tune %s: %s", o.bot, o.reason)
     report = TuneReport(outcomes, applied=False, dry_run=dry_run)
     if dry_run:
         return report
@@ -272,9 +302,7 @@ def run_tuning(
     if not winners:
         _notify(notifier, report)
         return report
-    params: dict[str, Any] = {}
-    for o in winners:
-        params.update(o.best or {})
+    params = winning_params(outcomes)
     ids = [o.tuning_run_id for o in winners]
     meta = {"tuned_at": started.isoformat(), "tuning_runs": ids,
             "target_metric": settings.optimizer.target_metric}  # fmt: skip

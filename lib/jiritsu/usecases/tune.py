@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from jiritsu.runtime import Runtime
-    from jiritsu.tune import TuneReport
+    from jiritsu.tune import BotOutcome, TuneReport
 
 
 def tune(
@@ -17,11 +17,13 @@ def tune(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    outcomes: list[BotOutcome] | None = None,
 ) -> TuneReport | None:
     """Tune every bot of ``optimizer.param_ranges`` over the stored candles up to the runtime's
     "now" (a simulation's tuner never sees a candle of its future, and its overlay is not
     committed) and apply the winners unless ``dry_run``; None when auto-tuning is off and this
-    is no dry run."""
+    is no dry run. ``outcomes``: computed ahead for this time and these settings (a
+    simulation's worker, :mod:`jiritsu.simulate.ahead`), only recorded and applied here."""
     from jiritsu.runtime import OFFLINE_MODES
     from jiritsu.tune import run_tuning
 
@@ -31,5 +33,5 @@ def tune(
     return run_tuning(
         rt.loaded, rt.db, rt.market, dry_run=dry_run, workers=workers, scheduler=scheduler,
         notifier=None if dry_run else rt.notifier, progress=progress,
-        clock=rt.clock, git=not offline,
+        clock=rt.clock, git=not offline, outcomes=outcomes,
     )  # fmt: skip

@@ -1,0 +1,145 @@
+"""A simulation's monthly tunings, computed ahead in a worker process while the loop trades.
+
+A tuning at simulated time T reads nothing the trade loop writes: only the stored candles before
+T (copied into the simulation's database before the loop starts) and the settings, which are the
+configuration plus the winners of the tunings before it (:func:`jiritsu.tune.tune_all`). So a
+worker process, on the machine's other core, runs the grids of every scheduled tuning in turn,
+each on the settings the ones before it leave, while the loop trades towards T. At T the loop
+takes the worker's outcomes and records and applies them itself through
+:func:`jiritsu.tune.run_tuning` (the tuning rows, the overlay, the event, the reload), exactly
+as when it computes them.
+
+The loop takes outcomes only for the time it tunes at and only when the worker tuned with
+settings equal to its own (compared whole); otherwise, or when the worker failed or is too slow,
+it tunes in-process as it would without a worker, and stops the worker: its later tunings rest
+on a chain the loop has left.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from pathlib import Path
+
+    from jiritsu.config.settings import Settings
+    from jiritsu.tune import BotOutcome
+
+log = logging.getLogger(__name__)
+
+# How long the loop waits for one tuning before it tunes in-process (bounded, like every wait;
+# a tuning of the shipped grids takes 2-5 s of one core)
+TAKE_TIMEOUT_S = 900.0
+STOP_TIMEOUT_S = 10.0
+
+
+def _work(path: str, environ: dict[str, str], conn: Connection) -> None:
+    """The worker: wait for the tuning times (sent once the candles are copied), then tune at
+    each and send (time, the settings tuned with, the outcomes, CPU seconds) or the error."""
+    from jiritsu.clock import SimClock
+    from jiritsu.config import load_config
+    from jiritsu.db.engine import connect_configured
+    from jiritsu.runtime import market_data
+    from jiritsu.tune import tune_all, winning_params
+
+    times = conn.recv()
+    if not times:
+        return
+    loaded = load_config(path, environ=environ)
+    clock = SimClock(times[0])
+    db = connect_configured(loaded)
+    market = market_data(loaded.settings, db, clock)
+    params: dict[str, Any] = {}
+    try:
+        for t in times:
+            clock.advance_to(t)
+            cpu = time.process_time()
+            settings = loaded.settings.with_params(params) if params else loaded.settings
+            outcomes = tune_all(market, settings, t, workers=1)
+            dump = settings.model_dump(mode="json")
+            conn.send(("ok", t, dump, outcomes, time.process_time() - cpu))
+            params.update(winning_params(outcomes))
+    except (BrokenPipeError, EOFError):  # the loop has gone
+        return
+    except Exception as exc:  # noqa: BLE001 - the loop tunes in-process and says why
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        db.dispose()
+
+
+class TuningsAhead:
+    """The worker process and the loop's end of its pipe.
+
+    Started before the simulation's set-up (its imports overlap the candle copy); :meth:`start`
+    gives it the tuning times once the candles are stored."""
+
+    def __init__(self, config_path: Path, environ: dict[str, str]) -> None:
+        import multiprocessing as mp
+
+        # spawn, not fork: the simulating process holds database connections and polars'
+        # thread pool, neither of which survives a fork
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc: Any = ctx.Process(
+            target=_work, args=(str(config_path), environ, child),
+            name="jiritsu-tune-ahead", daemon=True,
+        )  # fmt: skip
+        self._proc.start()
+        child.close()
+        self.taken = 0  # tunings whose outcomes came from the worker
+        self.cpu = 0.0  # the worker's CPU seconds for them
+        self.stopped = ""  # why the loop stopped using the worker ("" while it does)
+
+    def start(self, times: list[int]) -> None:
+        """Tune at ``times`` (ms, ascending), each on the winners of the ones before."""
+        if not times:
+            self.close()
+            return
+        self._conn.send(list(times))
+
+    def take(self, t: int, settings: Settings) -> tuple[list[BotOutcome], float] | None:
+        """The outcomes of the tuning at ``t`` and the worker's CPU seconds for it, when the
+        worker tuned at ``t`` with ``settings``; None: the caller tunes in-process."""
+        while self._proc is not None:
+            if not self._conn.poll(TAKE_TIMEOUT_S):
+                self.close(f"no tuning from the worker within {TAKE_TIMEOUT_S:.0f} s")
+                break
+            try:
+                msg = self._conn.recv()
+            except (EOFError, OSError) as exc:
+                self.close(f"the worker ended ({type(exc).__name__})")
+                break
+            if msg[0] == "error":
+                self.close(f"the worker failed: {msg[1]}")
+                break
+            _kind, at, dump, outcomes, cpu = msg
+            if at < t:  # a tuning the loop did not run: the chain has left the worker's
+                self.close(f"the loop did not tune at {at}")
+            elif at > t:
+                self.close(f"the loop tuned at {t}, not scheduled when the worker started")
+            elif dump != settings.model_dump(mode="json"):
+                self.close(f"the settings at {t} differ from the worker's")
+            else:
+                self.taken += 1
+                self.cpu += cpu
+                return outcomes, cpu
+        return None
+
+    def close(self, why: str = "") -> None:
+        """Stop the worker (idempotent); ``why`` is kept when the loop stops using it early."""
+        if self._proc is None:
+            return
+        if why:
+            self.stopped = why
+            log.info("tunings in-process from now: %s", why)
+        proc, self._proc = self._proc, None
+        self._conn.close()
+        # it only reads candles: stopping it mid-tuning loses nothing
+        proc.terminate()
+        proc.join(STOP_TIMEOUT_S)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(STOP_TIMEOUT_S)
