@@ -401,6 +401,7 @@ def test_a_killed_tuning_worker_leaves_the_loop_tuning_in_process(
 
     def start_then_kill(self: TuningsAhead, times: list[int]) -> None:
         start(self, times)
+        assert self._proc is not None
         os.kill(self._proc.pid, signal.SIGKILL)
 
     loaded = source(tmp_path / "src", real_slice, monkeypatch, **SIX_HOURLY)

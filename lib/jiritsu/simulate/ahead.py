@@ -18,6 +18,9 @@ on a chain the loop has left.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +39,7 @@ TAKE_TIMEOUT_S = 900.0
 STOP_TIMEOUT_S = 10.0
 
 
-def _work(path: str, environ: dict[str, str], conn: Connection) -> None:
+def _work(conn: Connection, path: str) -> None:
     """The worker: wait for the tuning times (sent once the candles are copied), then tune at
     each and send (time, the settings tuned with, the outcomes, CPU seconds) or the error."""
     from jiritsu.clock import SimClock
@@ -45,10 +48,13 @@ def _work(path: str, environ: dict[str, str], conn: Connection) -> None:
     from jiritsu.runtime import market_data
     from jiritsu.tune import tune_all, winning_params
 
-    times = conn.recv()
+    try:
+        times = conn.recv()
+    except EOFError:
+        return
     if not times:
         return
-    loaded = load_config(path, environ=environ)
+    loaded = load_config(path)  # its environment is the simulation's
     clock = SimClock(times[0])
     db = connect_configured(loaded)
     market = market_data(loaded.settings, db, clock)
@@ -62,7 +68,7 @@ def _work(path: str, environ: dict[str, str], conn: Connection) -> None:
             dump = settings.model_dump(mode="json")
             conn.send(("ok", t, dump, outcomes, time.process_time() - cpu))
             params.update(winning_params(outcomes))
-    except (BrokenPipeError, EOFError):  # the loop has gone
+    except OSError:  # the loop has gone (a broken pipe, a reset socket)
         return
     except Exception as exc:  # noqa: BLE001 - the loop tunes in-process and says why
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -73,22 +79,27 @@ def _work(path: str, environ: dict[str, str], conn: Connection) -> None:
 class TuningsAhead:
     """The worker process and the loop's end of its pipe.
 
-    Started before the simulation's set-up (its imports overlap the candle copy); :meth:`start`
-    gives it the tuning times once the candles are stored."""
+    Started before the simulation's set-up (its imports overlap the candle copy) with the
+    simulation's environment; :meth:`start` gives it the tuning times once the candles are
+    stored."""
 
     def __init__(self, config_path: Path, environ: dict[str, str]) -> None:
-        import multiprocessing as mp
+        import socket
+        from multiprocessing.connection import Connection
 
-        # spawn, not fork: the simulating process holds database connections and polars'
-        # thread pool, neither of which survives a fork
-        ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._proc: Any = ctx.Process(
-            target=_work, args=(str(config_path), environ, child),
-            name="jiritsu-tune-ahead", daemon=True,
-        )  # fmt: skip
-        self._proc.start()
-        child.close()
+        # a fresh interpreter, neither forked (the simulating process holds database connections
+        # and polars' thread pool, which a fork does not carry over safely) nor multiprocessing's
+        # spawn (it re-runs the caller's main module, which may be a script that simulates)
+        ours, theirs = socket.socketpair()
+        self._conn = Connection(ours.detach())
+        fd = theirs.detach()
+        try:
+            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(fd), str(config_path)],
+                env=environ, pass_fds=(fd,), stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        finally:
+            os.close(fd)
         self.taken = 0  # tunings whose outcomes came from the worker
         self.cpu = 0.0  # the worker's CPU seconds for them
         self.stopped = ""  # why the loop stopped using the worker ("" while it does)
@@ -139,7 +150,20 @@ class TuningsAhead:
         self._conn.close()
         # it only reads candles: stopping it mid-tuning loses nothing
         proc.terminate()
-        proc.join(STOP_TIMEOUT_S)
-        if proc.is_alive():
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            proc.join(STOP_TIMEOUT_S)
+            proc.wait(STOP_TIMEOUT_S)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m jiritsu.simulate.ahead FD CONFIG``: the worker, talking over socket ``FD``."""
+    from multiprocessing.connection import Connection
+
+    _work(Connection(int(argv[1])), argv[2])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))
