@@ -97,6 +97,7 @@ class TuningsAhead:
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(fd), str(config_path)],
                 env=environ, pass_fds=(fd,), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # the simulation's stdout may be its --json
             )  # fmt: skip
         finally:
             os.close(fd)
@@ -159,8 +160,12 @@ class TuningsAhead:
 
 def main(argv: list[str]) -> int:
     """``python -m jiritsu.simulate.ahead FD CONFIG``: the worker, talking over socket ``FD``."""
+    import signal
     from multiprocessing.connection import Connection
 
+    # a Ctrl-C in the terminal reaches the whole process group: the simulation stops its
+    # worker itself (terminate), so the worker ignores it instead of printing a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _work(Connection(int(argv[1])), argv[2])
     return 0
 
