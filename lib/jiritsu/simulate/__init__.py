@@ -314,7 +314,8 @@ class SimLoop(TradeLoop):
         for trip in self.result.trips[trips:]:
             log.info("%s circuit breaker: %s", _when(t), trip[17:])
         for job in self.schedule.due(t):
-            self.flush_decisions()  # a job may read them (a tuning's recorded answers)
+            if job == "tune":  # the one job that reads decisions (the recorded answers)
+                self.flush_decisions()
             at = self.schedule.next[job]
             started, cpu = time.monotonic(), cpu_seconds()
             try:
