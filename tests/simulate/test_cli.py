@@ -56,3 +56,48 @@ def test_simulate_json_report_and_status_afterwards(
     status = runner.invoke(app, ["status", "--json"])
     assert status.exit_code == 0, status.output
     assert "SubBot-B" in status.stdout
+
+
+def test_ctrl_c_stops_a_simulation_and_its_tuning_worker_without_a_traceback(
+    isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C reaches the terminal's process group: the simulation stops (exit 130, no
+    traceback) and takes its tuning worker down with it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.setenv("JIRITSU_NEWS_SENTIMENT__ENABLED", "false")
+    monkeypatch.setenv("JIRITSU_OPTIMIZER__BACKTEST_PERIOD_MONTHS", "1")
+    synth = CliRunner().invoke(app, ["data", "synth", "--days", "45", "--start", "2024-01-01"])
+    assert synth.exit_code == 0, synth.output
+    cli = Path(sys.executable).parent / "jiritsu"
+    proc = subprocess.Popen(
+        [str(cli), "simulate", "--from", "2024-02-01", "--to", "2024-02-14"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        worker = None
+        for _ in range(600):  # the worker starts with the simulation
+            kids = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "jiritsu.simulate.ahead"],
+                                  capture_output=True, text=True).stdout.split()  # fmt: skip
+            if kids:
+                worker = int(kids[0])
+                break
+            time.sleep(0.05)
+        assert worker is not None, "no tuning worker"
+        time.sleep(1.0)  # into its imports or tuning
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err.decode()
+    assert b"Traceback" not in out + err
+    assert b"KeyboardInterrupt" not in out + err
+    for _ in range(100):
+        if not Path(f"/proc/{worker}").exists():
+            break
+        time.sleep(0.05)
+    assert not Path(f"/proc/{worker}").exists(), "the worker outlived the simulation"

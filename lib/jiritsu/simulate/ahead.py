@@ -98,6 +98,9 @@ class TuningsAhead:
                 [sys.executable, "-m", __name__, str(fd), str(config_path)],
                 env=environ, pass_fds=(fd,), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,  # the simulation's stdout may be its --json
+                # its own session: a Ctrl-C in the terminal reaches the simulation, which stops
+                # the worker itself, not the worker (it would print a KeyboardInterrupt)
+                start_new_session=True,
             )  # fmt: skip
         finally:
             os.close(fd)
@@ -160,12 +163,8 @@ class TuningsAhead:
 
 def main(argv: list[str]) -> int:
     """``python -m jiritsu.simulate.ahead FD CONFIG``: the worker, talking over socket ``FD``."""
-    import signal
     from multiprocessing.connection import Connection
 
-    # a Ctrl-C in the terminal reaches the whole process group: the simulation stops its
-    # worker itself (terminate), so the worker ignores it instead of printing a traceback
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _work(Connection(int(argv[1])), argv[2])
     return 0
 
