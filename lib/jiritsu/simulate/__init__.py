@@ -314,8 +314,6 @@ class SimLoop(TradeLoop):
         for trip in self.result.trips[trips:]:
             log.info("%s circuit breaker: %s", _when(t), trip[17:])
         for job in self.schedule.due(t):
-            if job == "tune":  # the one job that reads decisions (the recorded answers)
-                self.flush_decisions()
             at = self.schedule.next[job]
             started, cpu = time.monotonic(), cpu_seconds()
             try:
