@@ -4,6 +4,7 @@ alert, so that what the operator sees in the dashboard, the log and Discord neve
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -62,6 +63,16 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+@functools.cache
+def _insert() -> Any:
+    """The events' INSERT, built once: a plain statement, not an ORM unit of work per event."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import SystemEvent
+
+    return sa.insert(SystemEvent)
+
+
 def record_event(
     engine: Engine | None,
     level: str,
@@ -92,20 +103,16 @@ def record_event(
     stored = False
     if engine is not None:
         try:
-            from jiritsu.db.engine import session_scope
-            from jiritsu.db.models import SystemEvent
-
-            with session_scope(engine) as session:
-                session.add(
-                    SystemEvent(
-                        timestamp=now,
-                        level=level,
-                        event_type=kind,
-                        message=text,
-                        details=clean or None,
-                        bot=bot,
-                    )
-                )
+            row = {
+                "timestamp": now,
+                "level": level,
+                "event_type": kind,
+                "message": text,
+                "details": clean or None,
+                "bot": bot,
+            }
+            with engine.begin() as conn:
+                conn.execute(_insert(), row)
             stored = True
         except Exception as exc:  # noqa: BLE001 - an event must never break its caller
             log.warning("event %s not stored in the database: %s", kind, redact(str(exc)))

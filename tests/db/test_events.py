@@ -73,3 +73,21 @@ def test_event_survives_an_unreachable_database(caplog: pytest.LogCaptureFixture
 def test_unknown_level_is_a_programming_error(engine: Engine) -> None:
     with pytest.raises(ValueError, match="unknown event level"):
         record_event(engine, "LOUD", "X", "y", now=NOW)
+
+
+def test_an_event_without_details_stores_sql_null(engine: Engine) -> None:
+    """The plain INSERT writes what the ORM row did: no details is SQL NULL (not JSON null),
+    the caller's time, the level upper-cased; each event its own row, in order."""
+    assert record_event(engine, "info", "LOOP", "started", now=NOW) is True
+    assert record_event(engine, "WARNING", EventType.ORDER, "held", {"n": 2}, now=NOW) is True
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(SystemEvent.id, SystemEvent.level, SystemEvent.event_type,
+                      SystemEvent.bot, SystemEvent.details.is_(None), SystemEvent.timestamp)
+            .order_by(SystemEvent.id)
+        ).all()  # fmt: skip
+    assert [tuple(r)[1:] for r in rows] == [
+        ("INFO", "LOOP", None, True, NOW),
+        ("WARNING", "ORDER", None, False, NOW),
+    ]
+    assert rows[0][0] < rows[1][0]

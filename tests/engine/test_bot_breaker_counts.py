@@ -112,3 +112,31 @@ def test_check_bot_counts_as_the_definitions_over_random_histories(engine: Engin
         if failures >= 2:
             want["exchange_failures"] = {"failures": failures}
         assert trips == want, step
+
+
+def test_check_bot_runs_statements_built_once(engine: Engine) -> None:
+    """Before and after a lift, every check runs the same statement objects (the bot and the
+    lift time are parameters), three each: the lift, the streak, the failures."""
+    runs: list[list[int]] = []
+
+    def seen(_conn: Any, statement: Any, *_args: Any) -> None:
+        runs[-1].append(id(statement))
+
+    sa.event.listen(engine, "before_execute", seen)
+    try:
+        for bot in (BOT, OTHER, BOT):
+            runs.append([])
+            risk.check_bot(engine, bot, SETTINGS)
+        runs.append([])  # the halt's and the resume's own statements
+        assert controls.halt(engine, BOT, "test", now=T0)
+        assert controls.resume(engine, BOT, now=T0 + timedelta(minutes=1))
+        for _ in range(2):
+            runs.append([])
+            risk.check_bot(engine, BOT, SETTINGS)
+    finally:
+        sa.event.remove(engine, "before_execute", seen)
+    assert len(runs[0]) == 3
+    assert runs[0] == runs[1] == runs[2]
+    assert runs[4] == runs[5]
+    assert runs[4][0] == runs[0][0]
+    assert runs[4][1:] != runs[0][1:]

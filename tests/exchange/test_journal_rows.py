@@ -173,3 +173,33 @@ def test_a_submit_reads_the_row_once(env: BybitEnv, engine: Engine) -> None:
     assert seen == ["SELECT", "INSERT", "UPDATE", "UPDATE"]
     (row,) = _rows(engine)
     assert (row["status"], row["sent_at"], row["error"]) == ("filled", T0, None)
+
+
+def test_submits_run_statements_built_once(env: BybitEnv, engine: Engine) -> None:
+    """Every submit runs the same statement objects (built once, the client id a parameter):
+    answered and refused orders, each on its own row."""
+    journal = OrderJournal(engine, env.exchange(), environment="testnet", clock=SimClock(T0))
+    runs: list[list[int]] = []
+
+    def seen(_conn: Any, statement: Any, *_args: Any) -> None:
+        runs[-1].append(id(statement))
+
+    sa.event.listen(engine, "before_execute", seen)
+    try:
+        for key in ("bar-6", "bar-7"):
+            runs.append([])
+            journal.submit(BOT, "linear", _request(key))
+        env.fake.inject(CREATE, "ret_code", ret_code=110007, ret_msg="ab not enough", times=None)
+        for key in ("bar-8", "bar-9"):
+            runs.append([])
+            with pytest.raises(InsufficientBalance):
+                journal.submit(BOT, "linear", _request(key))
+    finally:
+        sa.event.remove(engine, "before_execute", seen)
+        env.fake.clear_faults()
+    assert len(runs[0]) == 4
+    assert runs[0] == runs[1]
+    assert len(runs[2]) == 4
+    assert runs[2] == runs[3]
+    assert runs[2][:3] == runs[0][:3]  # the look-up, the INSERT, marking it sent
+    assert [r["status"] for r in _rows(engine)] == ["filled", "filled", "rejected", "rejected"]

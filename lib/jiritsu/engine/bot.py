@@ -36,6 +36,7 @@ retries the whole step (it is idempotent) and stops safely when the database sta
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -186,6 +187,25 @@ def as_qty(x: float, inst: Instrument) -> Decimal:
 
 def as_price(x: float, inst: Instrument) -> Decimal:
     return inst.round_price(Decimal(repr(float(x))))
+
+
+@functools.cache
+def _unbooked_selects() -> tuple[Any, Any]:
+    """A bot's order rows created since ``:since`` (client id, filled quantity) and the fills of
+    the client ids ``:cids``: built once, a bot asks before every entry after a fill."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Execution, Order
+
+    cids: sa.BindParameter[str] = sa.bindparam("cids", expanding=True)
+    return (
+        sa.select(Order.client_order_id, Order.filled_qty).where(
+            Order.bot == sa.bindparam("bot"), Order.created_at >= sa.bindparam("since")
+        ),
+        sa.select(Execution.client_order_id, Execution.qty).where(
+            Execution.client_order_id.in_(cids)
+        ),
+    )
 
 
 def _ms(when: datetime | None) -> float:
@@ -792,31 +812,20 @@ class BotRunner:
         """Why the exchange may hold a fill of this bot that the state does not (None: none
         known): an order resent in this step, a spot holding beyond the book (more than dust),
         or an order row filled beyond its recorded fills (rows of the fill lookback)."""
-        import sqlalchemy as sa
-
-        from jiritsu.db.models import Execution, Order
-
         if self._resent:
             return "a lost order was resent in this step"
         price = Decimal(repr(last)) if last > 0 else live.book.avg
         if live.unbooked > 0 and tradeable(live.unbooked, price, self.inst) > 0:
             return f"{live.unbooked} {self.inst.base_coin} held beyond the recorded fills"
+        recent_orders, their_fills = _unbooked_selects()
         since = from_ms(t) - FILL_LOOKBACK
         with self.ctx.engine.connect() as conn:
-            recent = conn.execute(
-                sa.select(Order.client_order_id, Order.filled_qty).where(
-                    Order.bot == self.name, Order.created_at >= since
-                )
-            ).all()
+            recent = conn.execute(recent_orders, {"bot": self.name, "since": since}).all()
             filled = [(cid, qty) for cid, qty in recent if qty and qty > 0]
             if not filled:
                 return None
             booked: dict[str | None, Decimal] = {}
-            for cid, qty in conn.execute(
-                sa.select(Execution.client_order_id, Execution.qty).where(
-                    Execution.client_order_id.in_([cid for cid, _ in filled])
-                )
-            ):
+            for cid, qty in conn.execute(their_fills, {"cids": [cid for cid, _ in filled]}):
                 booked[cid] = booked.get(cid, Decimal(0)) + qty
         for cid, qty in filled:
             recorded = booked.get(cid, Decimal(0))

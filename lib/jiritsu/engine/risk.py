@@ -38,6 +38,7 @@ Definitions:
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import weakref
 from dataclasses import dataclass, field
@@ -210,16 +211,26 @@ def _peak_since(engine: Engine, lift: datetime | None) -> tuple[Decimal, Decimal
     return None if memo.best is None else (memo.best[0], memo.best[3])
 
 
-def _lift_time(engine: Engine, scope: str) -> datetime | None:
-    """When ``scope`` was last resumed (by hand or by its cool-down), or halted."""
+# The bot breakers' reads are statements built once with the bot (or scope) and the lift time as
+# parameters: a decision after every fill asks them, and building a statement with its subquery
+# and cache key cost about as much as running it.
+
+
+@functools.cache
+def _lift_select() -> Any:
     import sqlalchemy as sa
 
     from jiritsu.db.models import Control
 
+    return sa.select(Control.halted_at, Control.resumed_at).where(
+        Control.scope == sa.bindparam("scope")
+    )
+
+
+def _lift_time(engine: Engine, scope: str) -> datetime | None:
+    """When ``scope`` was last resumed (by hand or by its cool-down), or halted."""
     with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(Control.halted_at, Control.resumed_at).where(Control.scope == scope)
-        ).first()
+        row = conn.execute(_lift_select(), {"scope": scope}).first()
     if row is None:
         return None
     times = [t for t in row if t is not None]
@@ -503,26 +514,28 @@ class CrashMoves:
         return crash_rule(float(self.moves[newest]), settings, {"to": float(self.close[newest])})
 
 
-def _loss_streak(conn: Connection, bot: str, since: datetime | None) -> int:
-    """:func:`loss_streak` on an open connection, counted since ``since`` (the lift)."""
+@functools.cache
+def _streak_select(since: bool) -> Any:
+    """The newest 200 closing trades' PnL of ``:bot`` (at or after ``:since``)."""
     import sqlalchemy as sa
 
     from jiritsu.db.models import Trade
 
-    query = (
-        sa.select(Trade.pnl)
-        .where(
-            Trade.sub_bot_name == bot,
-            Trade.position_effect == "close",
-            Trade.pnl.is_not(None),
-        )
-        .order_by(Trade.timestamp.desc(), Trade.id.desc())
-        .limit(200)
+    query = sa.select(Trade.pnl).where(
+        Trade.sub_bot_name == sa.bindparam("bot"),
+        Trade.position_effect == "close",
+        Trade.pnl.is_not(None),
     )
-    if since is not None:
-        query = query.where(Trade.timestamp >= since)
+    if since:
+        query = query.where(Trade.timestamp >= sa.bindparam("since"))
+    return query.order_by(Trade.timestamp.desc(), Trade.id.desc()).limit(200)
+
+
+def _loss_streak(conn: Connection, bot: str, since: datetime | None) -> int:
+    """:func:`loss_streak` on an open connection, counted since ``since`` (the lift)."""
+    params = {"bot": bot} if since is None else {"bot": bot, "since": since}
     streak = 0
-    for (pnl,) in conn.execute(query):
+    for (pnl,) in conn.execute(_streak_select(since is not None), params):
         if pnl is not None and pnl < 0:  # (the query excludes None)
             streak += 1
         else:
@@ -559,13 +572,15 @@ FAILURE_EVENTS = (EventType.EXCHANGE_ERROR.value, EventType.ORDER_ERROR.value)
 RECOVERED = "INFO"  # the level of the EXCHANGE_ERROR event that ends a run of failures
 
 
-def _failures(conn: Connection, bot: str, since: datetime | None) -> int:
-    """:func:`exchange_failures` on an open connection since ``since`` (the lift), in one
-    query (the newest recovery's id is its subquery)."""
+@functools.cache
+def _failures_select(since: bool) -> Any:
+    """The count of ``:bot``'s failure events after its newest recovery (at or after
+    ``:since``)."""
     import sqlalchemy as sa
 
     from jiritsu.db.models import SystemEvent as E
 
+    bot: sa.BindParameter[str] = sa.bindparam("bot")
     recovered = (
         sa.select(sa.func.max(E.id))
         .where(E.bot == bot, E.event_type == EventType.EXCHANGE_ERROR.value, E.level == RECOVERED)
@@ -577,9 +592,14 @@ def _failures(conn: Connection, bot: str, since: datetime | None) -> int:
         E.level == "ERROR",
         sa.or_(recovered.is_(None), E.id > recovered),
     )
-    if since is not None:
-        query = query.where(E.timestamp >= since)
-    return int(conn.execute(query).scalar_one())
+    return query.where(E.timestamp >= sa.bindparam("since")) if since else query
+
+
+def _failures(conn: Connection, bot: str, since: datetime | None) -> int:
+    """:func:`exchange_failures` on an open connection since ``since`` (the lift), in one
+    query (the newest recovery's id is its subquery)."""
+    params = {"bot": bot} if since is None else {"bot": bot, "since": since}
+    return int(conn.execute(_failures_select(since is not None), params).scalar_one())
 
 
 def exchange_failures(engine: Engine, bot: str) -> int:

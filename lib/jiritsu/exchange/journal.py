@@ -12,11 +12,12 @@ into the design's one-row-per-order ``trades`` table.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jiritsu.exchange.errors import OrderRejected
 from jiritsu.exchange.types import Category, Fill, OrderRequest, OrderState
@@ -66,6 +67,55 @@ def apply_state(row: Order, state: OrderState) -> bool:
     return changed
 
 
+# The statements of a submit, built once with the client id as a parameter (``cid_key``): on the
+# one-row look-ups and writes of an order, building a statement and its cache key cost about as
+# much as running it.
+
+
+@functools.cache
+def _status_select() -> Any:
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Order
+
+    return sa.select(Order.status).where(Order.client_order_id == sa.bindparam("cid_key"))
+
+
+@functools.cache
+def _insert() -> Any:
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Order
+
+    return sa.insert(Order)
+
+
+@functools.cache
+def _columns_select(names: tuple[str, ...]) -> Any:
+    """``SELECT <names> FROM orders WHERE client_order_id = :cid_key``."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Order
+
+    columns = Order.__table__.c
+    return sa.select(*(columns[k] for k in names)).where(
+        columns.client_order_id == sa.bindparam("cid_key")
+    )
+
+
+@functools.cache
+def _columns_update(names: tuple[str, ...]) -> Any:
+    """``UPDATE orders SET <name> = :v_<name>, ... WHERE client_order_id = :cid_key`` (the
+    ``updated_at`` stamp added as the column's own update default)."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Order
+
+    columns = Order.__table__.c
+    values = {k: sa.bindparam(f"v_{k}", type_=columns[k].type) for k in names}
+    return sa.update(Order).where(columns.client_order_id == sa.bindparam("cid_key")).values(values)
+
+
 @dataclass(frozen=True)
 class RecordedFill:
     fill: Fill
@@ -112,19 +162,13 @@ class OrderJournal:
 
         One transaction of two plain statements (a look-up by client id, the INSERT): the row
         an ORM unit of work would write, committed before anything is sent."""
-        import sqlalchemy as sa
-
-        from jiritsu.db.models import Order
-
         cid = request.client_order_id
         with self.engine.begin() as conn:
-            status = conn.execute(
-                sa.select(Order.status).where(Order.client_order_id == cid)
-            ).scalar()
+            status = conn.execute(_status_select(), {"cid_key": cid}).scalar()
             if status is not None:
                 return False, str(status)
             conn.execute(
-                sa.insert(Order),
+                _insert(),
                 {
                     "client_order_id": cid,
                     "bot": bot,
@@ -156,21 +200,17 @@ class OrderJournal:
         the columns that differ are written, so an unchanged row keeps its ``updated_at``.
         ``status``: the row's status as this journal just wrote or read it; when ``values``
         move it to another one the row changes anyway and is written without being read."""
-        import sqlalchemy as sa
-
-        from jiritsu.db.models import Order
-
-        where = Order.client_order_id == client_order_id
+        key = {"cid_key": client_order_id}
         with self.engine.begin() as conn:
             if status is None or values.get("status", status) == status:
-                columns = Order.__table__.c
-                row = conn.execute(sa.select(*(columns[k] for k in values)).where(where)).first()
+                row = conn.execute(_columns_select(tuple(values)), key).first()
                 if row is not None:
                     pairs = zip(values.items(), row, strict=True)
                     values = {k: v for (k, v), old in pairs if old != v}
                     if not values:
                         return
-            done = conn.execute(sa.update(Order).where(where).values(values)).rowcount
+            params = {f"v_{k}": v for k, v in values.items()}
+            done = conn.execute(_columns_update(tuple(values)), {**key, **params}).rowcount
             if not done:  # pragma: no cover - the row was written before sending
                 raise RuntimeError(f"order {client_order_id} vanished from the journal")
 
