@@ -24,8 +24,7 @@ from jiritsu.exchange.types import Category, Fill, OrderRequest, OrderState
 from jiritsu.redact import redact
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-    from sqlalchemy.orm import Session
+    from sqlalchemy.engine import Connection, Engine
 
     from jiritsu.clock import Clock
     from jiritsu.db.models import Order
@@ -117,6 +116,50 @@ def _columns_update(names: tuple[str, ...]) -> Any:
 
 
 @dataclass(frozen=True)
+class _FillStatements:
+    """The statements of recording fills, built once (building a statement and its cache key
+    cost about as much as running it on these small lookups)."""
+
+    known: Any  # the exec ids of :ids already stored
+    order_row_ids: Any  # (client_order_id, id) of the order rows of :cids
+    insert_executions: Any
+    executions: Any  # the executions of the exchange orders :ids, oldest first
+    trades: Any  # the trade rows of the exchange orders :ids
+    orders: Any  # the order rows :ids, the columns a roll-up reads
+    insert_trade: Any
+    update_trade: Any  # SET the given columns of the trade row :row_id
+    update_order: Any  # SET filled_qty, avg_price of the order row :row_id
+
+
+@functools.cache
+def _fill_statements() -> _FillStatements:
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Execution, Order, Trade
+
+    def among(name: str) -> sa.BindParameter[Any]:
+        return sa.bindparam(name, expanding=True)
+
+    return _FillStatements(
+        known=sa.select(Execution.exec_id).where(Execution.exec_id.in_(among("ids"))),
+        order_row_ids=sa.select(Order.client_order_id, Order.id).where(
+            Order.client_order_id.in_(among("cids"))
+        ),
+        insert_executions=sa.insert(Execution),
+        executions=sa.select(Execution)
+        .where(Execution.order_id.in_(among("ids")))
+        .order_by(Execution.exec_time, Execution.id),
+        trades=sa.select(Trade).where(Trade.order_id.in_(among("ids"))),
+        orders=sa.select(
+            Order.id, Order.reason, Order.reduce_only, Order.filled_qty, Order.avg_price
+        ).where(Order.id.in_(among("ids"))),
+        insert_trade=sa.insert(Trade),
+        update_trade=sa.update(Trade).where(Trade.id == sa.bindparam("row_id")),
+        update_order=sa.update(Order).where(Order.id == sa.bindparam("row_id")),
+    )
+
+
+@dataclass(frozen=True)
 class RecordedFill:
     fill: Fill
     adopted: bool  # True when the fill was not known before (reconciliation found it)
@@ -137,15 +180,6 @@ class OrderJournal:
         self.clock = clock
 
     # --- placing ----------------------------------------------------------------------------
-
-    def _row(self, session: Session, client_order_id: str) -> Order | None:
-        import sqlalchemy as sa
-
-        from jiritsu.db.models import Order
-
-        return session.scalars(
-            sa.select(Order).where(Order.client_order_id == client_order_id)
-        ).one_or_none()
 
     def record(
         self,
@@ -267,97 +301,105 @@ class OrderJournal:
     # --- fills --------------------------------------------------------------------------------
 
     def record_fills(self, bot: str, fills: Iterable[Fill]) -> list[RecordedFill]:
-        """Store fills not seen before (by exec_id) and refresh their orders' trade rows."""
-        import sqlalchemy as sa
+        """Store fills not seen before (by exec_id) and refresh their orders' trade rows.
 
-        from jiritsu.db.engine import session_scope
-        from jiritsu.db.models import Execution
-
+        One transaction (a fill and its order's roll-up commit together) of plain prebuilt
+        statements: the rows an ORM unit of work wrote, at a fraction of its cost on a path a
+        bot takes at every step it sees a fill."""
         fills = list(fills)
         if not fills:
             return []
-        recorded: list[RecordedFill] = []
-        touched: set[str] = set()
-        with session_scope(self.engine) as session:
-            known = set(
-                session.scalars(
-                    sa.select(Execution.exec_id).where(
-                        Execution.exec_id.in_([f.exec_id for f in fills])
-                    )
-                )
-            )
+        st = _fill_statements()
+        with self.engine.begin() as conn:
+            known = set(conn.execute(st.known, {"ids": [f.exec_id for f in fills]}).scalars())
+            new: list[Fill] = []
             for fill in fills:
-                if fill.exec_id in known:
-                    continue
-                known.add(fill.exec_id)
-                order = None
-                if fill.client_order_id:
-                    order = self._row(session, fill.client_order_id)
-                session.add(
-                    Execution(
-                        exec_id=fill.exec_id,
-                        order_id=fill.exchange_order_id,
-                        client_order_id=fill.client_order_id or None,
-                        order_row_id=order.id if order is not None else None,
-                        bot=bot,
-                        environment=self.environment,
-                        symbol=fill.symbol,
-                        side=fill.side,
-                        price=fill.price,
-                        qty=fill.qty,
-                        fee=fill.fee,
-                        fee_coin=fill.fee_currency,
-                        fee_rate=fill.fee_rate,
-                        is_maker=fill.is_maker,
-                        exec_time=fill.time,
+                if fill.exec_id not in known:
+                    known.add(fill.exec_id)
+                    new.append(fill)
+            if not new:
+                return []
+            cids = sorted({f.client_order_id for f in new if f.client_order_id})
+            row_ids: dict[str | None, int] = {}
+            if cids:
+                row_ids.update((c, i) for c, i in conn.execute(st.order_row_ids, {"cids": cids}))
+            conn.execute(
+                st.insert_executions,
+                [
+                    {
+                        "exec_id": f.exec_id,
+                        "order_id": f.exchange_order_id,
+                        "client_order_id": f.client_order_id or None,
+                        "order_row_id": row_ids.get(f.client_order_id),
+                        "bot": bot,
+                        "environment": self.environment,
+                        "symbol": f.symbol,
+                        "side": f.side,
+                        "price": f.price,
+                        "qty": f.qty,
+                        "fee": f.fee,
+                        "fee_coin": f.fee_currency,
+                        "fee_rate": f.fee_rate,
+                        "is_maker": f.is_maker,
+                        "exec_time": f.time,
+                    }
+                    for f in new
+                ],
+            )
+            self._roll_up(conn, bot, sorted({f.exchange_order_id for f in new}))
+        return [RecordedFill(f, adopted=True) for f in new]
+
+    def _roll_up(self, conn: Connection, bot: str, exchange_order_ids: list[str]) -> None:
+        """Keep one ``trades`` row per exchange order, aggregated over its executions, and
+        raise its order row's filled quantity to theirs.
+
+        Three reads for all the orders, then an INSERT or an UPDATE only where a row changes
+        (an unchanged trade keeps its ``updated_at``, as under a unit of work)."""
+        st = _fill_statements()
+        ids = {"ids": exchange_order_ids}
+        execs: dict[str, list[Any]] = {}
+        for e in conn.execute(st.executions, ids):
+            execs.setdefault(e.order_id, []).append(e)
+        trades = {t.order_id: t for t in conn.execute(st.trades, ids)}
+        row_ids = sorted({e[0].order_row_id for e in execs.values() if e[0].order_row_id})
+        orders: dict[int, dict[str, Any]] = {}
+        if row_ids:
+            orders.update((o.id, o._asdict()) for o in conn.execute(st.orders, {"ids": row_ids}))
+        for exchange_order_id in exchange_order_ids:
+            rows = execs.get(exchange_order_id, [])
+            qty = sum((e.qty for e in rows), Decimal(0))
+            if qty <= 0:
+                continue
+            notional = sum((e.qty * e.price for e in rows), Decimal(0))
+            first = rows[0]
+            price = (notional / qty).quantize(Decimal("1e-10"))
+            values: dict[str, object] = {
+                "timestamp": first.exec_time,
+                "sub_bot_name": bot,
+                "symbol": first.symbol,
+                "client_order_id": first.client_order_id,
+                "order_row_id": first.order_row_id,
+                "exec_id": first.exec_id if len(rows) == 1 else None,
+                "side": first.side,
+                "quantity": qty,
+                "price": price,
+                "fee": sum((e.fee for e in rows), Decimal(0)),
+                "fee_coin": first.fee_coin,
+                "is_maker": all(bool(e.is_maker) for e in rows),
+                "environment": self.environment,
+            }
+            order = orders.get(first.order_row_id) if first.order_row_id else None
+            if order is not None:
+                values["entry_reason"] = order["reason"]
+                values["position_effect"] = "close" if order["reduce_only"] else "open"
+                if order["filled_qty"] < qty:
+                    order.update(filled_qty=qty, avg_price=price)
+                    conn.execute(
+                        st.update_order,
+                        {"row_id": order["id"], "filled_qty": qty, "avg_price": price},
                     )
-                )
-                touched.add(fill.exchange_order_id)
-                recorded.append(RecordedFill(fill, adopted=True))
-            session.flush()
-            for exchange_order_id in sorted(touched):
-                self._roll_up(session, bot, exchange_order_id)
-        return recorded
-
-    def _roll_up(self, session: Session, bot: str, exchange_order_id: str) -> None:
-        """Keep one ``trades`` row per exchange order, aggregated over its executions."""
-        import sqlalchemy as sa
-
-        from jiritsu.db.models import Execution, Order, Trade
-
-        execs = session.scalars(
-            sa.select(Execution)
-            .where(Execution.order_id == exchange_order_id)
-            .order_by(Execution.exec_time, Execution.id)
-        ).all()
-        qty = sum((e.qty for e in execs), Decimal(0))
-        if qty <= 0:
-            return
-        notional = sum((e.qty * e.price for e in execs), Decimal(0))
-        first = execs[0]
-        order = session.get(Order, first.order_row_id) if first.order_row_id else None
-        trade = session.scalars(
-            sa.select(Trade).where(Trade.order_id == exchange_order_id)
-        ).one_or_none()
-        if trade is None:
-            trade = Trade(order_id=exchange_order_id)
-            session.add(trade)
-        trade.timestamp = first.exec_time
-        trade.sub_bot_name = bot
-        trade.symbol = first.symbol
-        trade.client_order_id = first.client_order_id
-        trade.order_row_id = first.order_row_id
-        trade.exec_id = first.exec_id if len(execs) == 1 else None
-        trade.side = first.side
-        trade.quantity = qty
-        trade.price = (notional / qty).quantize(Decimal("1e-10"))
-        trade.fee = sum((e.fee for e in execs), Decimal(0))
-        trade.fee_coin = first.fee_coin
-        trade.is_maker = all(bool(e.is_maker) for e in execs)
-        trade.environment = self.environment
-        if order is not None:
-            trade.entry_reason = order.reason
-            trade.position_effect = "close" if order.reduce_only else "open"
-            if order.filled_qty < qty:
-                order.filled_qty = qty
-                order.avg_price = trade.price
+            trade = trades.get(exchange_order_id)
+            if trade is None:
+                conn.execute(st.insert_trade, {"order_id": exchange_order_id, **values})
+            elif any(getattr(trade, k) != v for k, v in values.items()):
+                conn.execute(st.update_trade, {"row_id": trade.id, **values})
