@@ -49,11 +49,12 @@ Accounting (all Decimal, quantized to 1e-8):
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jiritsu.clock import from_ms
 from jiritsu.db.engine import retry_db
@@ -101,6 +102,15 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 TIME_IN_FORCE = ("GTC", "IOC", "FOK", "PostOnly")
+
+
+@functools.cache
+def _order_insert() -> Any:
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import PaperOrder
+
+    return sa.insert(PaperOrder)
 
 
 def _rounded(inst: Instrument, price: Decimal | None) -> Decimal | None:
@@ -507,7 +517,7 @@ class PaperExchange(Exchange):
             takes = limit >= last if req.side == "Buy" else limit <= last
             if takes:
                 status, reason, reserve = "cancelled", "PostOnly order would take liquidity", ZERO
-        row = PaperOrder(
+        values = dict(
             account=account,
             category=category,
             symbol=symbol,
@@ -532,9 +542,10 @@ class PaperExchange(Exchange):
             created_at=at,
             updated_at=at,
         )
-        session.add(row)
-        session.flush()
-        return row
+        # a plain INSERT (a unit of work's flush cost twice as much); the row it returns is the
+        # object a flush would have left (its values as given, no id: nothing here reads it)
+        session.connection().execute(_order_insert(), values)
+        return PaperOrder(**values)
 
     @staticmethod
     def _check_tpsl(
