@@ -1,11 +1,13 @@
 """The reads and writes of a rebalancing run with plain statements built once, on SQLite and
 PostgreSQL: a phase reading stored row by row gives the rows and counts of the former
 multi-row INSERT; the unsettled transfers are the former ORM query's rows; a run given the
-loop's halt states asks the ``controls`` table nothing, live it reads each scope once."""
+loop's halt states asks the ``controls`` table nothing, live it reads each scope once; the
+transfer journal's plain statements write every column the former ORM steps wrote."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from jiritsu import controls
+from jiritsu.db.engine import session_scope
 from jiritsu.db.models import MarketPhase, Transfer
 from jiritsu.db.upsert import conflict_insert
 from jiritsu.master import phase as ph
@@ -146,3 +150,104 @@ def test_a_run_with_the_loops_halt_states_asks_controls_nothing(
     assert sorted(b.bot for b in lifted.plan.bots) == [A, B, C]
     (row,) = [s for s in reader() if s.scope == B]  # the reader sees the lift at once
     assert not row.halted
+
+
+def former_intent(engine: Engine, key: str, now: Any, **fields: Any) -> int:
+    """The journal's first step before: an ORM object added and flushed."""
+    with session_scope(engine) as session:
+        row = Transfer(idempotency_key=key, status="pending", created_at=now, updated_at=now,
+                       **fields)  # fmt: skip
+        session.add(row)
+        session.flush()
+        return int(row.id)
+
+
+def former_update(engine: Engine, row_id: int, now: Any, note: str | None, **values: Any) -> Any:
+    """An answer or settlement before: the row read in a session, changed and flushed."""
+    with session_scope(engine) as session:
+        row = session.get(Transfer, row_id)
+        assert row is not None
+        for name, value in values.items():
+            setattr(row, name, value)
+        if note is not None:
+            row.details = {**(row.details or {}), "settlement": {"at": now.isoformat(),
+                                                                  "note": note}}  # fmt: skip
+        row.updated_at = now
+        flag_modified(row, "updated_at")
+        return tr._outcome(row)
+
+
+def transfer_rows(engine: Engine) -> list[tuple[Any, ...]]:
+    """Every column but the id and the key, in id order."""
+    t = Transfer.__table__
+    cols = [c for c in t.c if c.name not in ("id", "idempotency_key")]
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.select(*cols).order_by(t.c.id))]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_the_journal_writes_the_former_orm_rows(engine: Engine, seed: int) -> None:
+    """Random transfers through their steps (sent, answered, refused, unknown, settled with a
+    note, with and without details), once through the former ORM steps and once through the
+    plain statements, the table emptied in between: every column alike, and the outcomes."""
+    rng = random.Random(seed)
+    script = []
+    for k in range(25):
+        fields = {
+            "kind": rng.choice(("rebalance", "profit_save")), "environment": "paper",
+            "from_account": rng.choice((A, B)), "to_account": C,
+            "from_member_id": rng.choice((None, 101)), "to_member_id": None,
+            "from_account_type": "UNIFIED", "to_account_type": rng.choice(("UNIFIED", "FUND")),
+            "coin": "USDT", "amount": tr.CENT * rng.randint(1, 10**6),
+            "reason": rng.choice((None, "strong_bull: A holds ...")),
+            "details": rng.choice((None, {"phase": "ranging", "total": "10000.00"})),
+        }  # fmt: skip
+        steps: list[tuple[dict[str, Any], str | None]] = [({"status": "sent"}, None)]
+        for _ in range(rng.randint(0, 3)):
+            status = rng.choice(("success", "failed", "unknown", "sent"))
+            values: dict[str, Any] = {"status": status}
+            if rng.random() < 0.6:
+                values["exchange_status"] = rng.choice((None, "SUCCESS", "STATUS_UNKNOWN"))
+                values["error"] = rng.choice((None, "InsufficientBalance: needs 5"))
+            steps.append((values, rng.choice((None, None, "abandoned: never sent"))))
+        script.append((NOW + timedelta(minutes=k), fields, steps))
+    outcomes: dict[str, list[Any]] = {}
+    tables = {}
+    for name in ("former", "now"):
+        with engine.begin() as conn:
+            conn.execute(sa.delete(Transfer))
+        seen = outcomes.setdefault(name, [])
+        for k, (at, fields, steps) in enumerate(script):
+            if name == "former":
+                row_id = former_intent(engine, f"{name}-{seed}-{k}", at, **fields)
+            else:
+                row_id = tr.record_intent(
+                    engine, key=f"{name}-{seed}-{k}", now=at,
+                    member_ids=(fields["from_member_id"], fields["to_member_id"]),
+                    from_wallet=fields["from_account_type"], to_wallet=fields["to_account_type"],
+                    **{f: v for f, v in fields.items() if not f.endswith(("_id", "_type"))},
+                ).row_id  # fmt: skip
+            for j, (values, note) in enumerate(steps):
+                when = at + timedelta(seconds=j + 1)
+                if name == "former":
+                    out = former_update(engine, row_id, when, note, **values)
+                else:
+                    out = tr._update(engine, row_id, now=when, settle_note=note, **values)
+                seen.append(replace(out, row_id=0, key=""))
+        tables[name] = transfer_rows(engine)
+    assert outcomes["now"] == outcomes["former"]
+    assert tables["now"] == tables["former"]
+    assert {r[10] for r in tables["now"]} >= {"sent", "success", "failed"}  # status
+
+
+def test_a_transfer_is_journalled_in_three_statements(engine: Engine, tmp_path: Path) -> None:
+    """The pending row, then sent, then the answer: one INSERT and two UPDATEs (no read)."""
+    cfg = settings(tmp_path)
+    ex, _ = paper(engine, cfg)
+    with statements(engine) as seen:
+        outcome = tr.execute_transfer(engine, ex, kind="rebalance", from_account=A,
+                                      to_account=C, amount=tr.CENT * 1234, coin="USDT",
+                                      now=NOW)  # fmt: skip
+    assert outcome.ok
+    journal = [s.split()[0] for s in seen if " transfers" in s and "paper_transfers" not in s]
+    assert journal == ["INSERT", "UPDATE", "UPDATE"]

@@ -203,39 +203,36 @@ def record_intent(
     """
     from sqlalchemy.exc import IntegrityError
 
-    from jiritsu.db.engine import session_scope
-    from jiritsu.db.models import Transfer
     from jiritsu.exchange.ids import new_transfer_id
 
     amount = Decimal(amount)
     if amount <= 0:
         raise ValueError(f"transfer amount must be positive, got {amount}")
     key = key or new_transfer_id()
-    at = now
+    row = {
+        "idempotency_key": key,
+        "kind": kind,
+        "environment": environment,
+        "from_account": from_account,
+        "to_account": to_account,
+        "from_member_id": member_ids[0],
+        "to_member_id": member_ids[1],
+        "from_account_type": from_wallet,
+        "to_account_type": to_wallet,
+        "coin": coin,
+        "amount": amount,
+        "status": "pending",
+        "reason": reason,
+        "details": dict(details or {}) or None,
+        "created_at": now,
+        "updated_at": now,
+    }
 
     def insert() -> int:
-        with session_scope(engine) as session:
-            row = Transfer(
-                idempotency_key=key,
-                kind=kind,
-                environment=environment,
-                from_account=from_account,
-                to_account=to_account,
-                from_member_id=member_ids[0],
-                to_member_id=member_ids[1],
-                from_account_type=from_wallet,
-                to_account_type=to_wallet,
-                coin=coin,
-                amount=amount,
-                status="pending",
-                reason=reason,
-                details=dict(details or {}) or None,
-                created_at=at,
-                updated_at=at,
-            )
-            session.add(row)
-            session.flush()
-            return int(row.id)
+        with engine.begin() as conn:
+            inserted = conn.execute(_insert(), row).inserted_primary_key
+        assert inserted is not None  # a single-row INSERT reports its key
+        return int(inserted[0])
 
     try:
         row_id = _retry(insert, f"recording transfer {key}")
@@ -261,25 +258,28 @@ def _update(
     settle_note: str | None = None,
     **values: Any,
 ) -> TransferOutcome:
-    from sqlalchemy.orm.attributes import flag_modified
+    import sqlalchemy as sa
 
-    from jiritsu.db.engine import session_scope
     from jiritsu.db.models import Transfer
 
+    t = Transfer.__table__
+    names = tuple(sorted(values)) + (("details",) if settle_note is not None else ())
+    update = _update_statement(names)
+
     def apply() -> TransferOutcome:
-        with session_scope(engine) as session:
-            row = session.get(Transfer, row_id)
-            if row is None:
-                raise JiritsuError(f"transfer row {row_id} disappeared")
-            for name, value in values.items():
-                setattr(row, name, value)
+        params = {f"new_{name}": value for name, value in values.items()}
+        with engine.begin() as conn:
             if settle_note is not None:
-                details = dict(row.details or {})
+                found = conn.execute(sa.select(t.c.details).where(t.c.id == row_id)).first()
+                if found is None:
+                    raise JiritsuError(f"transfer row {row_id} disappeared")
+                details = dict(found[0] or {})
                 details["settlement"] = {"at": now.isoformat(), "note": settle_note}
-                row.details = details
-            row.updated_at = now
-            flag_modified(row, "updated_at")  # else an unchanged value lets onupdate stamp "now"
-            return _outcome(row)
+                params["new_details"] = details
+            row = conn.execute(update, {**params, "row_id": row_id, "new_updated_at": now}).first()
+        if row is None:
+            raise JiritsuError(f"transfer row {row_id} disappeared")
+        return TransferOutcome(int(row[0]), *row[1:])
 
     result: TransferOutcome = _retry(apply, f"updating transfer row {row_id}")
     return result
@@ -516,6 +516,36 @@ def record_settlement(
         notifier=notifier,
         now=now,
     )
+
+
+@cache
+def _insert() -> Any:
+    """The journal's INSERT, built once (a simulation records a transfer most days)."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Transfer
+
+    return sa.insert(Transfer)
+
+
+@cache
+def _update_statement(names: tuple[str, ...]) -> Any:
+    """An UPDATE of one row by id setting ``names`` and ``updated_at`` (from the caller's clock:
+    an unchanged value would let the column's wall-clock ``onupdate`` stamp it), returning the
+    columns of a :class:`TransferOutcome`; built once per set of columns."""
+    import sqlalchemy as sa
+
+    from jiritsu.db.models import Transfer
+
+    t: Any = Transfer.__table__
+    sets: dict[str, Any] = {name: sa.bindparam(f"new_{name}") for name in (*names, "updated_at")}
+    return (
+        sa.update(t)
+        .where(t.c.id == sa.bindparam("row_id"))
+        .values(sets)
+        .returning(t.c.id, t.c.idempotency_key, t.c.kind, t.c.from_account, t.c.to_account,
+                   t.c.amount, t.c.status, t.c.error, t.c.exchange_status)
+    )  # fmt: skip
 
 
 @cache
