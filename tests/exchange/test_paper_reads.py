@@ -3,6 +3,7 @@ replay's own ledger not worked twice at one clock time (same answers, fewer roun
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -359,3 +360,33 @@ def test_the_ledger_reads_built_once_answer_as_built_at_each_call(engine: Engine
         assert ledger.wallet_row(session, A, "UNIFIED", "USDT") is not None
         assert ledger.order_by_client_id(session, C, "c-2") is not None
         assert ledger.market_row(session, C, "linear", "BTCUSDT") is not None
+
+
+def written(seen: list[str]) -> list[str]:
+    """The tables ``seen`` writes, one entry per run of statements writing the same table,
+    sorted (a flush writes table by table; a flush per fill writes a table in several runs)."""
+    tables = [s.split()[2 if s.startswith("INSERT") else 1] for s in seen]
+    tables = [t for t, s in zip(tables, seen, strict=True) if s.startswith(("INSERT", "UPDATE"))]
+    return sorted(t for t, _ in itertools.groupby(tables))
+
+
+def test_a_catch_up_writes_its_fills_in_one_flush(engine: Engine) -> None:
+    """The fills of a catch-up (three accounts, a refusal, then a take profit's exit order) are
+    written together at its end, table by table, not in a flush per fill (each moving the
+    wallet, the order and the position again); the books read afterwards show every one."""
+    ex, clock = spend_at_the_fills(engine)
+    with statements(engine) as seen:
+        assert ex.step_accounts() == {A: 1, B: 1, C: 1}
+    assert written(seen) == ["paper_accounts", "paper_fills", "paper_orders", "paper_positions"]
+    assert len([s for s in seen if s.startswith("UPDATE paper_positions")]) <= 3  # one a row
+    clock.advance(2)  # bar 3 reaches B's take profit: the exit order and its fill
+    with statements(engine) as seen:
+        assert ex.step_accounts() == {B: 1}
+    assert written(seen) == ["paper_accounts", "paper_fills", "paper_orders", "paper_positions"]
+    assert ex.positions(B, "linear") == []
+    assert len(ex.executions(B, "linear")) == 2
+    states = [ex.get_order(C, "linear", "BTCUSDT", cid) for cid in ("c-1", "c-2")]
+    assert [(s.status, s.reject_reason) for s in states if s is not None] == [
+        ("rejected", "insufficient balance at fill"),
+        ("filled", None),
+    ]

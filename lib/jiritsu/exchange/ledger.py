@@ -214,9 +214,11 @@ def credit(
     at: datetime,
     *,
     row: PaperAccount | None = None,
+    flush: bool = True,
 ) -> PaperAccount:
     """Add ``delta`` (negative: debit) to a wallet, creating the wallet row if needed; ``row``:
-    the wallet's row when the caller holds it already."""
+    the wallet's row when the caller holds it already. ``flush=False``: the caller flushes
+    (a catch-up writes the changes of all its fills in one flush)."""
     if row is None:
         row = wallet_row(session, account, wallet, coin)
     if row is None:
@@ -231,7 +233,8 @@ def credit(
         session.add(row)
     row.balance = q8(row.balance + delta)
     row.updated_at = at
-    session.flush()
+    if flush:
+        session.flush()
     return row
 
 
