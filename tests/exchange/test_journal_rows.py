@@ -8,6 +8,7 @@ changes nothing writes nothing (the row keeps its ``updated_at``, as a unit of w
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -203,3 +204,34 @@ def test_submits_run_statements_built_once(env: BybitEnv, engine: Engine) -> Non
     assert runs[2] == runs[3]
     assert runs[2][:3] == runs[0][:3]  # the look-up, the INSERT, marking it sent
     assert [r["status"] for r in _rows(engine)] == ["filled", "filled", "rejected", "rejected"]
+
+
+def test_a_stored_state_writes_only_what_differs(env: BybitEnv, engine: Engine) -> None:
+    """store_state (a cancelled leg's answer) sets apply_state's columns on the row: a new
+    status moves it (and its updated_at), the same answer again writes nothing."""
+    clock = SimClock(T0)
+    journal = OrderJournal(engine, env.exchange(), environment="testnet", clock=clock)
+    request = _request("bar-10", price=Decimal(20000), order_type="Limit")
+    placed = journal.submit(BOT, "linear", request)
+    assert placed.status == "new"
+    (before,) = _rows(engine)
+    cancelled = dataclasses.replace(placed, status="cancelled")
+    journal.store_state(request.client_order_id, cancelled)
+    (after,) = _rows(engine)
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {"status", "exchange_status", "updated_at"}
+    assert (after["status"], after["exchange_status"]) == ("cancelled", "cancelled")
+    journal.store_state(request.client_order_id, cancelled)
+    assert _rows(engine) == [after]  # updated_at included
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement.split()[0])
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        journal.store_state(request.client_order_id, dataclasses.replace(placed, status="filled"))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert seen == ["SELECT", "UPDATE"]
+    assert _rows(engine)[0]["status"] == "filled"

@@ -1003,18 +1003,19 @@ class BotRunner:
         from jiritsu.db.engine import session_scope
         from jiritsu.db.models import Order
 
+        if state is not None:  # the exchange's answer: its columns that differ, as apply_state
+            self.ctx.journal.store_state(cid, state)
+            return
         with session_scope(self.ctx.engine) as session:
+            # already final on the exchange: the next sync reads how it ended
             row = session.scalars(sa.select(Order).where(Order.client_order_id == cid)).one()
-            if state is not None:
-                apply_state(row, state)
-            else:  # already final on the exchange: the next sync reads how it ended
-                category = one_of(row.category, CATEGORIES, "category")
-                found = self.ctx.exchange.get_order(self.name, category, row.symbol, cid)
-                if found is not None:
-                    apply_state(row, found)
-                elif row.status in ("pending", "sent", "unknown"):
-                    row.status = "cancelled"
-                    row.error = "cancelled before it reached the exchange"
+            category = one_of(row.category, CATEGORIES, "category")
+            found = self.ctx.exchange.get_order(self.name, category, row.symbol, cid)
+            if found is not None:
+                apply_state(row, found)
+            elif row.status in ("pending", "sent", "unknown"):
+                row.status = "cancelled"
+                row.error = "cancelled before it reached the exchange"
 
     def _leg_request(self, plan: Plan, i: int) -> OrderRequest:
         side: Side = "Buy" if plan.side > 0 else "Sell"

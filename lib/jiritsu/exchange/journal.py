@@ -248,6 +248,11 @@ class OrderJournal:
             if not done:  # pragma: no cover - the row was written before sending
                 raise RuntimeError(f"order {client_order_id} vanished from the journal")
 
+    def store_state(self, client_order_id: str, state: OrderState) -> None:
+        """Store the exchange's view of an order on its row (:func:`apply_state`'s columns, only
+        those that differ), in one transaction of two plain statements."""
+        self._update(client_order_id, state_values(state))
+
     def submit(
         self,
         bot: str,
@@ -282,7 +287,7 @@ class OrderJournal:
                     request.client_order_id, None, request.symbol, request.side,
                     request.order_type, request.qty, request.price, status,
                 )  # fmt: skip
-            self._update(request.client_order_id, state_values(known))
+            self.store_state(request.client_order_id, known)
             return known
         cid = request.client_order_id
         self._update(cid, {"status": "sent", "sent_at": self.clock.now()}, status=status)
