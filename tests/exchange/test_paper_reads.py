@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from jiritsu.db.models import PaperPosition
 from jiritsu.exchange import ledger
 from jiritsu.exchange.errors import InsufficientBalance
 from jiritsu.exchange.paper import PaperExchange
@@ -362,11 +363,18 @@ def test_the_ledger_reads_built_once_answer_as_built_at_each_call(engine: Engine
         assert ledger.market_row(session, C, "linear", "BTCUSDT") is not None
 
 
+def cursor_moves(seen: list[str]) -> list[str]:
+    """The statements that move market rows' bar cursors and nothing else."""
+    return [s for s in seen if s.startswith("UPDATE paper_positions SET next_bar_ms=")
+            and "," not in s.split(" WHERE ")[0]]  # fmt: skip
+
+
 def written(seen: list[str]) -> list[str]:
     """The tables ``seen`` writes, one entry per run of statements writing the same table,
-    sorted (a flush writes table by table; a flush per fill writes a table in several runs)."""
-    tables = [s.split()[2 if s.startswith("INSERT") else 1] for s in seen]
-    tables = [t for t, s in zip(tables, seen, strict=True) if s.startswith(("INSERT", "UPDATE"))]
+    sorted (a flush writes table by table; a flush per fill writes a table in several runs);
+    the bar cursors' own UPDATE aside."""
+    writes = [s for s in seen if s.startswith(("INSERT", "UPDATE")) and s not in cursor_moves(seen)]
+    tables = [s.split()[2 if s.startswith("INSERT") else 1] for s in writes]
     return sorted(t for t, _ in itertools.groupby(tables))
 
 
@@ -378,7 +386,8 @@ def test_a_catch_up_writes_its_fills_in_one_flush(engine: Engine) -> None:
     with statements(engine) as seen:
         assert ex.step_accounts() == {A: 1, B: 1, C: 1}
     assert written(seen) == ["paper_accounts", "paper_fills", "paper_orders", "paper_positions"]
-    assert len([s for s in seen if s.startswith("UPDATE paper_positions")]) <= 3  # one a row
+    moves = [s for s in seen if s.startswith("UPDATE paper_positions")]
+    assert len([s for s in moves if s not in cursor_moves(seen)]) <= 3  # one a row
     clock.advance(2)  # bar 3 reaches B's take profit: the exit order and its fill
     with statements(engine) as seen:
         assert ex.step_accounts() == {B: 1}
@@ -390,3 +399,21 @@ def test_a_catch_up_writes_its_fills_in_one_flush(engine: Engine) -> None:
         ("rejected", "insufficient balance at fill"),
         ("filled", None),
     ]
+
+
+def test_a_catch_up_without_fills_writes_its_bar_cursors_in_one_statement(engine: Engine) -> None:
+    """Most catch-ups fill nothing: their one write moves the worked markets' bar cursors, and
+    the rows read afterwards (in the same transaction and in the next) show them moved."""
+    ex, clock = make(engine, own_ledger=True)
+    ex.place_order(B, "linear", limit("l-1", "Buy", "1", "90"))  # rests, never fills
+    ex.place_order(A, "linear", limit("a-1", "Sell", "1", "150"))
+    clock.advance(2)
+    with statements(engine) as seen:
+        assert ex.step_accounts() == {}
+    writes = [s for s in seen if s.startswith(("INSERT", "UPDATE"))]
+    assert writes == cursor_moves(seen)
+    assert len(writes) == 1
+    with engine.connect() as conn:
+        cursors = conn.execute(sa.select(PaperPosition.account, PaperPosition.next_bar_ms)).all()
+    # the last bar closed by now opened at T0 + 2 M: its cursor is just past that open
+    assert sorted(cursors) == [(A, T0 + 2 * M + 1), (B, T0 + 2 * M + 1)]

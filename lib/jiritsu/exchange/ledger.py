@@ -130,6 +130,12 @@ def _books_selects() -> tuple[Any, Any, Any]:
     )
 
 
+@functools.cache
+def cursor_update() -> Any:
+    """``UPDATE`` of a market row's ``next_bar_ms`` (parameters ``row_id``, ``next_bar_ms``)."""
+    return sa.update(PaperPosition).where(PaperPosition.id == sa.bindparam("row_id"))
+
+
 # --- transactions -------------------------------------------------------------------------
 
 
