@@ -4,7 +4,6 @@ alert, so that what the operator sees in the dashboard, the log and Discord neve
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -63,16 +62,6 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-@functools.cache
-def _insert() -> Any:
-    """The events' INSERT, built once: a plain statement, not an ORM unit of work per event."""
-    import sqlalchemy as sa
-
-    from jiritsu.db.models import SystemEvent
-
-    return sa.insert(SystemEvent)
-
-
 def record_event(
     engine: Engine | None,
     level: str,
@@ -111,8 +100,11 @@ def record_event(
                 "details": clean or None,
                 "bot": bot,
             }
-            with engine.begin() as conn:
-                conn.execute(_insert(), row)
+            from jiritsu.db.models import SystemEvent
+            from jiritsu.db.statements import insert_into
+
+            with engine.begin() as conn:  # a plain INSERT, not an ORM unit of work per event
+                conn.execute(insert_into(SystemEvent), row)
             stored = True
         except Exception as exc:  # noqa: BLE001 - an event must never break its caller
             log.warning("event %s not stored in the database: %s", kind, redact(str(exc)))

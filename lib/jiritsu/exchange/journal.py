@@ -81,15 +81,6 @@ def _status_select() -> Any:
 
 
 @functools.cache
-def _insert() -> Any:
-    import sqlalchemy as sa
-
-    from jiritsu.db.models import Order
-
-    return sa.insert(Order)
-
-
-@functools.cache
 def _columns_select(names: tuple[str, ...]) -> Any:
     """``SELECT <names> FROM orders WHERE client_order_id = :cid_key``."""
     import sqlalchemy as sa
@@ -196,13 +187,16 @@ class OrderJournal:
 
         One transaction of two plain statements (a look-up by client id, the INSERT): the row
         an ORM unit of work would write, committed before anything is sent."""
+        from jiritsu.db.models import Order
+        from jiritsu.db.statements import insert_into
+
         cid = request.client_order_id
         with self.engine.begin() as conn:
             status = conn.execute(_status_select(), {"cid_key": cid}).scalar()
             if status is not None:
                 return False, str(status)
             conn.execute(
-                _insert(),
+                insert_into(Order),
                 {
                     "client_order_id": cid,
                     "bot": bot,

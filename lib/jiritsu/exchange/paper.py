@@ -49,12 +49,11 @@ Accounting (all Decimal, quantized to 1e-8):
 
 from __future__ import annotations
 
-import functools
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from jiritsu.clock import from_ms
 from jiritsu.db.engine import retry_db
@@ -102,15 +101,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 TIME_IN_FORCE = ("GTC", "IOC", "FOK", "PostOnly")
-
-
-@functools.cache
-def _order_insert() -> Any:
-    import sqlalchemy as sa
-
-    from jiritsu.db.models import PaperOrder
-
-    return sa.insert(PaperOrder)
 
 
 def _rounded(inst: Instrument, price: Decimal | None) -> Decimal | None:
@@ -454,6 +444,7 @@ class PaperExchange(Exchange):
         books: ledger.Books,
     ) -> PaperOrder:
         from jiritsu.db.models import PaperOrder
+        from jiritsu.db.statements import insert_into
 
         cid = req.client_order_id
         if not is_valid_client_order_id(cid):
@@ -544,7 +535,7 @@ class PaperExchange(Exchange):
         )
         # a plain INSERT (a unit of work's flush cost twice as much); the row it returns is the
         # object a flush would have left (its values as given, no id: nothing here reads it)
-        session.connection().execute(_order_insert(), values)
+        session.connection().execute(insert_into(PaperOrder), values)
         return PaperOrder(**values)
 
     @staticmethod

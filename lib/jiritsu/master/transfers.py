@@ -203,6 +203,8 @@ def record_intent(
     """
     from sqlalchemy.exc import IntegrityError
 
+    from jiritsu.db.models import Transfer
+    from jiritsu.db.statements import insert_into
     from jiritsu.exchange.ids import new_transfer_id
 
     amount = Decimal(amount)
@@ -230,7 +232,7 @@ def record_intent(
 
     def insert() -> int:
         with engine.begin() as conn:
-            inserted = conn.execute(_insert(), row).inserted_primary_key
+            inserted = conn.execute(insert_into(Transfer), row).inserted_primary_key
         assert inserted is not None  # a single-row INSERT reports its key
         return int(inserted[0])
 
@@ -516,16 +518,6 @@ def record_settlement(
         notifier=notifier,
         now=now,
     )
-
-
-@cache
-def _insert() -> Any:
-    """The journal's INSERT, built once (a simulation records a transfer most days)."""
-    import sqlalchemy as sa
-
-    from jiritsu.db.models import Transfer
-
-    return sa.insert(Transfer)
 
 
 @cache
